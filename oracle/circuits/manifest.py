@@ -1,0 +1,106 @@
+"""``manifest.json``: everything needed to prove, verify, encode and register one circuit.
+
+One folder per circuit; the manifest names the files in it (relative paths) so the folder can be
+copied anywhere (to a miner, an auditor) and still work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+MANIFEST_FILE = "manifest.json"
+FORMAT_VERSION = 1
+
+Backend = Literal["groth16", "ezkl"]
+# Order of public signals in the proof, as the on-chain adapter rebuilds them.
+SignalLayout = Literal["outputs_then_inputs", "inputs_then_outputs"]
+
+# On-chain ProofSystem enum in contracts/ModelRegistry.sol.
+PROOF_SYSTEM_IDS: dict[str, int] = {"groth16": 1, "ezkl": 2}
+
+
+class ManifestError(Exception):
+    """Missing, unreadable or inconsistent circuit folder."""
+
+
+@dataclass
+class Manifest:
+    backend: Backend
+    name: str
+    circuit_id: str                  # "0x" + sha256(verification key file bytes)
+    input_shape: list[int]
+    output_shape: list[int]
+    input_scale: int                 # fixed = round(x * 2**scale)
+    output_scale: int
+    input_bits: int                  # signed range enforced on-chain and in the circuit
+    output_bits: int
+    signal_layout: SignalLayout
+    files: dict[str, str]            # role -> relative path (vk, pk, verifier_sol, onnx, ...)
+    verifier_contract: str           # contract name inside files["verifier_sol"]
+    dev_keys: bool                   # True: keys from a local, UNSAFE setup
+    toolchain: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+    format: int = FORMAT_VERSION
+
+    @property
+    def input_size(self) -> int:
+        return _prod(self.input_shape)
+
+    @property
+    def output_size(self) -> int:
+        return _prod(self.output_shape)
+
+    def path(self, circuit_dir: Path, role: str) -> Path:
+        if role not in self.files:
+            raise ManifestError(f"{circuit_dir / MANIFEST_FILE}: no file with role {role!r}")
+        p = circuit_dir / self.files[role]
+        if not p.exists():
+            raise ManifestError(f"{p}: missing ({role} file named by the manifest)")
+        return p
+
+    def save(self, circuit_dir: Path) -> Path:
+        out = circuit_dir / MANIFEST_FILE
+        out.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        return out
+
+    @classmethod
+    def load(cls, circuit_dir: Path) -> Manifest:
+        p = circuit_dir / MANIFEST_FILE
+        try:
+            raw = json.loads(p.read_text())
+        except FileNotFoundError as e:
+            raise ManifestError(f"{p}: not a circuit folder (no {MANIFEST_FILE})") from e
+        except json.JSONDecodeError as e:
+            raise ManifestError(f"{p}: corrupt manifest ({e})") from e
+        try:
+            m = cls(**raw)
+        except TypeError as e:
+            raise ManifestError(f"{p}: unexpected manifest fields ({e})") from e
+        if m.format != FORMAT_VERSION:
+            raise ManifestError(f"{p}: manifest format {m.format}, expected {FORMAT_VERSION}")
+        return m
+
+    def check_circuit_id(self, circuit_dir: Path) -> None:
+        """The circuit id must be the hash of the verification key actually on disk."""
+        actual = circuit_id_of(self.path(circuit_dir, "vk"))
+        if actual != self.circuit_id:
+            raise ManifestError(
+                f"{circuit_dir}: verification key hash {actual} != manifest circuit_id "
+                f"{self.circuit_id} (corrupt or tampered vk)"
+            )
+
+
+def circuit_id_of(vk_file: Path) -> str:
+    return "0x" + hashlib.sha256(vk_file.read_bytes()).hexdigest()
+
+
+def _prod(shape: list[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n

@@ -1,0 +1,1 @@
+"""Proof systems behind one interface (one class per backend)."""

@@ -1,0 +1,74 @@
+"""The one interface every proof system implements.
+
+A backend turns an ONNX model into a circuit folder (artifacts + ``manifest.json``), proves
+an inference for a fixed-point input, verifies a proof, and encodes the proof as the ``bytes``
+argument of ``InferenceOracle.fulfill``. The oracle contract passes the request's input and the
+claimed output to the model's on-chain adapter, which rebuilds the public signals itself; so a
+proof only verifies for the exact (input, output) pair it was made for.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oracle.circuits.manifest import Manifest
+
+
+class BackendError(Exception):
+    """A user-facing error from a backend (bad model, bad input, missing artifact)."""
+
+
+class UnsupportedOperator(BackendError):
+    def __init__(self, op_type: str, node_name: str, backend: str) -> None:
+        super().__init__(
+            f"operator {op_type!r} (node {node_name!r}) is not supported by the {backend} backend"
+        )
+        self.op_type = op_type
+        self.node_name = node_name
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A proof of one inference, in the backend's own format plus what the chain needs."""
+
+    backend: str
+    circuit_id: str                 # 0x-prefixed sha256 of the verification key
+    input_fixed: list[int]          # at manifest.input_scale
+    output_fixed: list[int]         # at manifest.output_scale
+    public_signals: list[str]       # decimal field elements, in the circuit's own order
+    proof: Any                      # backend-native JSON-able proof object
+    calldata: str                   # 0x-hex: the `bytes proof` argument of fulfill()
+    prove_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    calibration: Path | None = None   # .npy/.json array of sample inputs (floats)
+    setup_file: Path | None = None    # --ptau (groth16) or --srs (ezkl); None = local dev setup
+    cache_dir: Path | None = None     # where expensive shared setup (ptau, SRS) is cached
+    name: str | None = None
+
+
+class ProofBackend(abc.ABC):
+    """One proof system. Implementations must be safe to call from several threads."""
+
+    name: str
+
+    @abc.abstractmethod
+    def compile(self, onnx_path: Path, out_dir: Path, options: CompileOptions) -> Manifest:
+        """Quantize, build the circuit, run the setup, export + compile the Solidity verifier."""
+
+    @abc.abstractmethod
+    def prove(self, circuit_dir: Path, input_fixed: list[int]) -> Proof:
+        """Prove one inference. Raises BackendError on wrong size / out-of-range input."""
+
+    @abc.abstractmethod
+    def verify(self, circuit_dir: Path, proof: Proof) -> bool:
+        """Verify off-chain, checking public signals equal (input_fixed, output_fixed)."""
+
+    def close(self) -> None:
+        """Release long-lived resources (prover processes)."""
