@@ -1,0 +1,527 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {ModelRegistry} from "./ModelRegistry.sol";
+import {IInferenceVerifier, IBatchInferenceVerifier} from "./Verifier.sol";
+import {IInferenceConsumer} from "./IInferenceConsumer.sol";
+import {Owned} from "./utils/Owned.sol";
+import {ReentrancyGuard} from "./utils/ReentrancyGuard.sol";
+
+/// @title InferenceOracle
+/// @notice Requests for AI inferences, paid in advance and fulfilled by anyone who brings a
+///         zero-knowledge proof that the chain verifies. The proof is checked against the
+///         request's own input and the claimed output, so no oracle operator, miner or relayer
+///         has to be trusted for correctness.
+/// @dev Fees: the exact quote is escrowed; any overpayment is credited to the payer's
+///      withdrawable balance (pull payment). The fee of a fulfilled request is credited to the
+///      relayer that fulfilled it; an expired request's fee goes back to the requester.
+///      Invariant: address(this).balance == totalEscrowed + totalCredits.
+contract InferenceOracle is Owned, ReentrancyGuard {
+    enum Status {
+        None,
+        Pending,
+        Fulfilled,
+        Refunded
+    }
+
+    /// @dev Three storage slots; the input is packed separately at the model's bit width.
+    struct Request {
+        address requester;
+        uint64 deadline;
+        uint32 callbackGasLimit;
+        address callback;
+        uint88 fee;
+        Status status;
+        bytes32 modelId;
+    }
+
+    /// @notice What `getRequest` returns.
+    struct RequestView {
+        uint256 requestId;
+        bytes32 modelId;
+        address requester;
+        address callback;
+        uint32 callbackGasLimit;
+        uint64 deadline;
+        uint256 fee;
+        Status status;
+        int256[] input;
+    }
+
+    /// @dev Working state of one fulfillBatch call.
+    struct Batch {
+        bool[] ok;
+        int256[][] inputs;
+        uint256 valid;
+        address verifier;
+        bool sameModel;
+    }
+
+    uint32 public constant MAX_CALLBACK_GAS = 2_500_000;
+    uint64 public constant MIN_DEADLINE_DELAY = 30;
+    uint64 public constant MAX_DEADLINE_DELAY = 30 days;
+    /// @dev Gas kept aside by the exact-gas check for the CALL itself (as Chainlink's
+    ///      callWithExactGas): cold account access, value-less call, memory.
+    uint256 private constant GAS_FOR_CALL_EXACT_CHECK = 5_000;
+    /// @dev Fulfilment gas outside verification and callback, priced into the fee quote.
+    uint256 public constant FULFILL_OVERHEAD_GAS = 60_000;
+
+    ModelRegistry public immutable registry;
+
+    /// @notice Wei per unit of gas a relayer is paid for verification and callback gas.
+    uint256 public gasPrice;
+    uint256 public nextRequestId = 1;
+    /// @notice Sum of the fees of pending requests.
+    uint256 public totalEscrowed;
+    /// @notice Sum of all withdrawable balances.
+    uint256 public totalCredits;
+    /// @notice Withdrawable balance per account (relayer fees, overpayments, failed refunds).
+    mapping(address account => uint256) public balances;
+
+    mapping(uint256 requestId => Request) private _requests;
+    mapping(uint256 requestId => uint256[]) private _inputs;
+
+    error UnknownModel(bytes32 modelId);
+    error ModelFrozen(bytes32 modelId);
+    error InputSizeMismatch(uint256 expected, uint256 got);
+    error InputOutOfRange(uint256 index, int256 value);
+    error OutputSizeMismatch(uint256 expected, uint256 got);
+    error OutputOutOfRange(uint256 index, int256 value);
+    error CallbackGasTooHigh(uint32 requested, uint32 max);
+    error MissingCallbackGas(address callback);
+    error DeadlineTooSoon(uint64 deadline, uint64 earliest);
+    error DeadlineTooFar(uint64 deadline, uint64 latest);
+    error InsufficientFee(uint256 required, uint256 paid);
+    error FeeTooLarge(uint256 fee);
+    error UnknownRequest(uint256 requestId);
+    error AlreadyFulfilled(uint256 requestId);
+    error AlreadyRefunded(uint256 requestId);
+    error RequestExpired(uint256 requestId, uint64 deadline);
+    error DeadlineNotReached(uint256 requestId, uint64 deadline);
+    error InvalidProof(uint256 requestId);
+    error InsufficientGasForCallback(uint256 requestId, uint32 callbackGasLimit);
+    error BatchLengthMismatch(uint256 ids, uint256 outputs, uint256 proofs);
+    error NothingToWithdraw(address account);
+    error TransferFailed(address to, uint256 amount);
+
+    event InferenceRequested(
+        uint256 indexed requestId,
+        bytes32 indexed modelId,
+        address indexed requester,
+        int256[] input,
+        address callback,
+        uint32 callbackGasLimit,
+        uint64 deadline,
+        uint256 fee
+    );
+    event InferenceFulfilled(
+        uint256 indexed requestId,
+        bytes32 indexed modelId,
+        int256[] output,
+        address indexed relayer,
+        bool callbackSucceeded
+    );
+    /// @notice A batch entry that was not fulfilled; `reason` is the selector of the error
+    ///         `fulfill` would have reverted with (e.g. InvalidProof.selector).
+    event FulfillmentSkipped(uint256 indexed requestId, bytes4 reason);
+    event InferenceRefunded(uint256 indexed requestId, address indexed requester, uint256 amount);
+    event Credited(address indexed account, uint256 amount);
+    event Withdrawn(address indexed account, uint256 amount);
+    event GasPriceChanged(uint256 gasPrice);
+
+    /// @param registry_ The model registry.
+    /// @param initialOwner Owner allowed to set the fee gas price.
+    /// @param gasPrice_ Initial wei per gas used in fee quotes.
+    constructor(ModelRegistry registry_, address initialOwner, uint256 gasPrice_) Owned(initialOwner) {
+        registry = registry_;
+        gasPrice = gasPrice_;
+        emit GasPriceChanged(gasPrice_);
+    }
+
+    // ------------------------------------------------------------------ requests
+
+    /// @notice Asks for an inference of `modelId` on `input`. The fee (see `quoteFee`) is
+    ///         escrowed until fulfilment or refund; any excess is credited to the sender.
+    /// @param modelId A registered, unfrozen model.
+    /// @param input Fixed-point integers at the model's input scale, within its input range.
+    /// @param callback Contract to receive `onInferenceResult`, or address(0) for none.
+    /// @param callbackGasLimit Exact gas the callback will get (0 when there is no callback).
+    /// @param deadline Unix time after which the request can no longer be fulfilled.
+    /// @return requestId The new request's id.
+    function requestInference(
+        bytes32 modelId,
+        int256[] calldata input,
+        address callback,
+        uint32 callbackGasLimit,
+        uint64 deadline
+    ) external payable returns (uint256 requestId) {
+        ModelRegistry.Model memory m = _model(modelId);
+        if (m.frozen) revert ModelFrozen(modelId);
+        if (input.length != m.inputSize) revert InputSizeMismatch(m.inputSize, input.length);
+        if (callbackGasLimit > MAX_CALLBACK_GAS) revert CallbackGasTooHigh(callbackGasLimit, MAX_CALLBACK_GAS);
+        if (callback != address(0) && callbackGasLimit == 0) revert MissingCallbackGas(callback);
+        {
+            uint64 earliest = uint64(block.timestamp) + MIN_DEADLINE_DELAY;
+            uint64 latest = uint64(block.timestamp) + MAX_DEADLINE_DELAY;
+            if (deadline < earliest) revert DeadlineTooSoon(deadline, earliest);
+            if (deadline > latest) revert DeadlineTooFar(deadline, latest);
+        }
+        uint256 fee = _quote(m, callbackGasLimit);
+        if (msg.value < fee) revert InsufficientFee(fee, msg.value);
+        if (fee > type(uint88).max) revert FeeTooLarge(fee);
+
+        requestId = nextRequestId++;
+        _inputs[requestId] = _pack(input, m.inputBits);
+        _requests[requestId] = Request({
+            requester: msg.sender,
+            deadline: deadline,
+            callbackGasLimit: callbackGasLimit,
+            callback: callback,
+            fee: uint88(fee),
+            status: Status.Pending,
+            modelId: modelId
+        });
+        totalEscrowed += fee;
+        emit InferenceRequested(requestId, modelId, msg.sender, input, callback, callbackGasLimit, deadline, fee);
+        if (msg.value > fee) _credit(msg.sender, msg.value - fee);
+    }
+
+    /// @notice Fulfils a pending request with its output and a proof. Permissionless: the first
+    ///         valid proof wins the fee. The consumer callback gets exactly the requested gas;
+    ///         its failure is recorded in the event and does not revert the fulfilment.
+    /// @param requestId The request.
+    /// @param output The model output, fixed-point at the model's output scale.
+    /// @param proof The proof in the model's adapter encoding.
+    function fulfill(uint256 requestId, int256[] calldata output, bytes calldata proof) external nonReentrant {
+        Request storage r = _requests[requestId];
+        ModelRegistry.Model memory m;
+        {
+            bytes4 err;
+            (err, m) = _precheck(requestId, r, output);
+            if (err != bytes4(0)) _revertWith(err, requestId, r, m, output);
+        }
+        int256[] memory input = _unpack(_inputs[requestId], m.inputBits, m.inputSize);
+        if (!IInferenceVerifier(m.verifier).verify(input, output, proof)) revert InvalidProof(requestId);
+        _settle(requestId, r, output);
+    }
+
+    /// @notice Fulfils several requests in one transaction. An entry that cannot be fulfilled
+    ///         (bad proof, already fulfilled, expired, ...) is skipped with a
+    ///         `FulfillmentSkipped` event; the others still go through. When every entry is
+    ///         for one model whose verifier supports batches, the proofs are verified together.
+    /// @param requestIds The requests.
+    /// @param outputs The outputs, one per request.
+    /// @param proofs The proofs, one per request.
+    /// @return fulfilled How many entries were fulfilled.
+    function fulfillBatch(uint256[] calldata requestIds, int256[][] calldata outputs, bytes[] calldata proofs)
+        external
+        nonReentrant
+        returns (uint256 fulfilled)
+    {
+        uint256 n = requestIds.length;
+        if (outputs.length != n || proofs.length != n) {
+            revert BatchLengthMismatch(n, outputs.length, proofs.length);
+        }
+        Batch memory b = _prepareBatch(requestIds, outputs);
+        bool batchVerified = b.sameModel && _tryBatchVerify(b, outputs, proofs);
+        for (uint256 i; i < n; ++i) {
+            if (!b.ok[i]) continue;
+            uint256 id = requestIds[i];
+            if (!batchVerified && !_tryVerify(id, b.inputs[i], outputs[i], proofs[i])) continue;
+            _settle(id, _requests[id], outputs[i]);
+            ++fulfilled;
+        }
+    }
+
+    /// @notice Returns an expired, unfulfilled request's fee to its requester (anyone may call).
+    ///         If the transfer fails, the amount is credited to the requester instead.
+    /// @param requestId The request.
+    function refund(uint256 requestId) external nonReentrant {
+        Request storage r = _requests[requestId];
+        if (r.status == Status.None) revert UnknownRequest(requestId);
+        if (r.status == Status.Fulfilled) revert AlreadyFulfilled(requestId);
+        if (r.status == Status.Refunded) revert AlreadyRefunded(requestId);
+        if (block.timestamp <= r.deadline) revert DeadlineNotReached(requestId, r.deadline);
+        uint256 amount = r.fee;
+        address requester = r.requester;
+        r.status = Status.Refunded;
+        totalEscrowed -= amount;
+        emit InferenceRefunded(requestId, requester, amount);
+        (bool sent,) = requester.call{value: amount}("");
+        if (!sent) _credit(requester, amount);
+    }
+
+    /// @notice Withdraws the caller's whole balance (relayer fees, overpayments).
+    function withdraw() external nonReentrant {
+        uint256 amount = balances[msg.sender];
+        if (amount == 0) revert NothingToWithdraw(msg.sender);
+        balances[msg.sender] = 0;
+        totalCredits -= amount;
+        emit Withdrawn(msg.sender, amount);
+        (bool sent,) = msg.sender.call{value: amount}("");
+        if (!sent) revert TransferFailed(msg.sender, amount);
+    }
+
+    /// @notice Sets the wei-per-gas used to price verification and callback gas in fee quotes.
+    /// @param gasPrice_ The new price.
+    function setGasPrice(uint256 gasPrice_) external onlyOwner {
+        gasPrice = gasPrice_;
+        emit GasPriceChanged(gasPrice_);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice The fee `requestInference` escrows for `modelId` with `callbackGasLimit`.
+    /// @param modelId The model.
+    /// @param callbackGasLimit The callback gas the request will ask for.
+    /// @return The fee in wei.
+    function quoteFee(bytes32 modelId, uint32 callbackGasLimit) external view returns (uint256) {
+        return _quote(_model(modelId), callbackGasLimit);
+    }
+
+    /// @notice A request, its state and its input.
+    /// @param requestId The request.
+    /// @return v The request; reverts with UnknownRequest when absent.
+    function getRequest(uint256 requestId) external view returns (RequestView memory v) {
+        Request storage r = _requests[requestId];
+        if (r.status == Status.None) revert UnknownRequest(requestId);
+        ModelRegistry.Model memory m = registry.getModel(r.modelId);
+        v = RequestView({
+            requestId: requestId,
+            modelId: r.modelId,
+            requester: r.requester,
+            callback: r.callback,
+            callbackGasLimit: r.callbackGasLimit,
+            deadline: r.deadline,
+            fee: r.fee,
+            status: r.status,
+            input: _unpack(_inputs[requestId], m.inputBits, m.inputSize)
+        });
+    }
+
+    /// @notice The state of a request (None for an unknown id).
+    /// @param requestId The request.
+    /// @return The status.
+    function requestStatus(uint256 requestId) external view returns (Status) {
+        return _requests[requestId].status;
+    }
+
+    /// @notice The registered model (a pass-through to the registry).
+    /// @param modelId The model.
+    /// @return The model.
+    function getModel(bytes32 modelId) external view returns (ModelRegistry.Model memory) {
+        return registry.getModel(modelId);
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _model(bytes32 modelId) private view returns (ModelRegistry.Model memory) {
+        if (!registry.isRegistered(modelId)) revert UnknownModel(modelId);
+        return registry.getModel(modelId);
+    }
+
+    function _quote(ModelRegistry.Model memory m, uint32 callbackGasLimit) private view returns (uint256) {
+        return m.fee + (uint256(m.verifyGas) + callbackGasLimit + FULFILL_OVERHEAD_GAS) * gasPrice;
+    }
+
+    /// @dev Returns the selector of the error that makes the entry unfulfillable, or 0.
+    function _precheck(uint256 requestId, Request storage r, int256[] calldata output)
+        private
+        view
+        returns (bytes4 err, ModelRegistry.Model memory m)
+    {
+        Status s = r.status;
+        if (s == Status.None) return (UnknownRequest.selector, m);
+        if (s == Status.Fulfilled) return (AlreadyFulfilled.selector, m);
+        if (s == Status.Refunded) return (AlreadyRefunded.selector, m);
+        if (block.timestamp > r.deadline) return (RequestExpired.selector, m);
+        m = registry.getModel(r.modelId);
+        if (output.length != m.outputSize) return (OutputSizeMismatch.selector, m);
+        if (_firstOutOfRange(output, m.outputBits) != type(uint256).max) return (OutputOutOfRange.selector, m);
+        requestId; // id only matters for the full error, built in _revertWith
+        return (bytes4(0), m);
+    }
+
+    function _revertWith(
+        bytes4 err,
+        uint256 requestId,
+        Request storage r,
+        ModelRegistry.Model memory m,
+        int256[] calldata output
+    ) private view {
+        if (err == UnknownRequest.selector) revert UnknownRequest(requestId);
+        if (err == AlreadyFulfilled.selector) revert AlreadyFulfilled(requestId);
+        if (err == AlreadyRefunded.selector) revert AlreadyRefunded(requestId);
+        if (err == RequestExpired.selector) revert RequestExpired(requestId, r.deadline);
+        if (err == OutputSizeMismatch.selector) revert OutputSizeMismatch(m.outputSize, output.length);
+        uint256 i = _firstOutOfRange(output, m.outputBits);
+        revert OutputOutOfRange(i, output[i]);
+    }
+
+    function _prepareBatch(uint256[] calldata requestIds, int256[][] calldata outputs)
+        private
+        returns (Batch memory b)
+    {
+        uint256 n = requestIds.length;
+        b.ok = new bool[](n);
+        b.inputs = new int256[][](n);
+        bytes32 firstModel;
+        bool batchable;
+        bool same = true;
+        for (uint256 i; i < n; ++i) {
+            uint256 id = requestIds[i];
+            Request storage r = _requests[id];
+            (bytes4 err, ModelRegistry.Model memory m) = _precheck(id, r, outputs[i]);
+            // A duplicate id inside the batch: only its first valid entry may be fulfilled.
+            if (err == bytes4(0) && _seenEarlier(requestIds, b.ok, i)) err = AlreadyFulfilled.selector;
+            if (err != bytes4(0)) {
+                emit FulfillmentSkipped(id, err);
+                continue;
+            }
+            b.ok[i] = true;
+            b.inputs[i] = _unpack(_inputs[id], m.inputBits, m.inputSize);
+            if (b.valid == 0) {
+                firstModel = r.modelId;
+                b.verifier = m.verifier;
+                batchable = m.batchVerify;
+            } else if (r.modelId != firstModel) {
+                same = false;
+            }
+            ++b.valid;
+        }
+        b.sameModel = same && batchable && b.valid > 1;
+    }
+
+    function _seenEarlier(uint256[] calldata ids, bool[] memory ok, uint256 i) private pure returns (bool) {
+        for (uint256 j; j < i; ++j) {
+            if (ok[j] && ids[j] == ids[i]) return true;
+        }
+        return false;
+    }
+
+    /// @dev Verifies all valid entries together; on failure the caller falls back to one by one
+    ///      to find (and skip) the bad ones.
+    function _tryBatchVerify(Batch memory b, int256[][] calldata outputs, bytes[] calldata proofs)
+        private
+        view
+        returns (bool)
+    {
+        int256[][] memory ins = new int256[][](b.valid);
+        int256[][] memory outs = new int256[][](b.valid);
+        bytes[] memory prs = new bytes[](b.valid);
+        uint256 k;
+        for (uint256 i; i < b.ok.length; ++i) {
+            if (!b.ok[i]) continue;
+            ins[k] = b.inputs[i];
+            outs[k] = outputs[i];
+            prs[k] = proofs[i];
+            ++k;
+        }
+        try IBatchInferenceVerifier(b.verifier).verifyBatch(ins, outs, prs) returns (bool valid) {
+            return valid;
+        } catch {
+            return false;
+        }
+    }
+
+    function _tryVerify(uint256 requestId, int256[] memory input, int256[] calldata output, bytes calldata proof)
+        private
+        returns (bool)
+    {
+        address verifier = registry.getModel(_requests[requestId].modelId).verifier;
+        try IInferenceVerifier(verifier).verify(input, output, proof) returns (bool valid) {
+            if (valid) return true;
+            emit FulfillmentSkipped(requestId, InvalidProof.selector);
+        } catch (bytes memory reason) {
+            bytes4 sel = reason.length >= 4 ? bytes4(reason) : InvalidProof.selector;
+            emit FulfillmentSkipped(requestId, sel);
+        }
+        return false;
+    }
+
+    /// @dev Effects first (status, escrow, relayer credit), then the consumer callback.
+    function _settle(uint256 requestId, Request storage r, int256[] calldata output) private {
+        uint256 fee = r.fee;
+        address callback = r.callback;
+        uint32 gasLimit = r.callbackGasLimit;
+        bytes32 modelId = r.modelId;
+        r.status = Status.Fulfilled;
+        totalEscrowed -= fee;
+        _credit(msg.sender, fee);
+
+        bool callbackSucceeded = true;
+        if (callback != address(0)) {
+            callbackSucceeded = _callWithExactGas(
+                requestId,
+                gasLimit,
+                callback,
+                abi.encodeCall(IInferenceConsumer.onInferenceResult, (requestId, modelId, output))
+            );
+        }
+        emit InferenceFulfilled(requestId, modelId, output, msg.sender, callbackSucceeded);
+    }
+
+    /// @dev Calls `target` with exactly `gasAmount` gas, or reverts when the transaction cannot
+    ///      provide it after the 63/64 rule: a relayer cannot starve the consumer to make its
+    ///      callback fail. Return data is never copied, so a consumer cannot grief with it.
+    function _callWithExactGas(uint256 requestId, uint32 gasAmount, address target, bytes memory data)
+        private
+        returns (bool success)
+    {
+        bool enough;
+        assembly {
+            let g := gas()
+            if gt(g, GAS_FOR_CALL_EXACT_CHECK) {
+                g := sub(g, GAS_FOR_CALL_EXACT_CHECK)
+                enough := gt(sub(g, div(g, 64)), gasAmount)
+            }
+        }
+        if (!enough) revert InsufficientGasForCallback(requestId, gasAmount);
+        assembly {
+            success := call(gasAmount, target, 0, add(data, 0x20), mload(data), 0, 0)
+        }
+    }
+
+    function _credit(address account, uint256 amount) private {
+        balances[account] += amount;
+        totalCredits += amount;
+        emit Credited(account, amount);
+    }
+
+    function _firstOutOfRange(int256[] calldata values, uint16 bits) private pure returns (uint256) {
+        int256 hi = int256((uint256(1) << (bits - 1)) - 1);
+        int256 lo = -hi - 1;
+        for (uint256 i; i < values.length; ++i) {
+            if (values[i] < lo || values[i] > hi) return i;
+        }
+        return type(uint256).max;
+    }
+
+    /// @dev Packs values of `bits` bits (two's complement) into words: an 8-feature 16-bit
+    ///      input takes one storage slot instead of eight. Also range-checks each value.
+    function _pack(int256[] calldata values, uint16 bits) private pure returns (uint256[] memory words) {
+        uint256 perWord = 256 / bits;
+        words = new uint256[]((values.length + perWord - 1) / perWord);
+        int256 hi = int256((uint256(1) << (bits - 1)) - 1);
+        int256 lo = -hi - 1;
+        uint256 mask = bits == 256 ? type(uint256).max : (uint256(1) << bits) - 1;
+        for (uint256 i; i < values.length; ++i) {
+            int256 v = values[i];
+            if (v < lo || v > hi) revert InputOutOfRange(i, v);
+            words[i / perWord] |= (uint256(v) & mask) << ((i % perWord) * bits);
+        }
+    }
+
+    function _unpack(uint256[] storage words, uint16 bits, uint256 count) private view returns (int256[] memory values) {
+        uint256 perWord = 256 / bits;
+        uint256 shiftBack = 256 - bits;
+        values = new int256[](count);
+        uint256 word;
+        for (uint256 i; i < count; ++i) {
+            if (i % perWord == 0) word = words[i / perWord];
+            uint256 raw = word >> ((i % perWord) * bits);
+            // Sign-extend from `bits` bits.
+            values[i] = int256(raw << shiftBack) >> shiftBack;
+        }
+    }
+}
