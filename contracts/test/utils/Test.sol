@@ -27,6 +27,13 @@ interface Vm {
     function snapshotState() external returns (uint256);
     function revertToState(uint256) external returns (bool);
     function etch(address, bytes calldata) external;
+    // Added for the oracle suite (exact forge signatures).
+    function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter)
+        external;
+    function expectCall(address callee, bytes calldata data) external;
+    function expectCall(address callee, bytes calldata data, uint64 count) external;
+    function expectPartialRevert(bytes4 revertData) external;
+    function cool(address target) external;
 
     struct Log {
         bytes32[] topics;
@@ -56,6 +63,10 @@ abstract contract Test {
     error AssertionFailedInt(string message, int256 left, int256 right);
     error AssertionFailedAddress(string message, address left, address right);
     error AssertionFailedBytes32(string message, bytes32 left, bytes32 right);
+    error AssertionFailedBytes(string message, bytes left, bytes right);
+
+    /// @dev DSTest-style log events: forge prints them with -vv.
+    event log_named_uint(string key, uint256 val);
 
     function assertTrue(bool c, string memory m) internal pure {
         if (!c) revert AssertionFailed(m);
@@ -93,6 +104,14 @@ abstract contract Test {
         if (a != b) revert AssertionFailed(m);
     }
 
+    function assertEq(bytes4 a, bytes4 b, string memory m) internal pure {
+        if (a != b) revert AssertionFailedBytes32(m, a, b);
+    }
+
+    function assertEq(bytes memory a, bytes memory b, string memory m) internal pure {
+        if (keccak256(a) != keccak256(b)) revert AssertionFailedBytes(m, a, b);
+    }
+
     function assertEq(int256[] memory a, int256[] memory b, string memory m) internal pure {
         if (a.length != b.length) revert AssertionFailedUint(string.concat(m, ": length"), a.length, b.length);
         for (uint256 i; i < a.length; ++i) {
@@ -122,6 +141,13 @@ abstract contract Test {
         if (x >= lo && x <= hi) return x;
         uint256 size = hi - lo + 1;
         return lo + (x % size);
+    }
+
+    /// @dev Clamp a fuzzed signed value into [lo, hi] (order-preserving map to uint256 and back).
+    function boundInt(int256 x, int256 lo, int256 hi) internal pure returns (int256) {
+        uint256 flip = uint256(1) << 255;
+        uint256 r = bound(uint256(x) ^ flip, uint256(lo) ^ flip, uint256(hi) ^ flip);
+        return int256(r ^ flip);
     }
 
     // Invariant-testing hooks read by forge.

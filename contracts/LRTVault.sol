@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Owned} from "./utils/Owned.sol";
+import {ReentrancyGuard} from "./utils/ReentrancyGuard.sol";
+import {LRTToken} from "./LRTToken.sol";
+import {RestakingStrategy} from "./RestakingStrategy.sol";
+import {InferenceOracle} from "./InferenceOracle.sol";
+import {ModelRegistry} from "./ModelRegistry.sol";
+import {IInferenceConsumer} from "./IInferenceConsumer.sol";
+
+/// @title LRTVault
+/// @notice A liquid-restaking vault that acts only on proof-backed risk scores. Deposits mint
+///         shares; assets are spread over restaking strategies. `requestRebalance` encodes the
+///         vault's own on-chain state as the risk model's 8 features and asks the oracle; when
+///         the proven scores arrive, allocations move away from risky strategies and deposits
+///         pause while any risk is above the pause threshold. Withdrawals always work.
+/// @dev Features (fractions in [0, 1] at the model's input scale), in order:
+///      f0..f2 share of assets in strategy 0..2; f3..f5 loss ratio of strategy 0..2;
+///      f6 idle share; f7 withdrawal pressure (assets withdrawn since the last rebalance over
+///      total assets, capped at 1). Outputs: one risk score in [0, 1] per strategy.
+contract LRTVault is Owned, ReentrancyGuard, IInferenceConsumer {
+    uint256 public constant NUM_STRATEGIES = 3;
+    uint256 public constant NUM_FEATURES = 8;
+    uint256 private constant WAD = 1e18;
+    uint256 private constant BPS = 10_000;
+    /// @dev Virtual shares/assets (as OpenZeppelin's ERC4626 offset) defeat the first-depositor
+    ///      inflation attack.
+    uint256 private constant VIRTUAL_SHARES = 1e3;
+    uint256 private constant VIRTUAL_ASSETS = 1;
+
+    LRTToken public immutable asset;
+    InferenceOracle public immutable oracle;
+    bytes32 public riskModelId;
+    RestakingStrategy[NUM_STRATEGIES] public strategies;
+
+    mapping(address account => uint256) public sharesOf;
+    uint256 public totalShares;
+    /// @notice Target allocation per strategy in basis points of invested assets.
+    uint256[NUM_STRATEGIES] public targetBps;
+    /// @notice Share of assets kept idle for withdrawals, in basis points.
+    uint256 public idleBufferBps = 1_000;
+    /// @notice Deposits pause when any risk score reaches this (1e18 = 1.0).
+    uint256 public pauseThresholdWad = 0.8e18;
+    /// @notice A strategy whose risk reaches this gets no allocation.
+    uint256 public exitThresholdWad = 0.6e18;
+    uint32 public callbackGasLimit = 600_000;
+    uint64 public requestTtl = 1 hours;
+    bool public depositsPaused;
+
+    uint256 public pendingRequestId;
+    uint64 public pendingDeadline;
+    uint256 public withdrawnSinceRebalance;
+    uint256 public lastRebalanceAt;
+    /// @notice Last proven risk scores (1e18 = 1.0), one per strategy.
+    uint256[NUM_STRATEGIES] public lastRisk;
+
+    error DepositsArePaused();
+    error ZeroAmount();
+    error InsufficientShares(uint256 have, uint256 want);
+    error RebalancePending(uint256 requestId, uint64 deadline);
+    error NotOracle(address caller);
+    error UnexpectedRequest(uint256 requestId, uint256 pendingRequestId);
+    error UnexpectedModel(bytes32 modelId);
+    error BadOutputLength(uint256 got);
+    error InsufficientFeeBalance(uint256 needed, uint256 available);
+    error InvalidThresholds(uint256 exitWad, uint256 pauseWad);
+    error InvalidBuffer(uint256 bps);
+    error ModelShapeMismatch(uint256 inputs, uint256 outputs);
+
+    event Deposit(address indexed account, uint256 assets, uint256 shares);
+    event Withdraw(address indexed account, uint256 assets, uint256 shares);
+    event RebalanceRequested(uint256 indexed requestId, int256[] features, uint256 fee);
+    event RiskAssessed(uint256 indexed requestId, uint256[NUM_STRATEGIES] riskWad);
+    event AllocationsUpdated(uint256[NUM_STRATEGIES] targetBps);
+    event DepositsPausedSet(bool paused);
+    event ParametersChanged(uint256 idleBufferBps, uint256 exitThresholdWad, uint256 pauseThresholdWad, uint32 callbackGasLimit, uint64 requestTtl);
+    event RiskModelChanged(bytes32 modelId);
+
+    /// @param asset_ The restaked token.
+    /// @param oracle_ The inference oracle; the only caller of `onInferenceResult`.
+    /// @param riskModelId_ The registered risk model (8 inputs, 3 outputs).
+    /// @param initialOwner Owner of the parameters.
+    constructor(LRTToken asset_, InferenceOracle oracle_, bytes32 riskModelId_, address initialOwner)
+        Owned(initialOwner)
+    {
+        asset = asset_;
+        oracle = oracle_;
+        riskModelId = riskModelId_;
+        for (uint256 i; i < NUM_STRATEGIES; ++i) {
+            strategies[i] = new RestakingStrategy(asset_, address(this), _label(i), initialOwner);
+            targetBps[i] = BPS / NUM_STRATEGIES;
+        }
+        targetBps[0] += BPS - (BPS / NUM_STRATEGIES) * NUM_STRATEGIES;
+    }
+
+    /// @notice Accepts ETH for oracle fees (and oracle refunds of expired requests).
+    receive() external payable {}
+
+    // ------------------------------------------------------------------ users
+
+    /// @notice Deposits `assets` tokens (approved beforehand) and mints shares.
+    /// @param assets Amount of tokens.
+    /// @return shares Shares minted.
+    function deposit(uint256 assets) external nonReentrant returns (uint256 shares) {
+        if (depositsPaused) revert DepositsArePaused();
+        if (assets == 0) revert ZeroAmount();
+        shares = (assets * (totalShares + VIRTUAL_SHARES)) / (totalAssets() + VIRTUAL_ASSETS);
+        if (shares == 0) revert ZeroAmount();
+        sharesOf[msg.sender] += shares;
+        totalShares += shares;
+        emit Deposit(msg.sender, assets, shares);
+        asset.transferFrom(msg.sender, address(this), assets);
+        _allocateIdle();
+    }
+
+    /// @notice Burns `shares` and returns their assets. Works even while deposits are paused.
+    /// @param shares Shares to burn.
+    /// @return assets Tokens sent.
+    function withdraw(uint256 shares) external nonReentrant returns (uint256 assets) {
+        if (shares == 0) revert ZeroAmount();
+        uint256 have = sharesOf[msg.sender];
+        if (have < shares) revert InsufficientShares(have, shares);
+        assets = (shares * (totalAssets() + VIRTUAL_ASSETS)) / (totalShares + VIRTUAL_SHARES);
+        sharesOf[msg.sender] = have - shares;
+        totalShares -= shares;
+        withdrawnSinceRebalance += assets;
+        emit Withdraw(msg.sender, assets, shares);
+        _pay(msg.sender, assets);
+    }
+
+    // ------------------------------------------------------------------ oracle
+
+    /// @notice Asks the oracle for a proven risk assessment of the vault's current state. The
+    ///         fee comes from the vault's ETH balance (send ETH with the call or beforehand).
+    ///         Only one request may be pending; an expired one can be replaced.
+    /// @return requestId The oracle request id.
+    function requestRebalance() external payable nonReentrant returns (uint256 requestId) {
+        if (pendingRequestId != 0 && block.timestamp <= pendingDeadline) {
+            revert RebalancePending(pendingRequestId, pendingDeadline);
+        }
+        int256[] memory features = currentFeatures();
+        uint256 fee = oracle.quoteFee(riskModelId, callbackGasLimit);
+        if (address(this).balance < fee) revert InsufficientFeeBalance(fee, address(this).balance);
+        uint64 deadline = uint64(block.timestamp) + requestTtl;
+        requestId = oracle.requestInference{value: fee}(riskModelId, features, address(this), callbackGasLimit, deadline);
+        pendingRequestId = requestId;
+        pendingDeadline = deadline;
+        emit RebalanceRequested(requestId, features, fee);
+    }
+
+    /// @inheritdoc IInferenceConsumer
+    function onInferenceResult(uint256 requestId, bytes32 modelId, int256[] calldata output) external nonReentrant {
+        if (msg.sender != address(oracle)) revert NotOracle(msg.sender);
+        if (requestId == 0 || requestId != pendingRequestId) revert UnexpectedRequest(requestId, pendingRequestId);
+        if (modelId != riskModelId) revert UnexpectedModel(modelId);
+        if (output.length != NUM_STRATEGIES) revert BadOutputLength(output.length);
+        pendingRequestId = 0;
+        pendingDeadline = 0;
+
+        uint8 outScale = oracle.getModel(modelId).outputScale;
+        uint256[NUM_STRATEGIES] memory risk;
+        uint256 maxRisk;
+        for (uint256 i; i < NUM_STRATEGIES; ++i) {
+            risk[i] = _toWad(output[i], outScale);
+            if (risk[i] > maxRisk) maxRisk = risk[i];
+        }
+        lastRisk = risk;
+        emit RiskAssessed(requestId, risk);
+
+        _setTargets(risk);
+        bool pause = maxRisk >= pauseThresholdWad;
+        if (pause != depositsPaused) {
+            depositsPaused = pause;
+            emit DepositsPausedSet(pause);
+        }
+        withdrawnSinceRebalance = 0;
+        lastRebalanceAt = block.timestamp;
+        _rebalance();
+    }
+
+    // ------------------------------------------------------------------ owner
+
+    /// @notice Sets the vault's risk parameters.
+    /// @param idleBufferBps_ Idle share in basis points (at most 5000).
+    /// @param exitThresholdWad_ Risk at which a strategy gets no allocation.
+    /// @param pauseThresholdWad_ Risk at which deposits pause (>= exit threshold).
+    /// @param callbackGasLimit_ Gas for `onInferenceResult`.
+    /// @param requestTtl_ Seconds before a rebalance request expires.
+    function setParameters(
+        uint256 idleBufferBps_,
+        uint256 exitThresholdWad_,
+        uint256 pauseThresholdWad_,
+        uint32 callbackGasLimit_,
+        uint64 requestTtl_
+    ) external onlyOwner {
+        if (idleBufferBps_ > BPS / 2) revert InvalidBuffer(idleBufferBps_);
+        if (exitThresholdWad_ > pauseThresholdWad_ || pauseThresholdWad_ > WAD) {
+            revert InvalidThresholds(exitThresholdWad_, pauseThresholdWad_);
+        }
+        idleBufferBps = idleBufferBps_;
+        exitThresholdWad = exitThresholdWad_;
+        pauseThresholdWad = pauseThresholdWad_;
+        callbackGasLimit = callbackGasLimit_;
+        requestTtl = requestTtl_;
+        emit ParametersChanged(idleBufferBps_, exitThresholdWad_, pauseThresholdWad_, callbackGasLimit_, requestTtl_);
+    }
+
+    /// @notice Points the vault at another registered risk model (8 inputs, 3 outputs).
+    /// @param modelId The model.
+    function setRiskModel(bytes32 modelId) external onlyOwner {
+        ModelRegistry.Model memory m = oracle.getModel(modelId);
+        if (m.inputSize != NUM_FEATURES || m.outputSize != NUM_STRATEGIES) {
+            revert ModelShapeMismatch(m.inputSize, m.outputSize);
+        }
+        riskModelId = modelId;
+        pendingRequestId = 0;
+        pendingDeadline = 0;
+        emit RiskModelChanged(modelId);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice Idle tokens plus every strategy's balance.
+    /// @return total The vault's assets.
+    function totalAssets() public view returns (uint256 total) {
+        total = asset.balanceOf(address(this));
+        for (uint256 i; i < NUM_STRATEGIES; ++i) {
+            total += strategies[i].balance();
+        }
+    }
+
+    /// @notice Assets a holder's shares are worth now.
+    /// @param account The holder.
+    /// @return The assets.
+    function assetsOf(address account) external view returns (uint256) {
+        return (sharesOf[account] * (totalAssets() + VIRTUAL_ASSETS)) / (totalShares + VIRTUAL_SHARES);
+    }
+
+    /// @notice Current balance of every strategy.
+    /// @return balances The balances, by strategy index.
+    function allocations() external view returns (uint256[NUM_STRATEGIES] memory balances) {
+        for (uint256 i; i < NUM_STRATEGIES; ++i) {
+            balances[i] = strategies[i].balance();
+        }
+    }
+
+    /// @notice The risk model's input for the vault's current state (see the contract doc).
+    /// @return features 8 fixed-point values at the model's input scale.
+    function currentFeatures() public view returns (int256[] memory features) {
+        uint8 scale = oracle.getModel(riskModelId).inputScale;
+        features = new int256[](NUM_FEATURES);
+        uint256 total = totalAssets();
+        if (total == 0) return features;
+        for (uint256 i; i < NUM_STRATEGIES; ++i) {
+            features[i] = _fromWad((strategies[i].balance() * WAD) / total, scale);
+            features[3 + i] = _fromWad(strategies[i].lossRatioWad(), scale);
+        }
+        features[6] = _fromWad((asset.balanceOf(address(this)) * WAD) / total, scale);
+        uint256 pressure = (withdrawnSinceRebalance * WAD) / total;
+        features[7] = _fromWad(pressure > WAD ? WAD : pressure, scale);
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    /// @dev Weight ∝ (1 - risk); strategies at or above the exit threshold get nothing.
+    function _setTargets(uint256[NUM_STRATEGIES] memory risk) private {
+        uint256[NUM_STRATEGIES] memory w;
+        uint256 sum;
+        for (uint256 i; i < NUM_STRATEGIES; ++i) {
+            if (risk[i] < exitThresholdWad) w[i] = WAD - risk[i];
+            sum += w[i];
+        }
+        uint256[NUM_STRATEGIES] memory bps;
+        if (sum != 0) {
+            uint256 assigned;
+            for (uint256 i; i < NUM_STRATEGIES; ++i) {
+                bps[i] = (w[i] * BPS) / sum;
+                assigned += bps[i];
+            }
+            // Rounding dust goes to the safest strategy.
+            uint256 best;
+            for (uint256 i = 1; i < NUM_STRATEGIES; ++i) {
+                if (w[i] > w[best]) best = i;
+            }
+            bps[best] += BPS - assigned;
+        }
+        targetBps = bps;
+        emit AllocationsUpdated(bps);
+    }
+
+    /// @dev Moves funds so each strategy holds its target share of invested assets: first
+    ///      pulls the excess out of over-allocated strategies, then tops up the others.
+    function _rebalance() private {
+        uint256 total = totalAssets();
+        uint256 invest = (total * (BPS - idleBufferBps)) / BPS;
+        uint256[NUM_STRATEGIES] memory target;
+        for (uint256 i; i < NUM_STRATEGIES; ++i) {
+            target[i] = (invest * targetBps[i]) / BPS;
+            uint256 bal = strategies[i].balance();
+            if (bal > target[i]) strategies[i].withdraw(address(this), bal - target[i]);
+        }
+        for (uint256 i; i < NUM_STRATEGIES; ++i) {
+            uint256 bal = strategies[i].balance();
+            if (bal < target[i]) _invest(i, target[i] - bal);
+        }
+    }
+
+    /// @dev Puts idle funds above the buffer to work along the current targets.
+    function _allocateIdle() private {
+        uint256 total = totalAssets();
+        uint256 idle = asset.balanceOf(address(this));
+        uint256 buffer = (total * idleBufferBps) / BPS;
+        if (idle <= buffer) return;
+        uint256 spare = idle - buffer;
+        for (uint256 i; i < NUM_STRATEGIES; ++i) {
+            uint256 amount = (spare * targetBps[i]) / BPS;
+            if (amount != 0) _invest(i, amount);
+        }
+    }
+
+    function _invest(uint256 i, uint256 amount) private {
+        uint256 idle = asset.balanceOf(address(this));
+        if (amount > idle) amount = idle;
+        if (amount == 0) return;
+        asset.transfer(address(strategies[i]), amount);
+        strategies[i].recordDeposit(amount);
+    }
+
+    /// @dev Pays from idle first, then from strategies in order: a withdrawal never depends on
+    ///      the oracle, on risk scores or on the pause.
+    function _pay(address to, uint256 amount) private {
+        uint256 idle = asset.balanceOf(address(this));
+        uint256 fromIdle = amount < idle ? amount : idle;
+        if (fromIdle != 0) asset.transfer(to, fromIdle);
+        uint256 rest = amount - fromIdle;
+        for (uint256 i; i < NUM_STRATEGIES && rest != 0; ++i) {
+            uint256 bal = strategies[i].balance();
+            uint256 take = rest < bal ? rest : bal;
+            if (take != 0) {
+                strategies[i].withdraw(to, take);
+                rest -= take;
+            }
+        }
+    }
+
+    function _fromWad(uint256 wad, uint8 scale) private pure returns (int256) {
+        return int256((wad << scale) / WAD);
+    }
+
+    /// @dev Fixed-point risk to 1e18 units, clamped to [0, 1].
+    function _toWad(int256 v, uint8 scale) private pure returns (uint256) {
+        if (v <= 0) return 0;
+        uint256 wad = (uint256(v) * WAD) >> scale;
+        return wad > WAD ? WAD : wad;
+    }
+
+    function _label(uint256 i) private pure returns (string memory) {
+        if (i == 0) return "strategy-0";
+        if (i == 1) return "strategy-1";
+        return "strategy-2";
+    }
+}

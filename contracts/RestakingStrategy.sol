@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Owned} from "./utils/Owned.sol";
+import {LRTToken} from "./LRTToken.sol";
+
+/// @title RestakingStrategy
+/// @notice A restaking position the vault allocates to. It tracks the principal the vault put
+///         in; a slashing event (simulated by the owner in tests and the demo) reduces the
+///         balance below the principal, and that loss ratio is what the risk model reads.
+contract RestakingStrategy is Owned {
+    LRTToken public immutable token;
+    address public immutable vault;
+    string public label;
+    /// @notice Tokens the vault deposited and has not withdrawn.
+    uint256 public principal;
+
+    address private constant SLASH_SINK = address(0xdead);
+
+    error NotVault(address caller);
+    error InvalidSlash(uint256 bps);
+
+    event Deposited(uint256 amount, uint256 principal);
+    event Withdrawn(address indexed to, uint256 amount, uint256 principal);
+    event Slashed(uint256 amount, uint256 bps);
+
+    /// @param token_ The restaked token.
+    /// @param vault_ The only account that may move funds.
+    /// @param label_ Human-readable name (e.g. the operator set).
+    /// @param initialOwner Account allowed to simulate slashing.
+    constructor(LRTToken token_, address vault_, string memory label_, address initialOwner) Owned(initialOwner) {
+        token = token_;
+        vault = vault_;
+        label = label_;
+    }
+
+    /// @notice Records tokens the vault has just transferred in.
+    /// @param amount Amount transferred.
+    function recordDeposit(uint256 amount) external {
+        if (msg.sender != vault) revert NotVault(msg.sender);
+        principal += amount;
+        emit Deposited(amount, principal);
+    }
+
+    /// @notice Sends `amount` back to `to` (vault only). Losses come out of principal first.
+    /// @param to Receiver (the vault or a withdrawing user).
+    /// @param amount Amount.
+    function withdraw(address to, uint256 amount) external {
+        if (msg.sender != vault) revert NotVault(msg.sender);
+        // Principal shrinks in proportion, so the loss ratio survives partial withdrawals.
+        uint256 bal = token.balanceOf(address(this));
+        uint256 p = principal;
+        principal = bal == 0 ? 0 : p - (p * amount) / bal;
+        emit Withdrawn(to, amount, principal);
+        token.transfer(to, amount);
+    }
+
+    /// @notice Simulates a slashing event that burns `bps` basis points of the balance.
+    /// @param bps Share of the balance slashed (1 to 10000).
+    function slash(uint256 bps) external onlyOwner {
+        if (bps == 0 || bps > 10_000) revert InvalidSlash(bps);
+        uint256 amount = (token.balanceOf(address(this)) * bps) / 10_000;
+        emit Slashed(amount, bps);
+        token.transfer(SLASH_SINK, amount);
+    }
+
+    /// @notice Current token balance.
+    /// @return The balance.
+    function balance() external view returns (uint256) {
+        return token.balanceOf(address(this));
+    }
+
+    /// @notice 1 - balance / principal in 1e18 units, clamped to [0, 1e18].
+    /// @return The loss ratio.
+    function lossRatioWad() external view returns (uint256) {
+        uint256 p = principal;
+        uint256 bal = token.balanceOf(address(this));
+        if (p == 0 || bal >= p) return 0;
+        return ((p - bal) * 1e18) / p;
+    }
+}

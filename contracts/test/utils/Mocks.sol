@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {IInferenceVerifier, IBatchInferenceVerifier, FieldEncoding} from "../../Verifier.sol";
+import {IInferenceConsumer} from "../../IInferenceConsumer.sol";
+import {InferenceOracle} from "../../InferenceOracle.sol";
+
+// ============================================================================ verifier doubles
+
+/// @notice TEST DOUBLE. Same proofs as TestHashVerifier (abi.encode(keccak256(abi.encode(in, out)))),
+///         but each path can be switched off, so a test can tell which one the oracle used:
+///         the oracle calls verifiers with STATICCALL, so a double cannot count in storage.
+///         With `acceptSingle = false` only the batch path can fulfil anything.
+contract PathSpyVerifier is IInferenceVerifier, IBatchInferenceVerifier {
+    bool public acceptSingle = true;
+    bool public acceptBatch = true;
+    bool public revertBatch;
+
+    error BatchBoom();
+
+    function configure(bool single, bool batch, bool revertBatch_) external {
+        acceptSingle = single;
+        acceptBatch = batch;
+        revertBatch = revertBatch_;
+    }
+
+    function proofFor(int256[] memory input, int256[] memory output) public pure returns (bytes memory) {
+        return abi.encode(keccak256(abi.encode(input, output)));
+    }
+
+    function verify(int256[] calldata input, int256[] calldata output, bytes calldata proof)
+        external
+        view
+        returns (bool)
+    {
+        if (!acceptSingle) return false;
+        return keccak256(proof) == keccak256(proofFor(input, output));
+    }
+
+    function verifyBatch(int256[][] calldata inputs, int256[][] calldata outputs, bytes[] calldata proofs)
+        external
+        view
+        returns (bool)
+    {
+        if (revertBatch) revert BatchBoom();
+        if (!acceptBatch) return false;
+        for (uint256 i; i < proofs.length; ++i) {
+            if (keccak256(proofs[i]) != keccak256(proofFor(inputs[i], outputs[i]))) return false;
+        }
+        return true;
+    }
+}
+
+/// @notice TEST DOUBLE: a verifier that always reverts with a custom error.
+contract RevertingVerifier is IInferenceVerifier {
+    error VerifierExploded(uint256 code);
+
+    function verify(int256[] calldata, int256[] calldata, bytes calldata) external pure returns (bool) {
+        revert VerifierExploded(42);
+    }
+}
+
+/// @notice A stand-in for a snarkjs verifier with 5 public signals (2 outputs + 3 inputs):
+///         `verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[5])`. It accepts exactly the
+///         (proof, signals) the test armed it with. Like the real one (TOOLCHAIN.md "TRAP"), it
+///         returns FALSE instead of reverting when it runs short of gas (below `gasNeeded`).
+contract Groth16Stub5 {
+    bytes32 public expected;
+    uint256 public gasNeeded = 220_000;
+    uint256 public answer = 1; // what a matching call returns (1 = true)
+
+    function arm(uint256[2] calldata a, uint256[2][2] calldata b, uint256[2] calldata c, uint256[5] calldata pub)
+        external
+    {
+        expected = keccak256(abi.encode(a, b, c, pub));
+    }
+
+    function setGasNeeded(uint256 g) external {
+        gasNeeded = g;
+    }
+
+    function setAnswer(uint256 v) external {
+        answer = v;
+    }
+
+    function verifyProof(uint256[2] calldata a, uint256[2][2] calldata b, uint256[2] calldata c, uint256[5] calldata pub)
+        external
+        view
+        returns (uint256)
+    {
+        if (gasleft() < gasNeeded) return 0; // the pairing precompile failing short of gas
+        // Emulate the pairing cost so a short call really is short.
+        uint256 stop = gasleft() - (gasNeeded - 10_000);
+        while (gasleft() > stop) {}
+        return keccak256(abi.encode(a, b, c, pub)) == expected ? answer : 0;
+    }
+}
+
+/// @notice Returns 64 bytes (not a single word) for any call: malformed answer.
+contract WeirdReturnVerifier {
+    fallback() external {
+        assembly {
+            mstore(0, 1)
+            mstore(32, 1)
+            return(0, 64)
+        }
+    }
+}
+
+/// @notice A stand-in for an EZKL verifier: `verifyProof(bytes proof, uint256[] instances)`,
+///         valid proof = abi.encode(keccak256(abi.encode(instances))), reverts on a bad proof.
+contract Halo2Stub {
+    error BadProof();
+
+    function proofFor(uint256[] memory instances) public pure returns (bytes memory) {
+        return abi.encode(keccak256(abi.encode(instances)));
+    }
+
+    function verifyProof(bytes calldata proof, uint256[] calldata instances) external pure returns (bool) {
+        if (keccak256(proof) != keccak256(proofFor(instances))) revert BadProof();
+        return true;
+    }
+}
+
+/// @notice Exposes the internal library for tests.
+contract FieldEncodingHarness {
+    function toField(int256 v) external pure returns (uint256) {
+        return FieldEncoding.toField(v);
+    }
+}
+
+// ============================================================================ consumers
+
+/// @notice Records the gas it had at entry and the result.
+contract RecordingConsumer is IInferenceConsumer {
+    uint256 public gasAtEntry;
+    uint256 public lastRequestId;
+    bytes32 public lastModelId;
+    int256[] internal _lastOutput;
+    uint256 public calls;
+
+    function onInferenceResult(uint256 requestId, bytes32 modelId, int256[] calldata output) external {
+        uint256 g = gasleft();
+        gasAtEntry = g;
+        lastRequestId = requestId;
+        lastModelId = modelId;
+        _lastOutput = output;
+        ++calls;
+    }
+
+    function lastOutput() external view returns (int256[] memory) {
+        return _lastOutput;
+    }
+}
+
+/// @notice Always reverts.
+contract RevertingConsumer is IInferenceConsumer {
+    error NoThanks();
+
+    function onInferenceResult(uint256, bytes32, int256[] calldata) external pure {
+        revert NoThanks();
+    }
+}
+
+/// @notice Burns every unit of gas it is given.
+contract GasBurnerConsumer is IInferenceConsumer {
+    function onInferenceResult(uint256, bytes32, int256[] calldata) external pure {
+        assembly {
+            invalid()
+        }
+    }
+}
+
+/// @notice Returns `size` bytes of return data (a returndata bomb).
+contract HugeReturnConsumer {
+    uint256 public immutable size;
+
+    constructor(uint256 size_) {
+        size = size_;
+    }
+
+    fallback() external payable {
+        uint256 s = size;
+        assembly {
+            return(0, s)
+        }
+    }
+}
+
+/// @notice From its callback, tries fulfill / fulfillBatch / refund / withdraw (all must fail with
+///         ReentrantCall) and requestInference (must work). Records what happened.
+contract ReentrantConsumer is IInferenceConsumer {
+    InferenceOracle public immutable oracle;
+    bytes4 public fulfillErr;
+    bytes4 public batchErr;
+    bytes4 public refundErr;
+    bytes4 public withdrawErr;
+    uint256 public newRequestId;
+    bool public called;
+
+    // What to request from inside the callback.
+    bytes32 public modelId;
+    int256[] internal _input;
+    uint256 public targetId; // id to try to fulfil / refund
+
+    constructor(InferenceOracle oracle_) {
+        oracle = oracle_;
+    }
+
+    receive() external payable {}
+
+    function setup(bytes32 modelId_, int256[] calldata input, uint256 targetId_) external {
+        modelId = modelId_;
+        _input = input;
+        targetId = targetId_;
+    }
+
+    function onInferenceResult(uint256, bytes32, int256[] calldata output) external {
+        called = true;
+        try oracle.fulfill(targetId, output, "") {}
+        catch (bytes memory e) {
+            fulfillErr = bytes4(e);
+        }
+        uint256[] memory ids = new uint256[](1);
+        ids[0] = targetId;
+        int256[][] memory outs = new int256[][](1);
+        outs[0] = output;
+        bytes[] memory prs = new bytes[](1);
+        try oracle.fulfillBatch(ids, outs, prs) {}
+        catch (bytes memory e) {
+            batchErr = bytes4(e);
+        }
+        try oracle.refund(targetId) {}
+        catch (bytes memory e) {
+            refundErr = bytes4(e);
+        }
+        try oracle.withdraw() {}
+        catch (bytes memory e) {
+            withdrawErr = bytes4(e);
+        }
+        uint256 fee = oracle.quoteFee(modelId, 0);
+        newRequestId = oracle.requestInference{value: fee}(modelId, _input, address(0), 0, uint64(block.timestamp + 1 hours));
+    }
+}
+
+// ============================================================================ accounts
+
+/// @notice An account (requester / relayer) that rejects plain ETH transfers.
+contract EthRejecter {
+    InferenceOracle public immutable oracle;
+
+    constructor(InferenceOracle oracle_) {
+        oracle = oracle_;
+    }
+
+    function request(bytes32 modelId, int256[] calldata input, uint64 deadline) external payable returns (uint256) {
+        return oracle.requestInference{value: msg.value}(modelId, input, address(0), 0, deadline);
+    }
+
+    function fulfill(uint256 id, int256[] calldata output, bytes calldata proof) external {
+        oracle.fulfill(id, output, proof);
+    }
+
+    function withdraw() external {
+        oracle.withdraw();
+    }
+
+    receive() external payable {
+        revert("no ETH");
+    }
+}
+
+/// @notice A requester whose receive() answers a refund with a huge amount of return data.
+contract ReturnBombRequester {
+    InferenceOracle public immutable oracle;
+    uint256 public immutable size;
+
+    constructor(InferenceOracle oracle_, uint256 size_) {
+        oracle = oracle_;
+        size = size_;
+    }
+
+    function request(bytes32 modelId, int256[] calldata input, uint64 deadline) external payable returns (uint256) {
+        return oracle.requestInference{value: msg.value}(modelId, input, address(0), 0, deadline);
+    }
+
+    function withdraw() external {
+        oracle.withdraw();
+    }
+
+    receive() external payable {
+        uint256 s = size;
+        assembly {
+            return(0, s)
+        }
+    }
+}
+
+/// @notice A requester whose receive() tries to re-enter refund and withdraw.
+contract ReentrantRequester {
+    InferenceOracle public immutable oracle;
+    bytes4 public refundErr;
+    bytes4 public withdrawErr;
+    uint256 public received;
+
+    constructor(InferenceOracle oracle_) {
+        oracle = oracle_;
+    }
+
+    function request(bytes32 modelId, int256[] calldata input, uint64 deadline) external payable returns (uint256) {
+        return oracle.requestInference{value: msg.value}(modelId, input, address(0), 0, deadline);
+    }
+
+    receive() external payable {
+        received += msg.value;
+        try oracle.refund(1) {}
+        catch (bytes memory e) {
+            refundErr = bytes4(e);
+        }
+        try oracle.withdraw() {}
+        catch (bytes memory e) {
+            withdrawErr = bytes4(e);
+        }
+    }
+}

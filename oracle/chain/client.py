@@ -1,0 +1,176 @@
+"""A web3 connection with the project's contract artifacts: deploy, call, transact, and
+decode custom errors into readable messages (``InputSizeMismatch(expected=8, got=7)``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, cast
+
+from eth_abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from eth_utils import function_abi_to_4byte_selector, to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.types import TxParams, TxReceipt
+
+from oracle.chain.compiler import Artifact, compile_project
+
+log = logging.getLogger(__name__)
+
+
+class ContractError(Exception):
+    """A call or transaction reverted; ``name`` is the custom error, ``args`` its values."""
+
+    def __init__(self, name: str, args: dict[str, Any], raw: bytes = b"") -> None:
+        inner = ", ".join(f"{k}={_fmt(v)}" for k, v in args.items())
+        super().__init__(f"{name}({inner})")
+        self.name = name
+        self.args_ = args
+        self.raw = raw
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bytes):
+        return "0x" + v.hex()
+    return str(v)
+
+
+class ErrorDecoder:
+    """Maps 4-byte selectors of every error in every artifact to their ABI."""
+
+    def __init__(self, artifacts: dict[str, Artifact]) -> None:
+        self._by_selector: dict[bytes, dict[str, Any]] = {}
+        for art in artifacts.values():
+            for item in art.abi:
+                if item.get("type") == "error":
+                    sel = function_abi_to_4byte_selector(cast(Any, item))
+                    self._by_selector[sel] = item
+
+    def name_of(self, selector: bytes) -> str:
+        item = self._by_selector.get(selector)
+        return item["name"] if item else "0x" + selector.hex()
+
+    def decode(self, data: bytes) -> ContractError:
+        if len(data) < 4:
+            return ContractError("Revert", {"data": data}, data)
+        item = self._by_selector.get(data[:4])
+        if item is None:
+            if data[:4] == bytes.fromhex("08c379a0"):
+                (msg,) = abi_decode(["string"], data[4:])
+                return ContractError("Error", {"message": msg}, data)
+            return ContractError("UnknownError", {"data": data}, data)
+        types = [_abi_type(i) for i in item["inputs"]]
+        values = abi_decode(types, data[4:]) if types else ()
+        return ContractError(item["name"], {i["name"]: v for i, v in zip(item["inputs"], values, strict=True)}, data)
+
+
+def _abi_type(inp: dict[str, Any]) -> str:
+    t: str = inp["type"]
+    if t.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in inp["components"])
+        return f"({inner}){t[5:]}"
+    return t
+
+
+def _revert_data(exc: Exception) -> bytes | None:
+    data = getattr(exc, "data", None)
+    if isinstance(data, str) and data.startswith("0x"):
+        return bytes.fromhex(data[2:])
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, dict) and isinstance(data.get("data"), str):
+        return bytes.fromhex(data["data"].removeprefix("0x"))
+    return None
+
+
+@dataclass
+class Chain:
+    """One RPC endpoint plus an optional signing account."""
+
+    w3: Web3
+    account: LocalAccount | None
+    artifacts: dict[str, Artifact]
+
+    @classmethod
+    def connect(
+        cls, rpc_url: str, account: LocalAccount | None = None, timeout: float = 30.0
+    ) -> Chain:
+        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        return cls(w3=w3, account=account, artifacts=compile_project())
+
+    @property
+    def chain_id(self) -> int:
+        return int(self.w3.eth.chain_id)
+
+    @property
+    def errors(self) -> ErrorDecoder:
+        return ErrorDecoder(self.artifacts)
+
+    def contract(self, name: str, address: str) -> Contract:
+        return self.w3.eth.contract(address=to_checksum_address(address), abi=self.artifacts[name].abi)
+
+    def deploy(self, name: str, *args: Any, artifact: Artifact | None = None) -> str:
+        art = artifact or self.artifacts[name]
+        factory = self.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+        receipt = self._send(factory.constructor(*args).build_transaction(self._base_tx()))
+        address = receipt["contractAddress"]
+        assert address is not None
+        log.info("deployed %s at %s (gas %d)", name, address, receipt["gasUsed"])
+        return str(address)
+
+    def transact(
+        self, fn: ContractFunction, *, value: int = 0, gas: int | None = None
+    ) -> TxReceipt:
+        """Sends ``fn`` and waits for the receipt; reverts come back as ContractError."""
+        tx = self._base_tx(value=value)
+        if gas is not None:
+            tx["gas"] = gas
+        try:
+            built = fn.build_transaction(tx)
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise self._decoded(exc) from exc
+        receipt = self._send(built)
+        if receipt["status"] != 1:
+            raise self._replay_failure(built, receipt)
+        return receipt
+
+    def call(self, fn: ContractFunction, **tx: Any) -> Any:
+        try:
+            return fn.call(cast(TxParams, tx) if tx else None)
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise self._decoded(exc) from exc
+
+    def _base_tx(self, value: int = 0) -> TxParams:
+        if self.account is None:
+            raise RuntimeError("this Chain has no signing account")
+        return {"from": self.account.address, "value": value, "chainId": self.chain_id}
+
+    def _send(self, tx: TxParams) -> TxReceipt:
+        assert self.account is not None
+        tx = dict(tx)  # type: ignore[assignment]
+        tx.setdefault("nonce", self.w3.eth.get_transaction_count(self.account.address, "pending"))
+        if "gas" not in tx:
+            tx["gas"] = int(self.w3.eth.estimate_gas(tx) * 1.2) + 20_000
+        signed = self.account.sign_transaction(cast(Any, tx))
+        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+
+    def _decoded(self, exc: Exception) -> ContractError:
+        data = _revert_data(exc)
+        if data is None:
+            return ContractError("Revert", {"message": str(exc)})
+        return self.errors.decode(data)
+
+    def _replay_failure(self, tx: TxParams, receipt: TxReceipt) -> ContractError:
+        """Re-runs a failed transaction as a call at its block to recover the revert reason."""
+        call = {k: v for k, v in dict(tx).items() if k in ("from", "to", "data", "value", "gas")}
+        try:
+            self.w3.eth.call(cast(TxParams, call), receipt["blockNumber"] - 1)
+        except (ContractCustomError, ContractLogicError) as exc:
+            return self._decoded(exc)
+        except Exception as exc:  # noqa: BLE001 - any RPC failure: report what we know
+            return ContractError("Reverted", {"tx": receipt["transactionHash"].hex(), "replay": str(exc)})
+        return ContractError("Reverted", {"tx": receipt["transactionHash"].hex(), "gasUsed": receipt["gasUsed"]})

@@ -1,0 +1,343 @@
+"""Quantizing an ONNX model to integer fixed point, and the integer reference it must match.
+
+Pipeline: ``load_graph`` -> ``trace`` (float affine steps, see ``affine.py``) -> ``quantize``.
+
+Scales (all powers of two; a value v at scale s is the integer round(v * 2**s)):
+
+* input scale: the smallest s <= ``max_scale`` at which every calibration input is exact
+  (e.g. 4 for pixel values k/16), else ``max_scale``; lowered if the calibrated peak would not
+  fit ``act_bits``. ``input_bits`` = the signed width covering round(calibration * 2**s), plus
+  ``input_headroom_bits``. Requests outside that range are rejected (on-chain and in-circuit).
+* weight scale, per step: the largest s <= ``max_weight_scale`` with max|W| * 2**s fitting
+  ``weight_bits`` signed bits (10 by default: about 2 more constraints per neuron than int8
+  weights, for a 4x smaller error on the risk model). The accumulator then has scale
+  s_acc = s_w + max(scale of its inputs); biases are quantized at s_acc.
+* activation scale, per step: the largest s <= min(``max_scale``, s_acc) with the calibrated
+  peak |activation| * 2**s fitting ``act_bits`` signed bits. A final step without a
+  non-linearity keeps s_acc (no rescale, hence no constraints) unless ``output_scale`` is set.
+
+Integer semantics of one step (identical in numpy and in the circuit, including negatives):
+``acc = sum_b W_b @ v_b + bias``; ``q = floor(acc / 2**shift)`` (arithmetic shift);
+then ``relu(q) = max(q, 0)`` or ``clip(q) = min(max(q, lo), hi)``.
+
+Bit widths inside the circuit come from worst-case interval arithmetic over the *whole*
+``input_bits`` range (not from calibration), so every input the chain accepts can be proven.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from oracle.circuits.affine import ActKind, FloatProgram, trace
+from oracle.circuits.onnx_graph import load_graph
+from oracle.proving.base import BackendError
+
+I64 = NDArray[np.int64]
+F64 = NDArray[np.float64]
+
+# int64 arithmetic in the reference is exact while every |partial sum| stays below this.
+INT64_SAFE = 1 << 62
+
+
+@dataclass(frozen=True)
+class QuantSettings:
+    max_scale: int = 10            # cap for input/activation scales
+    act_bits: int = 16             # calibrated activations must fit this signed width
+    weight_bits: int = 10          # per-step weight scale targets this signed width
+    max_weight_scale: int = 12
+    input_headroom_bits: int = 0   # extra input range beyond the calibration data
+    input_scale: int | None = None     # override the calibrated input scale
+    output_scale: int | None = None    # override the output scale
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> QuantSettings:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class QLayer:
+    terms: dict[int, I64]          # base -> integer weights (out x in)
+    bias: I64
+    shift: int
+    act: ActKind
+    lo: int | None                 # clip bounds at out_scale
+    hi: int | None
+    acc_scale: int
+    out_scale: int
+    weight_scale: int
+    node: str
+    acc_lo: list[int] = field(default_factory=list)    # worst-case accumulator bounds
+    acc_hi: list[int] = field(default_factory=list)
+    out_lo: list[int] = field(default_factory=list)    # worst-case output bounds
+    out_hi: list[int] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.bias)
+
+
+@dataclass
+class QuantizedModel:
+    input_shape: list[int]
+    output_shape: list[int]
+    input_scale: int
+    input_bits: int
+    output_scale: int
+    output_bits: int
+    layers: list[QLayer]
+    settings: QuantSettings
+    calibration: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_size(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    @property
+    def output_size(self) -> int:
+        return int(np.prod(self.output_shape))
+
+    def input_range(self) -> tuple[int, int]:
+        return -(1 << (self.input_bits - 1)), (1 << (self.input_bits - 1)) - 1
+
+    # -- the integer reference ------------------------------------------------------------
+    def forward_batch(self, x: I64) -> I64:
+        """Integer forward pass for a batch (batch, n_in) of in-range fixed-point inputs."""
+        vals = [np.asarray(x, dtype=np.int64).reshape(len(x), -1)]
+        for ly in self.layers:
+            acc = np.tile(ly.bias, (len(x), 1))
+            for b, w in ly.terms.items():
+                acc = acc + vals[b] @ w.T
+            q = acc >> ly.shift        # numpy's >> on int64 is an arithmetic shift = floor
+            if ly.act == "relu":
+                q = np.maximum(q, 0)
+            elif ly.act == "clip":
+                if ly.lo is not None:
+                    q = np.maximum(q, ly.lo)
+                if ly.hi is not None:
+                    q = np.minimum(q, ly.hi)
+            vals.append(q)
+        return vals[-1]
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["layers"] = [
+            {**asdict(ly), "terms": {str(b): w.tolist() for b, w in ly.terms.items()},
+             "bias": ly.bias.tolist()}
+            for ly in self.layers
+        ]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> QuantizedModel:
+        layers = []
+        for ly in d["layers"]:
+            ly = dict(ly)
+            ly["terms"] = {int(b): np.array(w, dtype=np.int64) for b, w in ly["terms"].items()}
+            ly["bias"] = np.array(ly["bias"], dtype=np.int64)
+            layers.append(QLayer(**ly))
+        return cls(**{**d, "layers": layers, "settings": QuantSettings(**d["settings"])})
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), separators=(",", ":")) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> QuantizedModel:
+        return cls.from_json(json.loads(path.read_text()))
+
+
+def quantized_forward(model: QuantizedModel, input_fixed: list[int]) -> list[int]:
+    """The integer reference for one input: the circuit must output exactly this."""
+    if len(input_fixed) != model.input_size:
+        raise BackendError(f"expected {model.input_size} inputs, got {len(input_fixed)}")
+    out = model.forward_batch(np.array([input_fixed], dtype=np.int64))
+    return [int(v) for v in out[0]]
+
+
+# -- calibration data -------------------------------------------------------------------------
+def load_calibration(path: Path, n_inputs: int) -> F64:
+    """Sample inputs from a .npy array or a JSON {"input": [[...], ...]} (or a bare list)."""
+    if path.suffix == ".npy":
+        arr = np.load(path)
+    else:
+        raw = json.loads(path.read_text())
+        arr = np.asarray(raw["input"] if isinstance(raw, dict) else raw, dtype=np.float64)
+    arr = np.asarray(arr, dtype=np.float64).reshape(-1, n_inputs) if arr.size else arr
+    if arr.size == 0:
+        raise BackendError(f"{path}: no calibration samples")
+    if not np.all(np.isfinite(arr)):
+        raise BackendError(f"{path}: calibration data contains NaN or infinity")
+    return arr
+
+
+def default_calibration(n_inputs: int, n: int = 256, seed: int = 0) -> F64:
+    """Without data, calibrate on uniform [-1, 1] inputs (documented in the manifest)."""
+    return np.random.default_rng(seed).uniform(-1.0, 1.0, size=(n, n_inputs))
+
+
+# -- quantization ---------------------------------------------------------------------------
+def signed_bits(lo: int, hi: int) -> int:
+    """Smallest b with -2**(b-1) <= lo and hi < 2**(b-1)."""
+    b = 1
+    while not (-(1 << (b - 1)) <= lo and hi < (1 << (b - 1))):
+        b += 1
+    return b
+
+
+def _fit_scale(peak: float, bits: int, cap: int) -> int:
+    """Largest s <= cap with peak * 2**s <= 2**(bits-1) - 1 (cap when peak is 0)."""
+    if peak <= 0:
+        return cap
+    s = math.floor(math.log2(((1 << (bits - 1)) - 1) / peak))
+    return max(0, min(cap, s))
+
+
+def _input_scale(calib: F64, st: QuantSettings) -> int:
+    if st.input_scale is not None:
+        return st.input_scale
+    s_fit = _fit_scale(float(np.max(np.abs(calib))), st.act_bits, st.max_scale)
+    for s in range(0, s_fit + 1):
+        scaled = calib * (1 << s)
+        if np.array_equal(scaled, np.round(scaled)):
+            return s
+    return s_fit
+
+
+def quantize(program: FloatProgram, calib: F64, st: QuantSettings) -> QuantizedModel:
+    float_vals = program.forward_all(calib)
+    s_in = _input_scale(calib, st)
+    xin = np.round(calib * (1 << s_in)).astype(np.int64)
+    input_bits = signed_bits(min(0, int(xin.min())), int(xin.max())) + st.input_headroom_bits
+    scales = [s_in]
+    lo_b: list[list[int]] = [[-(1 << (input_bits - 1))] * program.input_size]
+    hi_b: list[list[int]] = [[(1 << (input_bits - 1)) - 1] * program.input_size]
+    layers: list[QLayer] = []
+    n_steps = len(program.steps)
+    for i, step in enumerate(program.steps):
+        is_last = i == n_steps - 1
+        wmax = max(float(np.max(np.abs(m))) if m.size else 0.0 for m in step.terms.values())
+        s_max = max(scales[b] for b in step.terms)
+        exact = _is_exact_identity(step.terms, step.bias, scales)
+        s_w = 0 if exact else _fit_scale(wmax, st.weight_bits, st.max_weight_scale)
+        s_acc = s_w + s_max
+        terms = {
+            b: np.round(m * float(1 << (s_acc - scales[b]))).astype(np.int64)
+            for b, m in step.terms.items()
+        }
+        bias = np.round(step.bias * float(1 << s_acc)).astype(np.int64)
+        if is_last and st.output_scale is not None:
+            s_out = st.output_scale
+        elif is_last and step.act == "none":
+            s_out = s_acc
+        else:
+            peak = float(np.max(np.abs(float_vals[i + 1]))) if len(calib) else 0.0
+            s_out = _fit_scale(peak, st.act_bits, min(st.max_scale, s_acc))
+        if not 0 <= s_out <= s_acc:
+            raise BackendError(
+                f"step {step.node!r}: output scale {s_out} outside [0, {s_acc}] (accumulator)"
+            )
+        lo_i = None if step.lo is None else round(step.lo * (1 << s_out))
+        hi_i = None if step.hi is None else round(step.hi * (1 << s_out))
+        ly = QLayer(terms, bias, s_acc - s_out, step.act, lo_i, hi_i, s_acc, s_out, s_w, step.node)
+        _bounds(ly, lo_b, hi_b)
+        lo_b.append(ly.out_lo)
+        hi_b.append(ly.out_hi)
+        scales.append(s_out)
+        layers.append(ly)
+    last = layers[-1]
+    out_bits = signed_bits(min(last.out_lo), max(last.out_hi))
+    qm = QuantizedModel(
+        input_shape=list(program.input_shape),
+        output_shape=list(program.output_shape),
+        input_scale=s_in,
+        input_bits=input_bits,
+        output_scale=last.out_scale,
+        output_bits=out_bits,
+        layers=layers,
+        settings=st,
+    )
+    qm.calibration = _calibration_summary(program, qm, calib, float_vals[-1])
+    return qm
+
+
+def _is_exact_identity(terms: dict[int, F64], bias: F64, scales: list[int]) -> bool:
+    """A bare activation on an already materialized vector needs no weights (scale 0)."""
+    if len(terms) != 1 or np.any(bias != 0):
+        return False
+    (m,) = terms.values()
+    return m.shape[0] == m.shape[1] and bool(np.array_equal(m, np.eye(m.shape[0])))
+
+
+def _bounds(ly: QLayer, lo_b: list[list[int]], hi_b: list[list[int]]) -> None:
+    """Worst-case interval arithmetic (exact Python ints) for every neuron of a layer."""
+    acc_lo = [int(v) for v in ly.bias]
+    acc_hi = list(acc_lo)
+    worst = [abs(v) for v in acc_lo]
+    for b, w in ly.terms.items():
+        lo, hi = lo_b[b], hi_b[b]
+        for j, row in enumerate(w.tolist()):
+            for wi, a, c in zip(row, lo, hi, strict=True):
+                if wi > 0:
+                    acc_lo[j] += wi * a
+                    acc_hi[j] += wi * c
+                elif wi < 0:
+                    acc_lo[j] += wi * c
+                    acc_hi[j] += wi * a
+                worst[j] += abs(wi) * max(abs(a), abs(c))
+    if max(worst, default=0) >= INT64_SAFE:
+        raise BackendError(
+            f"step {ly.node!r}: worst-case accumulator exceeds 2^62; lower the scales "
+            "(max_scale / weight_bits) or the input range"
+        )
+    ly.acc_lo, ly.acc_hi = acc_lo, acc_hi
+    out_lo = [v >> ly.shift for v in acc_lo]
+    out_hi = [v >> ly.shift for v in acc_hi]
+    if ly.act == "relu":
+        out_lo = [max(v, 0) for v in out_lo]
+        out_hi = [max(v, 0) for v in out_hi]
+    elif ly.act == "clip":
+        if ly.lo is not None:
+            out_lo = [max(v, ly.lo) for v in out_lo]
+            out_hi = [max(v, ly.lo) for v in out_hi]
+        if ly.hi is not None:
+            out_lo = [min(v, ly.hi) for v in out_lo]
+            out_hi = [min(v, ly.hi) for v in out_hi]
+    ly.out_lo, ly.out_hi = out_lo, out_hi
+
+
+def _calibration_summary(program: FloatProgram, qm: QuantizedModel, calib: F64,
+                         float_out: F64) -> dict[str, Any]:
+    lo, hi = qm.input_range()
+    xin = np.clip(np.round(calib * (1 << qm.input_scale)), lo, hi).astype(np.int64)
+    q_out = qm.forward_batch(xin).astype(np.float64) / float(1 << qm.output_scale)
+    err = np.abs(q_out - float_out)
+    summary: dict[str, Any] = {
+        "samples": len(calib),
+        "input_min": float(calib.min()),
+        "input_max": float(calib.max()),
+        "output_float_min": float(float_out.min()),
+        "output_float_max": float(float_out.max()),
+        "max_abs_error": float(err.max()),
+        "mean_abs_error": float(err.mean()),
+    }
+    if qm.output_size > 1:
+        summary["argmax_agreement"] = float(
+            np.mean(np.argmax(q_out, axis=1) == np.argmax(float_out, axis=1))
+        )
+    return summary
+
+
+def quantize_onnx(onnx_path: Path, calibration: F64 | None = None,
+                  settings: QuantSettings | None = None) -> QuantizedModel:
+    """Load, trace and quantize an ONNX model (calibration: (n, n_inputs) floats)."""
+    program = trace(load_graph(onnx_path))
+    calib = calibration if calibration is not None else default_calibration(program.input_size)
+    calib = np.asarray(calib, dtype=np.float64).reshape(-1, program.input_size)
+    return quantize(program, calib, settings or QuantSettings())

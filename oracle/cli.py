@@ -1,0 +1,166 @@
+"""The ``oracle`` command line. User errors print one clear line and exit non-zero; no
+tracebacks unless ``--debug``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+log = logging.getLogger("oracle")
+
+# Errors that are the user's (bad input, bad files, reverted transactions), shown without a
+# traceback. Resolved lazily so `oracle --help` stays fast.
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from oracle.chain.client import ContractError
+    from oracle.chain.keys import KeySourceError
+    from oracle.circuits.fixedpoint import FixedPointError
+    from oracle.circuits.manifest import ManifestError
+    from oracle.proving.base import BackendError
+
+    return (ContractError, KeySourceError, FixedPointError, ManifestError, BackendError,
+            FileNotFoundError, ValueError, ConnectionError)
+
+
+def _connect(rpc: str, *, signer: bool = True, keystore: Path | None = None):  # type: ignore[no-untyped-def]
+    from web3 import Web3
+
+    from oracle.chain.client import Chain
+    from oracle.chain.keys import load_account
+
+    probe = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 10}))
+    try:
+        chain_id = int(probe.eth.chain_id)
+    except Exception as exc:  # noqa: BLE001 - any transport failure is "cannot reach"
+        raise ConnectionError(f"cannot reach RPC endpoint {rpc}: {exc}") from exc
+    account = load_account(chain_id=chain_id, keystore=keystore) if signer else None
+    return Chain.connect(rpc, account)
+
+
+def cmd_deploy(a: argparse.Namespace) -> int:
+    from oracle.chain.deploy import deploy_all
+
+    chain = _connect(a.rpc, keystore=a.keystore)
+    d = deploy_all(chain, gas_price_wei=a.fee_gas_price)
+    print(json.dumps(d.to_json()))
+    return 0
+
+
+def cmd_models_compile(a: argparse.Namespace) -> int:
+    from oracle.circuits.commands import compile_model
+
+    setup = a.ptau or a.srs
+    if a.ptau and a.backend != "groth16":
+        raise ValueError("--ptau is for the groth16 backend; use --srs with ezkl")
+    if a.srs and a.backend != "ezkl":
+        raise ValueError("--srs is for the ezkl backend; use --ptau with groth16")
+    m = compile_model(a.model, a.backend, a.out, a.calibration, setup)
+    if m.dev_keys:
+        log.warning("DEVELOPMENT KEYS: %s was set up without a ceremony file; do not use in production", a.out)
+    print(json.dumps({"circuit_id": m.circuit_id, "backend": m.backend, "out": str(a.out),
+                      "dev_keys": m.dev_keys}))
+    return 0
+
+
+def cmd_models_register(a: argparse.Namespace) -> int:
+    from oracle.chain.registration import register_circuit
+
+    if len(a.rpc) != len(a.registry):
+        raise ValueError("give one --registry per --rpc")
+    for rpc, registry in zip(a.rpc, a.registry, strict=True):
+        chain = _connect(rpc, keystore=a.keystore)
+        r = register_circuit(chain, registry, a.circuit_dir, model_id=a.model_id, fee_wei=a.fee)
+        print(r.model_id)
+    return 0
+
+
+def cmd_prove(a: argparse.Namespace) -> int:
+    from oracle.circuits.commands import prove_file
+
+    prove_file(a.circuit_dir, a.input, a.out)
+    return 0
+
+
+def cmd_verify(a: argparse.Namespace) -> int:
+    from oracle.circuits.commands import verify_file
+
+    ok, reason = verify_file(a.circuit_dir, a.proof)
+    if ok:
+        print("valid")
+        return 0
+    print(f"INVALID: {reason}", file=sys.stderr)
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oracle", description="Proof-of-Inference oracle")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("deploy", help="deploy registry, oracle, token and vault; print addresses as JSON")
+    d.add_argument("--rpc", required=True)
+    d.add_argument("--keystore", type=Path, help="encrypted keystore (password in ORACLE_KEYSTORE_PASSWORD)")
+    d.add_argument("--fee-gas-price", type=int, default=1_000_000_000, help="wei per gas in fee quotes")
+    d.set_defaults(func=cmd_deploy)
+
+    m = sub.add_parser("models", help="compile and register models").add_subparsers(dest="models_cmd", required=True)
+    c = m.add_parser("compile", help="ONNX model -> circuit folder (keys, verifier, manifest)")
+    c.add_argument("model", type=Path)
+    c.add_argument("--backend", choices=["groth16", "ezkl"], required=True)
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--calibration", type=Path)
+    c.add_argument("--ptau", type=Path, help="powers-of-tau ceremony file (groth16)")
+    c.add_argument("--srs", type=Path, help="KZG SRS ceremony file (ezkl)")
+    c.set_defaults(func=cmd_models_compile)
+    r = m.add_parser("register", help="deploy the circuit's verifier + adapter and register the model")
+    r.add_argument("circuit_dir", type=Path)
+    r.add_argument("--rpc", action="append", required=True, help="repeatable, paired with --registry")
+    r.add_argument("--registry", action="append", required=True)
+    r.add_argument("--model-id", help="0x bytes32 (default: the circuit id)")
+    r.add_argument("--fee", type=int, default=0, help="base fee in wei")
+    r.add_argument("--keystore", type=Path)
+    r.set_defaults(func=cmd_models_register)
+
+    pr = sub.add_parser("prove", help="prove one inference")
+    pr.add_argument("circuit_dir", type=Path)
+    pr.add_argument("--input", type=Path, required=True)
+    pr.add_argument("--out", type=Path, required=True)
+    pr.set_defaults(func=cmd_prove)
+
+    v = sub.add_parser("verify", help="verify a PROOF.json (exit 0 valid, 1 invalid)")
+    v.add_argument("circuit_dir", type=Path)
+    v.add_argument("proof", type=Path)
+    v.set_defaults(func=cmd_verify)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return p
+
+
+# Later subsystems (service, audit, miner) add their subcommands here.
+_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if a.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        rc: int = a.func(a)
+        return rc
+    except _user_errors() as exc:
+        if a.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
