@@ -179,7 +179,7 @@ contract HugeReturnConsumer {
         size = size_;
     }
 
-    fallback() external payable {
+    fallback() external {
         uint256 s = size;
         assembly {
             return(0, s)
@@ -202,6 +202,8 @@ contract ReentrantConsumer is IInferenceConsumer {
     bytes32 public modelId;
     int256[] internal _input;
     uint256 public targetId; // id to try to fulfil / refund
+    int256[] internal _targetOutput;
+    bytes internal _targetProof; // a VALID proof for targetId: only the lock may stop it
 
     constructor(InferenceOracle oracle_) {
         oracle = oracle_;
@@ -209,15 +211,24 @@ contract ReentrantConsumer is IInferenceConsumer {
 
     receive() external payable {}
 
-    function setup(bytes32 modelId_, int256[] calldata input, uint256 targetId_) external {
+    function setup(
+        bytes32 modelId_,
+        int256[] calldata input,
+        uint256 targetId_,
+        int256[] calldata targetOutput,
+        bytes calldata targetProof
+    ) external {
         modelId = modelId_;
         _input = input;
         targetId = targetId_;
+        _targetOutput = targetOutput;
+        _targetProof = targetProof;
     }
 
-    function onInferenceResult(uint256, bytes32, int256[] calldata output) external {
+    function onInferenceResult(uint256, bytes32, int256[] calldata) external {
         called = true;
-        try oracle.fulfill(targetId, output, "") {}
+        int256[] memory output = _targetOutput;
+        try oracle.fulfill(targetId, output, _targetProof) {}
         catch (bytes memory e) {
             fulfillErr = bytes4(e);
         }
@@ -226,6 +237,7 @@ contract ReentrantConsumer is IInferenceConsumer {
         int256[][] memory outs = new int256[][](1);
         outs[0] = output;
         bytes[] memory prs = new bytes[](1);
+        prs[0] = _targetProof;
         try oracle.fulfillBatch(ids, outs, prs) {}
         catch (bytes memory e) {
             batchErr = bytes4(e);

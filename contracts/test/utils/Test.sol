@@ -104,10 +104,6 @@ abstract contract Test {
         if (a != b) revert AssertionFailed(m);
     }
 
-    function assertEq(bytes4 a, bytes4 b, string memory m) internal pure {
-        if (a != b) revert AssertionFailedBytes32(m, a, b);
-    }
-
     function assertEq(bytes memory a, bytes memory b, string memory m) internal pure {
         if (keccak256(a) != keccak256(b)) revert AssertionFailedBytes(m, a, b);
     }

@@ -85,6 +85,10 @@ class _Daemon:
                 self.proc.wait()
 
 
+class SnarkjsError(BackendError):
+    """snarkjs itself refused the request (bad witness input, malformed proof...)."""
+
+
 class _DaemonDied(Exception):
     pass
 
@@ -156,7 +160,7 @@ class ProverPool:
                 continue
             self._release(d)
             if not resp.get("ok"):
-                raise BackendError(f"snarkjs: {resp.get('error', 'unknown error')}")
+                raise SnarkjsError(f"snarkjs: {resp.get('error', 'unknown error')}")
             return resp
         raise AssertionError("unreachable")
 

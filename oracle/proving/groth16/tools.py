@@ -7,6 +7,7 @@ overrides that location when the Python package is installed somewhere else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -88,10 +89,8 @@ def versions() -> dict[str, str]:
         return str(json.loads((nm / name / "package.json").read_text())["version"])
 
     out = {"snarkjs": pkg("snarkjs"), "circom2": pkg("circom2"), "node": ""}
-    try:
+    with contextlib.suppress(BackendError):
         out["node"] = run([node_binary(), "--version"], what="node --version").strip()
-    except BackendError:
-        pass
     try:
         circom = run([node_binary(), str(circom_cli()), "--version"], what="circom --version")
         out["circom"] = circom.strip().splitlines()[-1].replace("circom compiler ", "")

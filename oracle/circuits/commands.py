@@ -1,0 +1,138 @@
+"""Plain functions behind the ``oracle compile / prove / verify`` commands (any backend).
+
+PROOF.json (written by ``prove_file``)::
+
+    {"backend", "circuit_id",
+     "input": floats (input_fixed / 2**input_scale: the value actually proven),
+     "input_fixed": ints, "output": floats (output_fixed / 2**output_scale),
+     "output_fixed": ints, "public_signals": decimal strings, "proof": backend-native JSON,
+     "calldata": "0x..." (the bytes argument of fulfill), "prove_seconds": float}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oracle.circuits.fixedpoint import FixedPointError, from_fixed, to_fixed
+from oracle.circuits.manifest import Manifest, ManifestError
+from oracle.proving.base import BackendError, CompileOptions, Proof
+from oracle.proving.registry import get_backend
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_FILE = "calibration.json"
+
+
+def compile_model(onnx: Path, backend: str, out: Path, calibration: Path | None = None,
+                  setup_file: Path | None = None) -> Manifest:
+    """Build a circuit folder. Without --calibration, a calibration.json next to the model
+    is used if present."""
+    if not onnx.is_file():
+        raise BackendError(f"{onnx}: no such ONNX file")
+    if calibration is None and (onnx.parent / CALIBRATION_FILE).is_file():
+        calibration = onnx.parent / CALIBRATION_FILE
+        log.info("using calibration data %s", calibration)
+    return get_backend(backend).compile(
+        onnx, out, CompileOptions(calibration=calibration, setup_file=setup_file)
+    )
+
+
+def read_input(m: Manifest, input_json: Path) -> list[int]:
+    """{"input": floats (any nesting)} at the model's input scale, or {"input_fixed": ints}."""
+    try:
+        raw = json.loads(input_json.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise BackendError(f"{input_json}: cannot read input JSON ({e})") from e
+    if isinstance(raw, dict) and "input_fixed" in raw:
+        vals = np.asarray(raw["input_fixed"], dtype=object).reshape(-1).tolist()
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+            raise BackendError(f"{input_json}: input_fixed must be integers")
+        return [int(v) for v in vals]
+    data = raw.get("input") if isinstance(raw, dict) else raw
+    if data is None:
+        raise BackendError(
+            f"{input_json}: expected {{\"input\": [...]}} or {{\"input_fixed\": [...]}}"
+        )
+    try:
+        floats = np.asarray(data, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as e:
+        raise BackendError(f"{input_json}: input must be numbers ({e})") from e
+    if floats.size != m.input_size:
+        raise BackendError(f"expected {m.input_size} inputs, got {floats.size}")
+    try:
+        return to_fixed(floats.tolist(), m.input_scale, m.input_bits)
+    except FixedPointError as e:
+        raise BackendError(f"{input_json}: {e}") from e
+
+
+def proof_document(m: Manifest, p: Proof) -> dict[str, Any]:
+    return {
+        "backend": p.backend,
+        "circuit_id": p.circuit_id,
+        "input": from_fixed(p.input_fixed, m.input_scale),
+        "input_fixed": p.input_fixed,
+        "output": from_fixed(p.output_fixed, m.output_scale),
+        "output_fixed": p.output_fixed,
+        "public_signals": p.public_signals,
+        "proof": p.proof,
+        "calldata": p.calldata,
+        "prove_seconds": round(p.prove_seconds, 4),
+    }
+
+
+def prove_file(circuit_dir: Path, input_json: Path, out_json: Path) -> dict[str, Any]:
+    m = Manifest.load(circuit_dir)
+    x = read_input(m, input_json)
+    p = get_backend(m.backend).prove(circuit_dir, x)
+    doc = proof_document(m, p)
+    out_json.write_text(json.dumps(doc, indent=2) + "\n")
+    return doc
+
+
+def verify_file(circuit_dir: Path, proof_json: Path) -> tuple[bool, str]:
+    """(valid, reason). Every field that a consumer reads is re-checked against the proof."""
+    try:
+        m = Manifest.load(circuit_dir)
+        m.check_circuit_id(circuit_dir)
+    except ManifestError as e:
+        return False, str(e)
+    try:
+        doc = json.loads(proof_json.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        return False, f"{proof_json}: unreadable ({e})"
+    keys = ("backend", "circuit_id", "input_fixed", "output", "output_fixed",
+            "public_signals", "proof", "calldata")
+    missing = [k for k in keys if k not in doc]
+    if missing:
+        return False, f"missing fields: {', '.join(missing)}"
+    if doc["backend"] != m.backend:
+        return False, f"proof is for backend {doc['backend']!r}, circuit is {m.backend!r}"
+    if doc["circuit_id"] != m.circuit_id:
+        return False, f"proof is for circuit {doc['circuit_id']}, this circuit is {m.circuit_id}"
+    ints = doc["input_fixed"], doc["output_fixed"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for lst in ints for v in lst):
+        return False, "input_fixed/output_fixed must be integers"
+    if doc["output"] != from_fixed(doc["output_fixed"], m.output_scale):
+        return False, "output does not equal output_fixed / 2**output_scale"
+    if "input" in doc and doc["input"] != from_fixed(doc["input_fixed"], m.input_scale):
+        return False, "input does not equal input_fixed / 2**input_scale"
+    proof = Proof(
+        backend=doc["backend"], circuit_id=doc["circuit_id"],
+        input_fixed=list(doc["input_fixed"]), output_fixed=list(doc["output_fixed"]),
+        public_signals=[str(s) for s in doc["public_signals"]], proof=doc["proof"],
+        calldata=str(doc["calldata"]),
+    )
+    backend = get_backend(m.backend)
+    try:
+        ok = backend.verify(circuit_dir, proof)
+    except BackendError as e:
+        return False, str(e)
+    if not ok:
+        return False, ("proof does not verify for these public signals (input_fixed, "
+                       "output_fixed, public_signals, proof or calldata altered)")
+    return True, "valid"

@@ -1,0 +1,379 @@
+"""Groth16 (BN254) backend: ONNX -> quantized integer model -> Circom -> snarkjs keys/proofs.
+
+Circuit folder (all names relative, see ``Manifest.files``)::
+
+    model.onnx              copy of the source model
+    calibration.json        the calibration inputs used (to rebuild the folder exactly)
+    quantized.json          integer weights, scales, shifts, worst-case bounds (the reference)
+    model.circom            generated circuit
+    model.r1cs, model.wasm  circom output (constraints, witness generator)
+    model.zkey              proving key; verification_key.json
+    Verifier.sol            snarkjs' Solidity verifier (contract Groth16Verifier)
+    verifier.json           its abi + bytecode compiled with the pinned solc
+    manifest.json
+
+Public signals are ``[outputs..., inputs...]`` (circom lists main's outputs first, then its
+public inputs), as field elements: a negative v is p - |v|.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oracle.circuits.fixedpoint import BN254_R, from_field, to_field
+from oracle.circuits.manifest import Manifest, circuit_id_of
+from oracle.circuits.quantize import (
+    QuantizedModel,
+    QuantSettings,
+    default_calibration,
+    quantize,
+)
+from oracle.proving.base import BackendError, CompileOptions, Proof, ProofBackend
+from oracle.proving.groth16 import circuit, ptau, tools
+from oracle.proving.groth16.calldata import encode_proof
+from oracle.proving.groth16.pool import ProverPool, SnarkjsError
+from oracle.proving.groth16.r1cs import r1cs_info
+from oracle.proving.groth16.solidity import compile_verifier
+
+log = logging.getLogger(__name__)
+
+NAME = "groth16"
+VERIFIER_CONTRACT = "Groth16Verifier"   # the name snarkjs' template gives the contract
+GENERATOR_VERSION = 1                   # bump when the generated circuit changes meaning
+
+FILES = {
+    "onnx": "model.onnx",
+    "calibration": "calibration.json",
+    "quantized": "quantized.json",
+    "circom": "model.circom",
+    "r1cs": "model.r1cs",
+    "wasm": "model.wasm",
+    "zkey": "model.zkey",
+    "pk": "model.zkey",
+    "vk": "verification_key.json",
+    "verifier_sol": "Verifier.sol",
+    "verifier_json": "verifier.json",
+}
+
+
+@dataclass
+class _Loaded:
+    stamp: float
+    manifest: Manifest
+    model: QuantizedModel
+    wasm: Path
+    zkey: Path
+    vk: Path
+
+
+class Groth16Backend(ProofBackend):
+    name = NAME
+
+    def __init__(self, pool_size: int | None = None, settings: QuantSettings | None = None,
+                 prove_timeout: float = 300.0) -> None:
+        self.settings = settings or QuantSettings()
+        self._pool_size = pool_size
+        self._timeout = prove_timeout
+        self._pool: ProverPool | None = None
+        self._lock = threading.Lock()
+        self._circuits: dict[Path, _Loaded] = {}
+
+    # -- resources --------------------------------------------------------------------------
+    @property
+    def pool(self) -> ProverPool:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProverPool(self._pool_size, timeout=self._timeout)
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def load(self, circuit_dir: Path) -> _Loaded:
+        """Manifest + integer reference of a circuit folder, cached until the manifest changes."""
+        d = circuit_dir.resolve()
+        try:
+            stamp = (d / "manifest.json").stat().st_mtime
+        except FileNotFoundError as e:
+            raise BackendError(f"{d}: not a circuit folder (no manifest.json)") from e
+        with self._lock:
+            hit = self._circuits.get(d)
+            if hit is not None and hit.stamp == stamp:
+                return hit
+        m = Manifest.load(d)
+        if m.backend != NAME:
+            raise BackendError(f"{d}: circuit built for backend {m.backend!r}, not {NAME!r}")
+        loaded = _Loaded(stamp, m, QuantizedModel.load(m.path(d, "quantized")),
+                         m.path(d, "wasm"), m.path(d, "zkey"), m.path(d, "vk"))
+        with self._lock:
+            self._circuits[d] = loaded
+        return loaded
+
+    # -- compile ----------------------------------------------------------------------------
+    def compile(self, onnx_path: Path, out_dir: Path, options: CompileOptions) -> Manifest:
+        from oracle.circuits.affine import trace
+        from oracle.circuits.onnx_graph import load_graph
+        from oracle.circuits.quantize import load_calibration
+
+        t_start = time.monotonic()
+        program = trace(load_graph(onnx_path))      # UnsupportedOperator before any work
+        if options.calibration is not None:
+            calib = load_calibration(options.calibration, program.input_size)
+            calib_src = str(options.calibration)
+        else:
+            calib = default_calibration(program.input_size)
+            calib_src = "default: 256 uniform samples in [-1, 1], seed 0"
+            log.warning("no calibration data for %s: using %s", onnx_path, calib_src)
+        qm = quantize(program, calib, self.settings)
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for f in set(FILES.values()) | {"manifest.json"}:
+            (out_dir / f).unlink(missing_ok=True)
+        shutil.copyfile(onnx_path, out_dir / FILES["onnx"])
+        (out_dir / FILES["calibration"]).write_text(json.dumps({"input": calib.tolist()}) + "\n")
+        qm.save(out_dir / FILES["quantized"])
+        src, est = circuit.generate(qm)
+        (out_dir / FILES["circom"]).write_text(src)
+
+        t0 = time.monotonic()
+        self._circom(out_dir)
+        circom_s = time.monotonic() - t0
+        info = r1cs_info(out_dir / FILES["r1cs"])
+        if info.n_outputs != qm.output_size or info.n_public_inputs != qm.input_size:
+            raise BackendError(f"{out_dir}: r1cs public signals do not match the model")
+        power = ptau.power_for(info.n_constraints, info.n_public_inputs + info.n_outputs)
+
+        t0 = time.monotonic()
+        dev_keys = options.setup_file is None
+        if dev_keys:
+            ptau_file = ptau.local_ptau(power, options.cache_dir)
+            log.warning(
+                "groth16 keys for %s come from a LOCAL ceremony: DEVELOPMENT ONLY, anyone with "
+                "this machine's memory could forge proofs. Pass --ptau <ceremony file> for "
+                "production.", out_dir
+            )
+        else:
+            assert options.setup_file is not None
+            ptau_file = options.setup_file
+            have = ptau.ptau_power(ptau_file)
+            if have < power:
+                raise BackendError(
+                    f"{ptau_file}: powers of tau 2^{have} too small for {info.n_constraints} "
+                    f"constraints (needs 2^{power})"
+                )
+        ptau_s = time.monotonic() - t0
+
+        t0 = time.monotonic()
+        self._setup(out_dir, ptau_file)
+        setup_s = time.monotonic() - t0
+        verifier = compile_verifier(out_dir / FILES["verifier_sol"], VERIFIER_CONTRACT)
+        (out_dir / FILES["verifier_json"]).write_text(json.dumps(verifier, indent=1) + "\n")
+
+        name = options.name or (onnx_path.parent.name if onnx_path.stem == "model"
+                                else onnx_path.stem)
+        sizes = {role: (out_dir / f).stat().st_size for role, f in FILES.items()}
+        manifest = Manifest(
+            backend=NAME,
+            name=name,
+            circuit_id=circuit_id_of(out_dir / FILES["vk"]),
+            input_shape=qm.input_shape,
+            output_shape=qm.output_shape,
+            input_scale=qm.input_scale,
+            output_scale=qm.output_scale,
+            input_bits=qm.input_bits,
+            output_bits=qm.output_bits,
+            signal_layout="outputs_then_inputs",
+            files=dict(FILES),
+            verifier_contract=VERIFIER_CONTRACT,
+            dev_keys=dev_keys,
+            toolchain=dict(tools.versions()),
+            settings={
+                "generator_version": GENERATOR_VERSION,
+                "quantization": asdict(self.settings),
+                "calibration_source": calib_src,
+                "calibration": qm.calibration,
+                "layers": [
+                    {"node": ly.node, "size": ly.size, "act": ly.act,
+                     "weight_scale": ly.weight_scale, "acc_scale": ly.acc_scale,
+                     "out_scale": ly.out_scale, "shift": ly.shift, "clip": [ly.lo, ly.hi]}
+                    for ly in qm.layers
+                ],
+                "circom_flags": ["--O2"],
+                "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+                "ptau": {"file": ptau_file.name, "power": power, "local_dev_ceremony": dev_keys,
+                         "sha256": _sha256_file(ptau_file)},
+                "phase2": "one local contribution + random beacon",
+            },
+            stats={
+                "constraints": info.n_constraints,
+                "estimated_constraints": est.estimated_constraints,
+                "wires": info.n_wires,
+                "public_signals": info.n_outputs + info.n_public_inputs,
+                "ptau_power": power,
+                "circom_seconds": round(circom_s, 3),
+                "ptau_seconds": round(ptau_s, 3),
+                "setup_seconds": round(setup_s, 3),
+                "compile_seconds": round(time.monotonic() - t_start, 3),
+                "zkey_bytes": sizes["zkey"],
+                "vk_bytes": sizes["vk"],
+                "wasm_bytes": sizes["wasm"],
+                "r1cs_bytes": sizes["r1cs"],
+                "verifier_runtime_bytes": (len(verifier["deployedBytecode"]) - 2) // 2,
+                "proof_bytes": 256,
+            },
+        )
+        manifest.save(out_dir)
+        log.info("compiled %s: %d constraints, setup %.1f s -> %s", name, info.n_constraints,
+                 setup_s, out_dir)
+        return manifest
+
+    def _circom(self, out_dir: Path) -> None:
+        # circom2 (WASI) only sees paths below its working directory: relative paths only.
+        tools.run(
+            [tools.node_binary(), str(tools.circom_cli()), FILES["circom"],
+             "--r1cs", "--wasm", "--O2", "-o", "."],
+            cwd=out_dir, what="circom",
+        )
+        js_dir = out_dir / "model_js"
+        os.replace(js_dir / "model.wasm", out_dir / FILES["wasm"])
+        shutil.rmtree(js_dir, ignore_errors=True)
+
+    def _setup(self, out_dir: Path, ptau_file: Path) -> None:
+        sj = tools.snarkjs
+        d = out_dir
+        sj("groth16", "setup", FILES["r1cs"], str(ptau_file.resolve()), "z0.zkey", cwd=d,
+           what="groth16 setup")
+        sj("zkey", "contribute", "z0.zkey", "z1.zkey", "--name=local phase-2 contribution",
+           f"-e={os.urandom(32).hex()}", cwd=d, what="zkey contribute")
+        sj("zkey", "beacon", "z1.zkey", FILES["zkey"], os.urandom(32).hex(), "10",
+           "-n=phase-2 beacon", cwd=d, what="zkey beacon")
+        for f in ("z0.zkey", "z1.zkey"):
+            (d / f).unlink(missing_ok=True)
+        sj("zkey", "export", "verificationkey", FILES["zkey"], FILES["vk"], cwd=d,
+           what="export vk")
+        sj("zkey", "export", "solidityverifier", FILES["zkey"], FILES["verifier_sol"], cwd=d,
+           what="export solidity verifier")
+
+    # -- prove / verify ---------------------------------------------------------------------
+    def check_input(self, m: Manifest, input_fixed: list[int]) -> None:
+        if len(input_fixed) != m.input_size:
+            raise BackendError(f"expected {m.input_size} inputs, got {len(input_fixed)}")
+        lo, hi = -(1 << (m.input_bits - 1)), (1 << (m.input_bits - 1)) - 1
+        for i, v in enumerate(input_fixed):
+            if isinstance(v, bool) or not isinstance(v, int | np.integer):
+                if isinstance(v, float) and not np.isfinite(v):
+                    raise BackendError(f"input {i} = {v} is NaN or infinite")
+                raise BackendError(f"input {i} = {v!r} is not an integer (fixed point expected)")
+            if not lo <= int(v) <= hi:
+                raise BackendError(
+                    f"input {i} = {int(v)} is outside the {m.input_bits}-bit signed range "
+                    f"[{lo}, {hi}]"
+                )
+
+    def prove(self, circuit_dir: Path, input_fixed: list[int]) -> Proof:
+        c = self.load(circuit_dir)
+        m = c.manifest
+        self.check_input(m, input_fixed)
+        x = [int(v) for v in input_fixed]
+        expected = [int(v) for v in c.model.forward_batch(np.array([x], dtype=np.int64))[0]]
+        t0 = time.monotonic()
+        resp = self.pool.request({
+            "cmd": "prove", "wasm": str(c.wasm), "zkey": str(c.zkey),
+            "input": {"in": [str(to_field(v)) for v in x]},
+        })
+        elapsed = time.monotonic() - t0
+        signals = [str(s) for s in resp["publicSignals"]]
+        n_out = m.output_size
+        if len(signals) != n_out + m.input_size:
+            raise BackendError(f"circuit returned {len(signals)} public signals, "
+                               f"expected {n_out + m.input_size}")
+        got = [from_field(int(s), BN254_R) for s in signals[:n_out]]
+        if got != expected:
+            raise BackendError(
+                f"circuit output {got} differs from the numpy reference {expected} "
+                f"(circuit folder {circuit_dir} is inconsistent)"
+            )
+        if signals[n_out:] != [str(to_field(v)) for v in x]:
+            raise BackendError("circuit public inputs differ from the requested input")
+        proof = resp["proof"]
+        return Proof(
+            backend=NAME,
+            circuit_id=m.circuit_id,
+            input_fixed=x,
+            output_fixed=got,
+            public_signals=signals,
+            proof=proof,
+            calldata=encode_proof(proof),
+            prove_seconds=elapsed,
+            extra={"daemon_ms": resp.get("ms", {})},
+        )
+
+    def expected_signals(self, input_fixed: list[int], output_fixed: list[int]) -> list[str]:
+        return [str(to_field(int(v))) for v in [*output_fixed, *input_fixed]]
+
+    def verify(self, circuit_dir: Path, proof: Proof) -> bool:
+        c = self.load(circuit_dir)
+        m = c.manifest
+        m.check_circuit_id(circuit_dir)
+        reason = self.mismatch(m, proof)
+        if reason:
+            log.info("proof rejected: %s", reason)
+            return False
+        try:
+            resp = self.pool.request({"cmd": "verify", "vk": str(c.vk), "proof": proof.proof,
+                                      "publicSignals": proof.public_signals})
+        except SnarkjsError as e:         # malformed proof (e.g. a point not on the curve)
+            log.info("proof rejected by snarkjs: %s", e)
+            return False
+        return bool(resp.get("valid"))
+
+    def mismatch(self, m: Manifest, proof: Proof) -> str | None:
+        """Why a proof cannot be for (input_fixed, output_fixed) of this circuit, or None."""
+        if proof.backend != NAME:
+            return f"backend {proof.backend!r} is not {NAME!r}"
+        if proof.circuit_id != m.circuit_id:
+            return f"circuit id {proof.circuit_id} is not {m.circuit_id}"
+        if len(proof.input_fixed) != m.input_size or len(proof.output_fixed) != m.output_size:
+            return "input/output sizes do not match the manifest"
+        try:
+            expected = self.expected_signals(proof.input_fixed, proof.output_fixed)
+        except (TypeError, ValueError):
+            return "input/output are not integers"
+        if list(proof.public_signals) != expected:
+            return "public signals do not equal [output_fixed..., input_fixed...]"
+        try:
+            if encode_proof(proof.proof) != proof.calldata.lower():
+                return "calldata does not encode the proof"
+        except BackendError as e:
+            return str(e)
+        return None
+
+
+def _sha256_file(p: Path) -> str:
+    h = hashlib.sha256()
+    with p.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def proof_to_json(p: Proof) -> dict[str, Any]:
+    return asdict(p)
+
+
+def proof_from_json(d: dict[str, Any]) -> Proof:
+    return Proof(**d)
