@@ -247,8 +247,7 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         r.status = Status.Refunded;
         totalEscrowed -= amount;
         emit InferenceRefunded(requestId, requester, amount);
-        (bool sent,) = requester.call{value: amount}("");
-        if (!sent) _credit(requester, amount);
+        if (!_sendValue(requester, amount)) _credit(requester, amount);
     }
 
     /// @notice Withdraws the caller's whole balance (relayer fees, overpayments).
@@ -258,8 +257,7 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         balances[msg.sender] = 0;
         totalCredits -= amount;
         emit Withdrawn(msg.sender, amount);
-        (bool sent,) = msg.sender.call{value: amount}("");
-        if (!sent) revert TransferFailed(msg.sender, amount);
+        if (!_sendValue(msg.sender, amount)) revert TransferFailed(msg.sender, amount);
     }
 
     /// @notice Sets the wei-per-gas used to price verification and callback gas in fee quotes.
@@ -479,6 +477,16 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         if (!enough) revert InsufficientGasForCallback(requestId, gasAmount);
         assembly {
             success := call(gasAmount, target, 0, add(data, 0x20), mload(data), 0, 0)
+        }
+    }
+
+    /// @dev Sends ETH without copying return data: `(bool ok,) = to.call{value: v}("")` copies it,
+    ///      so a recipient answering with a payload sized to its own gas made the caller run out
+    ///      of gas at any gas limit, and a requester could make its refund (and the credit
+    ///      fallback) impossible.
+    function _sendValue(address to, uint256 amount) private returns (bool sent) {
+        assembly {
+            sent := call(gas(), to, amount, 0, 0, 0, 0)
         }
     }
 

@@ -34,7 +34,7 @@ def _connect(rpc: str, *, signer: bool = True, keystore: Path | None = None):  #
     probe = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 10}))
     try:
         chain_id = int(probe.eth.chain_id)
-    except Exception as exc:  # noqa: BLE001 - any transport failure is "cannot reach"
+    except Exception as exc:
         raise ConnectionError(f"cannot reach RPC endpoint {rpc}: {exc}") from exc
     account = load_account(chain_id=chain_id, keystore=keystore) if signer else None
     return Chain.connect(rpc, account)

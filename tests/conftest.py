@@ -7,6 +7,7 @@ across tests and runs; see the backend fixtures below.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -15,6 +16,8 @@ from eth_account.signers.local import LocalAccount
 from oracle.chain.anvil import DEV_KEYS, Anvil
 from oracle.chain.client import Chain
 from oracle.chain.deploy import Deployment, deploy_all
+from oracle.proving.groth16 import Groth16Backend
+from oracle.proving.groth16.cache import compile_cached
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +46,28 @@ def deployment(chain: Chain) -> Deployment:
 def account_chain(chain: Chain, index: int) -> Chain:
     """The same node and artifacts, signing as anvil dev account ``index``."""
     return Chain(w3=chain.w3, account=Account.from_key(DEV_KEYS[index]), artifacts=chain.artifacts)
+
+
+
+# --- Groth16 backend fixtures ---------------------------------------------------------------
+# The risk model is compiled once into .cache/test-circuits/risk-groth16 and reused across runs
+# while the ONNX file, its calibration, the quantization settings and the generator sources are
+# unchanged (the local ptau is cached separately under .cache/ptau).
+
+
+@pytest.fixture(scope="session")
+def groth16_backend() -> Iterator[Groth16Backend]:
+    backend = Groth16Backend(pool_size=2)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="session")
+def risk_circuit(groth16_backend: Groth16Backend) -> Path:
+    root = Path(__file__).resolve().parent.parent
+    return compile_cached(
+        groth16_backend,
+        root / "models" / "risk" / "model.onnx",
+        root / "models" / "risk" / "calibration.json",
+        root / ".cache" / "test-circuits" / "risk-groth16",
+    )

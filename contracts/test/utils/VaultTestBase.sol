@@ -41,7 +41,7 @@ abstract contract VaultTestBase is Test {
     int256 internal constant ONE = int256(1) << SCALE;
     uint256 internal constant WAD = 1e18;
     uint256 internal constant BPS = 10_000;
-    uint256 internal constant USER_TOKENS = 1_000_000e18;
+    uint256 internal constant USER_TOKENS = 1e30;
 
     bytes32 internal constant FULFILLED_TOPIC = keccak256("InferenceFulfilled(uint256,bytes32,int256[],address,bool)");
 
@@ -127,15 +127,23 @@ abstract contract VaultTestBase is Test {
         id = vault.requestRebalance();
     }
 
-    /// @dev Fulfils `id` as the relayer with the input read back from the oracle; returns
-    ///      whether the consumer callback succeeded (from the InferenceFulfilled event).
-    function _fulfil(uint256 id, int256[] memory output) internal returns (bool callbackSucceeded) {
-        int256[] memory input = oracle.getRequest(id).input;
-        bytes memory proof = verifier.proofFor(input, output);
+    /// @dev The test double's proof for `output` on request `id` (input read back from the oracle).
+    function _proof(uint256 id, int256[] memory output) internal view returns (bytes memory) {
+        return verifier.proofFor(oracle.getRequest(id).input, output);
+    }
+
+    /// @dev Submits as the relayer; returns whether the consumer callback succeeded (from the
+    ///      InferenceFulfilled event).
+    function _submit(uint256 id, int256[] memory output, bytes memory proof) internal returns (bool) {
         vm.recordLogs();
         vm.prank(relayer);
         oracle.fulfill(id, output, proof);
         return _callbackResult(id);
+    }
+
+    /// @dev Fulfils `id` as the relayer with the input read back from the oracle.
+    function _fulfil(uint256 id, int256[] memory output) internal returns (bool callbackSucceeded) {
+        return _submit(id, output, _proof(id, output));
     }
 
     function _callbackResult(uint256 id) internal returns (bool) {

@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -48,7 +48,7 @@ from oracle.proving.groth16.solidity import compile_verifier
 
 log = logging.getLogger(__name__)
 
-NAME = "groth16"
+NAME: Final = "groth16"
 VERIFIER_CONTRACT = "Groth16Verifier"   # the name snarkjs' template gives the contract
 GENERATOR_VERSION = 1                   # bump when the generated circuit changes meaning
 

@@ -1,0 +1,201 @@
+"""ORM models (SQLAlchemy 2). The schema itself is owned by the Alembic migrations in
+``migrations/``; these classes must stay in step with them (a test compares the two)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class State(enum.StrEnum):
+    """The request life cycle (ARCHITECTURE.md)."""
+
+    SEEN = "seen"
+    CONFIRMED = "confirmed"
+    DISPATCHED = "dispatched"
+    PROVEN = "proven"
+    VERIFIED = "verified"
+    SUBMITTED = "submitted"
+    FULFILLED = "fulfilled"
+    REJECTED = "rejected"      # bad input; reason recorded
+    EXPIRED = "expired"        # deadline passed before fulfilment
+    FAILED = "failed"          # retries exhausted; reason recorded
+    ORPHANED = "orphaned"      # its block left the canonical chain (reorg)
+
+
+TERMINAL = frozenset({State.FULFILLED, State.REJECTED, State.EXPIRED, State.FAILED, State.ORPHANED})
+
+# Allowed transitions. Anything else is a bug and raises.
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.SEEN: frozenset({State.CONFIRMED, State.ORPHANED, State.EXPIRED, State.FULFILLED}),
+    State.CONFIRMED: frozenset({State.DISPATCHED, State.REJECTED, State.EXPIRED, State.ORPHANED, State.FULFILLED}),
+    State.DISPATCHED: frozenset(
+        {State.PROVEN, State.CONFIRMED, State.FAILED, State.EXPIRED, State.ORPHANED, State.FULFILLED}
+    ),
+    State.PROVEN: frozenset({State.VERIFIED, State.CONFIRMED, State.FAILED, State.EXPIRED, State.ORPHANED, State.FULFILLED}),
+    State.VERIFIED: frozenset({State.SUBMITTED, State.EXPIRED, State.ORPHANED, State.FULFILLED, State.FAILED}),
+    State.SUBMITTED: frozenset({State.FULFILLED, State.VERIFIED, State.EXPIRED, State.FAILED, State.ORPHANED}),
+    State.FULFILLED: frozenset({State.VERIFIED, State.ORPHANED}),  # a reorg can undo a fulfilment
+    State.REJECTED: frozenset(),
+    State.EXPIRED: frozenset(),
+    State.FAILED: frozenset(),
+    State.ORPHANED: frozenset(),
+}
+
+
+class Request(Base):
+    __tablename__ = "requests"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "oracle", "request_id", name="uq_request"),
+        Index("ix_requests_state", "state", "chain_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    oracle: Mapped[str] = mapped_column(String(42))
+    request_id: Mapped[int] = mapped_column(BigInteger)
+    model_id: Mapped[str] = mapped_column(String(66))
+    requester: Mapped[str] = mapped_column(String(42))
+    input: Mapped[list[str]] = mapped_column(JSON)       # decimal strings: int256 overflows JSON numbers elsewhere
+    callback: Mapped[str] = mapped_column(String(42))
+    callback_gas_limit: Mapped[int] = mapped_column(BigInteger)
+    deadline: Mapped[int] = mapped_column(BigInteger)
+    fee: Mapped[str] = mapped_column(String(80))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default=State.SEEN.value)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[float] = mapped_column(Float, default=0.0)
+    fulfil_tx: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    fulfil_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    callback_succeeded: Mapped[bool | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    proof: Mapped[Proof | None] = relationship(back_populates="request", uselist=False)
+
+    @property
+    def input_ints(self) -> list[int]:
+        return [int(v) for v in self.input]
+
+
+class StateChange(Base):
+    __tablename__ = "state_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_pk: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Proof(Base):
+    __tablename__ = "proofs"
+
+    request_pk: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), primary_key=True)
+    circuit_id: Mapped[str] = mapped_column(String(66))
+    backend: Mapped[str] = mapped_column(String(16))
+    output: Mapped[list[str]] = mapped_column(JSON)
+    calldata: Mapped[str] = mapped_column(Text)
+    public_signals: Mapped[list[str]] = mapped_column(JSON)
+    prover: Mapped[str] = mapped_column(String(80))    # "local" or a miner hotkey
+    prove_seconds: Mapped[float] = mapped_column(Float)
+    verified: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    request: Mapped[Request] = relationship(back_populates="proof")
+
+    @property
+    def output_ints(self) -> list[int]:
+        return [int(v) for v in self.output]
+
+
+class Checkpoint(Base):
+    """Last processed block per (chain, oracle), with recent hashes for reorg detection."""
+
+    __tablename__ = "checkpoints"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    oracle: Mapped[str] = mapped_column(String(42), primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    # {block_number: hash} for the last few processed blocks: ancestry checks after restarts.
+    recent_hashes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Nonce(Base):
+    __tablename__ = "nonces"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    account: Mapped[str] = mapped_column(String(42), primary_key=True)
+    next_nonce: Mapped[int] = mapped_column(BigInteger)
+
+
+class RelayerTx(Base):
+    __tablename__ = "relayer_txs"
+    __table_args__ = (Index("ix_relayer_txs_status", "status", "chain_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    account: Mapped[str] = mapped_column(String(42))
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))            # fulfill | fulfillBatch | noop
+    request_pks: Mapped[list[int]] = mapped_column(JSON)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    raw_tx: Mapped[str] = mapped_column(Text)                 # signed bytes, for rebroadcast
+    to: Mapped[str] = mapped_column(String(42))
+    data: Mapped[str] = mapped_column(Text)
+    gas_limit: Mapped[int] = mapped_column(BigInteger)
+    max_fee: Mapped[str] = mapped_column(String(80))
+    priority_fee: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|mined|confirmed|failed|replaced
+    replaced_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    revert_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sent_at: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MinerScore(Base):
+    __tablename__ = "miner_scores"
+
+    hotkey: Mapped[str] = mapped_column(String(64), primary_key=True)
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    successes: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    invalid: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ema: Mapped[float] = mapped_column(Float, default=0.0)
+    proof_size_ema: Mapped[float] = mapped_column(Float, default=0.0)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
