@@ -21,8 +21,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from oracle.circuits.manifest import ManifestError
     from oracle.proving.base import BackendError
 
+    from oracle.service.config import ConfigError
+
     return (ContractError, KeySourceError, FixedPointError, ManifestError, BackendError,
-            FileNotFoundError, ValueError, ConnectionError)
+            ConfigError, FileNotFoundError, ValueError, ConnectionError)
 
 
 def _connect(rpc: str, *, signer: bool = True, keystore: Path | None = None):  # type: ignore[no-untyped-def]
@@ -135,13 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("proof", type=Path)
     v.set_defaults(func=cmd_verify)
 
-    for register in _EXTRA_COMMANDS:
+    for register in _extra_commands():
         register(sub)
     return p
 
 
 # Later subsystems (service, audit, miner) add their subcommands here.
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
+def _extra_commands() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
+    from oracle.service.cli import add_run_command
+
+    return [add_run_command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""The relayer: builds, signs and sends fulfilment transactions; nonces, fees, receipts."""

@@ -28,7 +28,9 @@ SEED = 0
 def data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     d = load_digits()
     x = d.data / 16.0
-    return train_test_split(x, d.target, test_size=0.25, random_state=SEED, stratify=d.target)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, d.target, test_size=0.25, random_state=SEED,
+                                              stratify=d.target)
+    return np.asarray(x_tr), np.asarray(x_te), np.asarray(y_tr), np.asarray(y_te)
 
 
 def build_onnx(w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray) -> onnx.ModelProto:

@@ -128,11 +128,8 @@ def trace(graph: OnnxGraph) -> FloatProgram:
                 f"node {n.name!r} ({n.op_type}): constant sub-graphs are not supported; "
                 "fold constants before export"
             )
-        if n.op_type in ACTIVATION_OPS:
-            out = _activation(n, args, graph, materialize)
-        else:
-            out = _linear(n, args)
-        env[n.outputs[0]] = out
+        act = n.op_type in ACTIVATION_OPS
+        env[n.outputs[0]] = _activation(n, args, graph, materialize) if act else _linear(n, args)
 
     final = env.get(graph.output_name)
     if not isinstance(final, _Dyn):

@@ -127,6 +127,7 @@ class Proof(Base):
     output: Mapped[list[str]] = mapped_column(JSON)
     calldata: Mapped[str] = mapped_column(Text)
     public_signals: Mapped[list[str]] = mapped_column(JSON)
+    native: Mapped[Any] = mapped_column(JSON, nullable=True)   # backend-native proof object
     prover: Mapped[str] = mapped_column(String(80))    # "local" or a miner hotkey
     prove_seconds: Mapped[float] = mapped_column(Float)
     verified: Mapped[bool] = mapped_column(default=False)

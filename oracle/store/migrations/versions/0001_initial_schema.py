@@ -111,6 +111,7 @@ def upgrade() -> None:
     sa.Column('output', sa.JSON(), nullable=False),
     sa.Column('calldata', sa.Text(), nullable=False),
     sa.Column('public_signals', sa.JSON(), nullable=False),
+    sa.Column('native', sa.JSON(), nullable=True),
     sa.Column('prover', sa.String(length=80), nullable=False),
     sa.Column('prove_seconds', sa.Float(), nullable=False),
     sa.Column('verified', sa.Boolean(), nullable=False),

@@ -1,0 +1,1 @@
+"""The dispatcher: confirmed requests -> proof -> off-chain verification -> relayer."""

@@ -1,0 +1,211 @@
+"""Confirmed requests -> validated -> proven -> verified off-chain -> ready for the relayer.
+
+Every transition is committed before the work it enables (``dispatched`` before proving,
+``proven`` with the proof before verifying), so a crash anywhere resumes from the last
+committed state. Requests are leased, so several workers or oracle instances never prove
+the same request at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from oracle.circuits.catalog import Circuit, CircuitCatalog
+from oracle.circuits.fixedpoint import check_range
+from oracle.dispatch.provers import Prover, verify_offchain
+from oracle.proving.base import BackendError
+from oracle.store import repo
+from oracle.store.db import Database
+from oracle.store.models import Proof, Request, State
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OnChainModel:
+    """What the dispatcher needs from the registry entry of a model."""
+
+    circuit_id: str
+    input_size: int
+    output_size: int
+    input_bits: int
+
+
+ModelLookup = Callable[[int, str], OnChainModel | None]   # (chain_id, model_id) -> model
+ChainTime = Callable[[int], int]                            # chain_id -> latest block timestamp
+
+
+@dataclass
+class DispatcherConfig:
+    owner: str = "oracle"               # lease owner id (stable across restarts of one instance)
+    workers: int = 2
+    batch: int = 16
+    max_attempts: int = 3
+    retry_delay: float = 2.0
+    prove_timeout: float = 120.0
+    deadline_margin: int = 5            # don't start work that cannot land before the deadline
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        catalog: CircuitCatalog,
+        prover: Prover,
+        models: ModelLookup,
+        chain_time: ChainTime,
+        cfg: DispatcherConfig | None = None,
+    ) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.prover = prover
+        self.models = models
+        self.chain_time = chain_time
+        self.cfg = cfg or DispatcherConfig()
+        self._pool = ThreadPoolExecutor(max_workers=self.cfg.workers, thread_name_prefix="dispatch")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def run_once(self) -> int:
+        """Claims ready requests and processes them in parallel; returns how many reached
+        ``verified``."""
+        with self.db.session() as s:
+            reqs = repo.claim(
+                s, [State.CONFIRMED, State.DISPATCHED, State.PROVEN], self.cfg.owner, limit=self.cfg.batch,
+                lease_seconds=self.cfg.prove_timeout * 2,
+            )
+            ids = [r.id for r in reqs]
+        if not ids:
+            return 0
+        return sum(self._pool.map(self._process, ids))
+
+    # ------------------------------------------------------------------ one request
+
+    def _process(self, pk: int) -> int:
+        try:
+            return self._process_inner(pk)
+        except Exception:  # noqa: BLE001 - one bad request must never stop the others
+            log.exception("dispatch of request row %d failed unexpectedly", pk)
+            with self.db.session() as s:
+                req = s.get(Request, pk)
+                if req is not None:
+                    self._retry_or_fail(s, req, "internal error (see logs)")
+            return 0
+
+    def _process_inner(self, pk: int) -> int:
+        with self.db.session() as s:
+            req = s.get(Request, pk)
+            if req is None or req.lease_owner != self.cfg.owner:
+                return 0
+            tag = f"{req.chain_id}:{req.request_id}"
+            if self.chain_time(req.chain_id) + self.cfg.deadline_margin > req.deadline:
+                repo.transition(s, req, State.EXPIRED, "deadline too close or passed: not proven")
+                return 0
+            circuit, why = self._circuit_for(req)
+            if circuit is None:
+                repo.transition(s, req, State.REJECTED if why.startswith("input") else State.FAILED, why)
+                log.warning("request %s: %s", tag, why)
+                return 0
+            if req.state == State.PROVEN.value and req.proof is not None:
+                pass  # crashed after proving: go straight to verification
+            else:
+                repo.transition(s, req, State.DISPATCHED)
+            input_fixed = req.input_ints
+            state = State(req.state)
+        # Committed: the request is `dispatched` (or `proven`) before the prover runs.
+
+        if state == State.DISPATCHED:
+            try:
+                result = self.prover.prove(circuit, input_fixed, timeout=self.cfg.prove_timeout)
+            except BackendError as e:
+                with self.db.session() as s:
+                    req = s.get(Request, pk)
+                    assert req is not None
+                    repo.transition(s, req, State.REJECTED, f"input rejected by the prover: {e}")
+                return 0
+            except Exception as e:  # noqa: BLE001 - prover crash, timeout, miner down: retry
+                with self.db.session() as s:
+                    req = s.get(Request, pk)
+                    assert req is not None
+                    self._retry_or_fail(s, req, f"proving failed: {e}")
+                return 0
+            with self.db.session() as s:
+                req = s.get(Request, pk)
+                assert req is not None
+                p = result.proof
+                repo.save_proof(
+                    s, req,
+                    Proof(
+                        circuit_id=p.circuit_id, backend=p.backend, output=[str(v) for v in p.output_fixed],
+                        calldata=p.calldata, public_signals=list(p.public_signals), native=p.proof,
+                        prover=result.prover,
+                        prove_seconds=p.prove_seconds, verified=False,
+                    ),
+                )
+                repo.transition(s, req, State.PROVEN)
+            proof = result.proof
+        else:
+            proof = self._stored_proof(pk, circuit)
+
+        why_not = verify_offchain(circuit, proof, input_fixed)
+        with self.db.session() as s:
+            req = s.get(Request, pk)
+            assert req is not None
+            if why_not is not None:
+                log.warning("request %s: proof rejected off-chain: %s", tag, why_not)
+                repo.transition(s, req, State.CONFIRMED, f"invalid proof: {why_not}")
+                self._retry_or_fail(s, req, f"invalid proof: {why_not}")
+                return 0
+            assert req.proof is not None
+            req.proof.verified = True
+            repo.transition(s, req, State.VERIFIED)
+            repo.release(req)
+        log.info("request %s verified (%.0f ms proving)", tag, proof.prove_seconds * 1000)
+        return 1
+
+    def _circuit_for(self, req: Request) -> tuple[Circuit | None, str]:
+        model = self.models(req.chain_id, req.model_id)
+        if model is None:
+            return None, f"model {req.model_id} is not registered on chain {req.chain_id}"
+        circuit = self.catalog.get(model.circuit_id)
+        if circuit is None:
+            return None, f"no artifacts for circuit {model.circuit_id} (model {req.model_id})"
+        m = circuit.manifest
+        values = req.input_ints
+        if len(values) != m.input_size:
+            return None, f"input has {len(values)} values, the model takes {m.input_size}"
+        try:
+            check_range(values, m.input_bits, "input")
+        except ValueError as e:
+            return None, f"input out of the circuit's range: {e}"
+        return circuit, ""
+
+    def _stored_proof(self, pk: int, circuit: Circuit):  # type: ignore[no-untyped-def]
+        from oracle.proving.base import Proof as BackendProof
+
+        with self.db.session() as s:
+            req = s.get(Request, pk)
+            assert req is not None and req.proof is not None
+            p = req.proof
+            return BackendProof(
+                backend=p.backend, circuit_id=p.circuit_id, input_fixed=req.input_ints,
+                output_fixed=p.output_ints, public_signals=list(p.public_signals), proof=p.native,
+                calldata=p.calldata, prove_seconds=p.prove_seconds,
+            )
+
+    def _retry_or_fail(self, s: object, req: Request, reason: str) -> None:
+        from sqlalchemy.orm import Session
+
+        assert isinstance(s, Session)
+        if req.attempts + 1 >= self.cfg.max_attempts:
+            if req.state in (State.DISPATCHED.value, State.PROVEN.value, State.CONFIRMED.value):
+                repo.transition(s, req, State.FAILED, f"{reason} (after {req.attempts + 1} attempts)")
+            return
+        if req.state in (State.DISPATCHED.value, State.PROVEN.value):
+            repo.transition(s, req, State.CONFIRMED, reason)
+        repo.retry_later(req, reason, self.cfg.retry_delay * (2 ** req.attempts))

@@ -1,0 +1,48 @@
+"""Where proofs come from. The dispatcher only sees the ``Prover`` interface: a local pool
+of backend provers here, the subnet's miners in network mode (same interface)."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+from oracle.circuits.catalog import Circuit
+from oracle.proving.base import Proof
+from oracle.proving.registry import get_backend
+
+
+@dataclass(frozen=True)
+class ProveResult:
+    proof: Proof
+    prover: str          # "local" or the miner's hotkey
+
+
+class Prover(abc.ABC):
+    @abc.abstractmethod
+    def prove(self, circuit: Circuit, input_fixed: list[int], *, timeout: float) -> ProveResult:
+        """Returns a proof (not yet verified by the caller). Raises BackendError for inputs the
+        circuit cannot take, any other exception for transient failures."""
+
+    def close(self) -> None:
+        return None
+
+
+class LocalProver(Prover):
+    """Proves on this machine with the circuit's own backend (its prover pool)."""
+
+    def prove(self, circuit: Circuit, input_fixed: list[int], *, timeout: float) -> ProveResult:
+        backend = get_backend(circuit.manifest.backend)
+        return ProveResult(proof=backend.prove(circuit.dir, input_fixed), prover="local")
+
+
+def verify_offchain(circuit: Circuit, proof: Proof, input_fixed: list[int]) -> str | None:
+    """None when ``proof`` is a valid proof for exactly this request's input; else why not."""
+    if proof.circuit_id.lower() != circuit.circuit_id.lower():
+        return f"proof is for circuit {proof.circuit_id}, expected {circuit.circuit_id}"
+    if list(proof.input_fixed) != list(input_fixed):
+        return "proof is for another input"
+    if len(proof.output_fixed) != circuit.manifest.output_size:
+        return f"proof has {len(proof.output_fixed)} outputs, expected {circuit.manifest.output_size}"
+    if not get_backend(circuit.manifest.backend).verify(circuit.dir, proof):
+        return "proof does not verify"
+    return None

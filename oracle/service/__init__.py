@@ -1,0 +1,1 @@
+"""The long-running oracle service: listeners, dispatcher and relayers on a scheduler."""

@@ -1,0 +1,242 @@
+"""Wires listeners, dispatcher and relayers together on an APScheduler scheduler.
+
+Jobs (per chain where it applies): poll (listener), dispatch, relay, receipts, expiry. A job
+that fails (RPC down, timeout) is logged and backs off exponentially; the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import select
+from web3 import Web3
+
+from listeners.chain_listener import ChainListener, ListenerConfig
+from oracle.chain.client import ErrorDecoder
+from oracle.chain.compiler import Artifact, compile_project
+from oracle.chain.keys import load_account
+from oracle.circuits.catalog import CircuitCatalog
+from oracle.dispatch.dispatcher import Dispatcher, DispatcherConfig, OnChainModel
+from oracle.dispatch.provers import LocalProver, Prover
+from oracle.proving.registry import close_backends
+from oracle.service.config import ChainConfig, ServiceConfig
+from oracle.store import repo
+from oracle.store.db import Database
+from oracle.store.models import Request, State
+from relayer.relayer import Relayer, RelayerConfig
+
+log = logging.getLogger(__name__)
+
+MODEL_CACHE_SECONDS = 30.0
+
+
+@dataclass
+class _Backoff:
+    failures: int = 0
+    until: float = 0.0
+
+    def ready(self) -> bool:
+        return time.monotonic() >= self.until
+
+    def ok(self) -> None:
+        self.failures = 0
+        self.until = 0.0
+
+    def fail(self) -> float:
+        self.failures += 1
+        delay = min(10.0, 0.5 * 2 ** (self.failures - 1))
+        self.until = time.monotonic() + delay
+        return delay
+
+
+@dataclass
+class ChainRuntime:
+    cfg: ChainConfig
+    chain_id: int
+    w3: Web3
+    listener: ChainListener
+    relayer: Relayer
+    registry: Any
+    models: dict[str, tuple[float, OnChainModel | None]] = field(default_factory=dict)
+    head_time: tuple[float, int] = (0.0, 0)
+
+
+class OracleService:
+    def __init__(
+        self,
+        cfg: ServiceConfig,
+        *,
+        prover: Prover | None = None,
+        account: LocalAccount | None = None,
+        artifacts: dict[str, Artifact] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.db = Database(cfg.database_url)
+        self.catalog = CircuitCatalog.scan(cfg.prover.models_dir)
+        self.artifacts = artifacts or compile_project()
+        self.errors = ErrorDecoder(self.artifacts)
+        self.prover = prover or LocalProver()
+        self._account = account
+        self.chains: dict[int, ChainRuntime] = {}
+        self._backoff: dict[str, _Backoff] = {}
+        self._lock = threading.Lock()
+        for c in cfg.chains:
+            rt = self._connect(c)
+            self.chains[rt.chain_id] = rt
+        self.dispatcher = Dispatcher(
+            self.db, self.catalog, self.prover, self._model, self._chain_time,
+            DispatcherConfig(
+                owner=f"{cfg.instance}/dispatch", workers=cfg.prover.workers,
+                prove_timeout=cfg.prover.timeout, max_attempts=cfg.prover.max_attempts,
+            ),
+        )
+        with self.db.session() as s:
+            released = repo.release_stale_leases(s, f"{cfg.instance}/dispatch")
+            released += sum(repo.release_stale_leases(s, f"{cfg.instance}/relay/{cid}") for cid in self.chains)
+        if released:
+            log.info("released %d lease(s) held before the last shutdown", released)
+        self._scheduler: BackgroundScheduler | None = None
+
+    # ------------------------------------------------------------------ set-up
+
+    def _connect(self, c: ChainConfig) -> ChainRuntime:
+        w3 = Web3(Web3.HTTPProvider(c.rpc_url, request_kwargs={"timeout": 10}))
+        chain_id = int(w3.eth.chain_id)
+        account = self._account or load_account(chain_id=chain_id, keystore=self.cfg.relayer.keystore)
+        oracle_abi = self.artifacts["InferenceOracle"].abi
+        oracle = w3.eth.contract(address=Web3.to_checksum_address(c.oracle), abi=oracle_abi)
+        registry = w3.eth.contract(address=oracle.functions.registry().call(), abi=self.artifacts["ModelRegistry"].abi)
+        listener = ChainListener(
+            self.db, w3, oracle_abi,
+            ListenerConfig(chain_id=chain_id, oracle=c.oracle, confirmations=c.confirmations,
+                           start_block=c.start_block, max_range=c.max_log_range),
+        )
+
+        def verify_gas(model_id: str) -> int:
+            m = registry.functions.getModel(bytes.fromhex(model_id[2:])).call()
+            return int(m[12])
+
+        relayer = Relayer(
+            self.db, w3, account, oracle_abi, self.errors, verify_gas,
+            RelayerConfig(chain_id=chain_id, oracle=c.oracle, confirmations=c.confirmations,
+                          max_batch=self.cfg.relayer.max_batch, stuck_after=self.cfg.relayer.stuck_after,
+                          owner=f"{self.cfg.instance}/relay/{chain_id}"),
+        )
+        rt = ChainRuntime(cfg=c, chain_id=chain_id, w3=w3, listener=listener, relayer=relayer, registry=registry)
+        log.info("chain %s (id %d): oracle %s, relayer %s, %d confirmation(s)",
+                 c.name, chain_id, c.oracle, account.address, c.confirmations)
+        return rt
+
+    def _model(self, chain_id: int, model_id: str) -> OnChainModel | None:
+        rt = self.chains[chain_id]
+        cached = rt.models.get(model_id)
+        if cached and time.monotonic() - cached[0] < MODEL_CACHE_SECONDS:
+            return cached[1]
+        if not rt.registry.functions.isRegistered(bytes.fromhex(model_id[2:])).call():
+            model = None
+        else:
+            m = rt.registry.functions.getModel(bytes.fromhex(model_id[2:])).call()
+            model = OnChainModel(circuit_id="0x" + bytes(m[10]).hex(), input_size=int(m[2]),
+                                 output_size=int(m[3]), input_bits=int(m[6]))
+        rt.models[model_id] = (time.monotonic(), model)
+        return model
+
+    def _chain_time(self, chain_id: int) -> int:
+        rt = self.chains[chain_id]
+        fetched, ts = rt.head_time
+        if time.monotonic() - fetched > 0.5:
+            ts = int(rt.w3.eth.get_block("latest")["timestamp"])
+            rt.head_time = (time.monotonic(), ts)
+        return ts
+
+    # ------------------------------------------------------------------ jobs
+
+    def _guarded(self, name: str, fn: Callable[[], object]) -> Callable[[], None]:
+        b = self._backoff.setdefault(name, _Backoff())
+
+        def run() -> None:
+            if not b.ready():
+                return
+            try:
+                fn()
+                if b.failures:
+                    log.info("%s recovered after %d failure(s)", name, b.failures)
+                b.ok()
+            except Exception as e:  # noqa: BLE001 - log, back off, keep the service alive
+                delay = b.fail()
+                log.warning("%s failed (%s: %s); retrying in %.1f s", name, type(e).__name__, e, delay)
+
+        return run
+
+    def step(self) -> None:
+        """One pass of every job, in order (used by tests and the demo's synchronous mode)."""
+        for name, fn in self._jobs():
+            self._guarded(name, fn)()
+
+    def _jobs(self) -> list[tuple[str, Callable[[], object]]]:
+        jobs: list[tuple[str, Callable[[], object]]] = []
+        for cid, rt in self.chains.items():
+            jobs.append((f"poll[{cid}]", rt.listener.poll))
+        jobs.append(("dispatch", self.dispatcher.run_once))
+        for cid, rt in self.chains.items():
+            jobs.append((f"relay[{cid}]", rt.relayer.submit_ready))
+            jobs.append((f"receipts[{cid}]", rt.relayer.track))
+        jobs.append(("expiry", self.expire))
+        return jobs
+
+    def expire(self) -> int:
+        """Requests past their deadline that were never submitted become ``expired``."""
+        n = 0
+        for cid in self.chains:
+            now = self._chain_time(cid)
+            with self.db.session() as s:
+                rows = s.execute(
+                    select(Request).where(
+                        Request.chain_id == cid,
+                        Request.deadline < now,
+                        Request.state.in_([State.SEEN.value, State.CONFIRMED.value, State.VERIFIED.value]),
+                        Request.lease_until < time.time(),
+                    )
+                ).scalars().all()
+                for r in rows:
+                    repo.transition(s, r, State.EXPIRED, "deadline passed")
+                    n += 1
+        return n
+
+    def start(self) -> None:
+        sched = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 5})
+        for name, fn in self._jobs():
+            interval = 0.25
+            if name.startswith("poll"):
+                interval = self.chains[int(name[5:-1])].cfg.poll_interval
+            elif name == "expiry":
+                interval = 5.0
+            sched.add_job(self._guarded(name, fn), "interval", seconds=interval, id=name, name=name)
+        sched.start()
+        self._scheduler = sched
+        log.info("oracle service started: %d chain(s), %d circuit(s)", len(self.chains), len(self.catalog))
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        self.dispatcher.close()
+        self.prover.close()
+        close_backends()
+        self.db.dispose()
+        log.info("oracle service stopped")
+
+    def run_forever(self, stop: threading.Event) -> None:
+        self.start()
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            self.stop()

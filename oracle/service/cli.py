@@ -1,0 +1,60 @@
+"""``oracle run``: the service, from a TOML file or from flags for one chain."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def add_run_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    r = sub.add_parser("run", help="run the oracle service (listeners, dispatcher, relayer)")
+    r.add_argument("--config", type=Path, help="TOML config (chains, database, prover, relayer)")
+    r.add_argument("--rpc", help="one chain: RPC URL")
+    r.add_argument("--oracle", help="one chain: InferenceOracle address")
+    r.add_argument("--models", type=Path, help="folder with one circuit folder per model")
+    r.add_argument("--db", default="sqlite:///oracle.db", help="database URL (SQLite file or PostgreSQL)")
+    r.add_argument("--confirmations", type=int, default=1)
+    r.add_argument("--workers", type=int, default=2)
+    r.add_argument("--instance", default="oracle-1", help="instance id (stable across restarts)")
+    r.set_defaults(func=cmd_run)
+
+
+def build_config(a: argparse.Namespace) -> Any:
+    from oracle.service.config import ChainConfig, ConfigError, ProverConfig, ServiceConfig
+
+    if a.config:
+        if a.rpc or a.oracle:
+            raise ConfigError("give either --config or --rpc/--oracle/--models, not both")
+        return ServiceConfig.load(a.config)
+    missing = [f for f in ("rpc", "oracle", "models") if getattr(a, f) is None]
+    if missing:
+        raise ConfigError("missing " + ", ".join("--" + m for m in missing) + " (or use --config FILE)")
+    return ServiceConfig(
+        database_url=a.db,
+        instance=a.instance,
+        chains=[ChainConfig(rpc_url=a.rpc, oracle=a.oracle, confirmations=a.confirmations)],
+        prover=ProverConfig(models_dir=a.models, workers=a.workers),
+    )
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from oracle.service.app import OracleService
+
+    cfg = build_config(a)
+    service = OracleService(cfg)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        log.info("signal %d: shutting down", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    service.run_forever(stop)
+    return 0

@@ -1,0 +1,338 @@
+"""Fulfilment transactions for one (chain, account).
+
+Send path, crash-safe: in ONE database transaction the nonce is reserved, the transaction
+signed and stored (raw bytes) and its requests moved to ``submitted``; only then is it
+broadcast. After a crash the stored transaction is simply broadcast again, so a nonce is never
+skipped and a request is never sent twice under two nonces.
+
+Before sending, the relayer reads the on-chain request: already fulfilled (by anyone) or
+refunded -> no transaction; an input that differs from ours (reorg) -> orphaned, re-read.
+Receipts are followed to the confirmation depth; a stuck transaction is replaced with bumped
+fees under the same nonce; revert reasons are decoded and recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+from web3.logs import DISCARD
+
+from oracle.chain.client import ErrorDecoder
+from oracle.store import repo
+from oracle.store.db import Database
+from oracle.store.models import RelayerTx, Request, State
+from relayer.fees import Fees, current_fees
+
+log = logging.getLogger(__name__)
+
+# On-chain InferenceOracle.Status
+ST_PENDING, ST_FULFILLED, ST_REFUNDED = 1, 2, 3
+
+# Per-request gas outside verification and the callback (storage, events, calldata).
+FULFIL_OVERHEAD_GAS = 90_000
+BATCH_BASE_GAS = 60_000
+
+
+@dataclass
+class RelayerConfig:
+    chain_id: int
+    oracle: str
+    confirmations: int = 1
+    max_batch: int = 16
+    stuck_after: float = 30.0          # seconds without a receipt before a fee bump
+    owner: str = "relayer"
+    max_attempts: int = 3
+
+
+VerifyGas = Callable[[str], int]     # model_id -> verification gas budget
+
+
+class Relayer:
+    def __init__(
+        self,
+        db: Database,
+        w3: Web3,
+        account: LocalAccount,
+        abi: list[dict[str, Any]],
+        errors: ErrorDecoder,
+        verify_gas: VerifyGas,
+        cfg: RelayerConfig,
+    ) -> None:
+        self.db = db
+        self.w3 = w3
+        self.account = account
+        self.errors = errors
+        self.verify_gas = verify_gas
+        self.cfg = cfg
+        self.oracle = w3.eth.contract(address=to_checksum_address(cfg.oracle), abi=abi)
+
+    # ------------------------------------------------------------------ sending
+
+    def submit_ready(self) -> int:
+        """Sends verified requests (one tx, batched when several); returns requests sent."""
+        with self.db.session() as s:
+            reqs = repo.claim(s, [State.VERIFIED], self.cfg.owner, limit=self.cfg.max_batch, lease_seconds=60)
+            reqs = [r for r in reqs if r.chain_id == self.cfg.chain_id and r.oracle == self.oracle.address]
+            ids = [r.id for r in reqs]
+        if not ids:
+            return 0
+        ready = self._precheck(ids)
+        if not ready:
+            return 0
+        return self._send(ready)
+
+    def _precheck(self, pks: list[int]) -> list[int]:
+        """Drops requests that need no transaction, reading the chain (no wasted gas)."""
+        now = int(self.w3.eth.get_block("latest")["timestamp"])
+        ready: list[int] = []
+        with self.db.session() as s:
+            for pk in pks:
+                req = s.get(Request, pk)
+                assert req is not None
+                on = self.oracle.functions.getRequest(req.request_id).call()
+                status, deadline, onchain_input = int(on[7]), int(on[5]), [int(v) for v in on[8]]
+                if status == ST_FULFILLED:
+                    repo.transition(s, req, State.FULFILLED, "already fulfilled on-chain (another relayer)")
+                elif status == ST_REFUNDED:
+                    repo.transition(s, req, State.EXPIRED, "refunded on-chain")
+                elif deadline < now + 2:
+                    repo.transition(s, req, State.EXPIRED, "deadline passed before submission")
+                elif onchain_input != req.input_ints or "0x" + bytes(on[1]).hex() != req.model_id:
+                    # Same id, other content: our copy came from a block that was reorged away.
+                    repo.transition(s, req, State.ORPHANED, "on-chain request differs from the one proven (reorg)")
+                else:
+                    ready.append(pk)
+        return ready
+
+    def _gas_for(self, req: Request) -> int:
+        cb = req.callback_gas_limit * 64 // 63 + 10_000 if req.callback_gas_limit else 0
+        return self.verify_gas(req.model_id) + cb + FULFIL_OVERHEAD_GAS
+
+    def _send(self, pks: list[int]) -> int:
+        fees = current_fees(self.w3)
+        chain_nonce = int(self.w3.eth.get_transaction_count(self.account.address, "pending"))
+        with self.db.session() as s:
+            reqs = [s.get(Request, pk) for pk in pks]
+            assert all(r is not None and r.proof is not None for r in reqs)
+            ids = [r.request_id for r in reqs]  # type: ignore[union-attr]
+            outputs = [r.proof.output_ints for r in reqs]  # type: ignore[union-attr]
+            proofs = [HexBytes(r.proof.calldata) for r in reqs]  # type: ignore[union-attr]
+            gas = sum(self._gas_for(r) for r in reqs)  # type: ignore[arg-type]
+            if len(reqs) == 1:
+                fn = self.oracle.functions.fulfill(ids[0], outputs[0], proofs[0])
+                kind = "fulfill"
+            else:
+                fn = self.oracle.functions.fulfillBatch(ids, outputs, proofs)
+                kind = "fulfillBatch"
+                gas += BATCH_BASE_GAS
+            data = fn._encode_transaction_data()
+            nonce = repo.reserve_nonce(s, self.cfg.chain_id, self.account.address, chain_nonce)
+            row = self._sign_and_store(s, nonce, data, gas, fees, pks, kind)
+            for r in reqs:
+                assert r is not None
+                repo.transition(s, r, State.SUBMITTED, f"{kind} tx {row.tx_hash} nonce {nonce}")
+                r.fulfil_tx = row.tx_hash
+                repo.release(r)
+            raw, tx_hash = row.raw_tx, row.tx_hash
+        # Committed: nonce, signed tx and `submitted` state are durable before broadcast.
+        self._broadcast(raw, tx_hash)
+        log.info("chain %d: sent %s for %d request(s) %s (nonce %d, gas %d)",
+                 self.cfg.chain_id, kind, len(pks), ids, nonce, gas)
+        return len(pks)
+
+    def _sign_and_store(
+        self, s: Session, nonce: int, data: str, gas: int, fees: Fees, pks: list[int], kind: str
+    ) -> RelayerTx:
+        tx = {
+            "type": 2,
+            "chainId": self.cfg.chain_id,
+            "nonce": nonce,
+            "to": self.oracle.address,
+            "value": 0,
+            "data": data,
+            # Explicit gas: estimateGas on a snarkjs verifier under-reports, and at that limit
+            # the pairing check returns false instead of reverting (TOOLCHAIN.md).
+            "gas": gas,
+            "maxFeePerGas": fees.max_fee,
+            "maxPriorityFeePerGas": fees.priority_fee,
+        }
+        signed = self.account.sign_transaction(tx)
+        row = RelayerTx(
+            chain_id=self.cfg.chain_id, account=self.account.address, nonce=nonce, kind=kind,
+            request_pks=pks, tx_hash="0x" + bytes(signed.hash).hex(), raw_tx="0x" + bytes(signed.raw_transaction).hex(),
+            to=self.oracle.address, data=data, gas_limit=gas, max_fee=str(fees.max_fee),
+            priority_fee=str(fees.priority_fee), status="pending", sent_at=time.time(),
+        )
+        s.add(row)
+        s.flush()
+        return row
+
+    def _broadcast(self, raw: str, tx_hash: str) -> None:
+        try:
+            self.w3.eth.send_raw_transaction(HexBytes(raw))
+        except Exception as e:  # noqa: BLE001 - RPC down, "already known", "nonce too low": receipts decide
+            log.warning("chain %d: broadcast of %s failed (%s); will retry", self.cfg.chain_id, tx_hash, e)
+
+    # ------------------------------------------------------------------ receipts
+
+    def track(self) -> int:
+        """Follows every open transaction: receipts, confirmation depth, stuck -> fee bump,
+        unknown to the node (restart, crash before broadcast) -> rebroadcast."""
+        with self.db.session() as s:
+            rows = s.execute(
+                select(RelayerTx).where(
+                    RelayerTx.chain_id == self.cfg.chain_id,
+                    RelayerTx.account == self.account.address,
+                    RelayerTx.status.in_(["pending", "mined"]),
+                ).order_by(RelayerTx.nonce, RelayerTx.id)
+            ).scalars().all()
+            open_txs = [(r.id, r.nonce, r.tx_hash) for r in rows]
+        if not open_txs:
+            return 0
+        head = int(self.w3.eth.block_number)
+        done = 0
+        by_nonce: dict[int, list[int]] = {}
+        for pk, nonce, _ in open_txs:
+            by_nonce.setdefault(nonce, []).append(pk)
+        for nonce, pks in by_nonce.items():
+            done += self._track_nonce(nonce, pks, head)
+        return done
+
+    def _track_nonce(self, nonce: int, pks: list[int], head: int) -> int:
+        """All transactions sharing a nonce (original + replacements): at most one mines."""
+        for pk in pks:
+            with self.db.session() as s:
+                row = s.get(RelayerTx, pk)
+                assert row is not None
+                tx_hash = row.tx_hash
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+            except TransactionNotFound:
+                receipt = None
+            if receipt is not None:
+                return self._on_receipt(pk, pks, receipt, head)
+        # None of them mined.
+        with self.db.session() as s:
+            latest = s.get(RelayerTx, pks[-1])
+            assert latest is not None
+            mined_before = [s.get(RelayerTx, p) for p in pks]
+            for r in mined_before:
+                if r is not None and r.status == "mined":
+                    r.status = "pending"  # its block was reorged away
+                    log.warning("chain %d: tx %s left the chain (reorg); pending again", self.cfg.chain_id, r.tx_hash)
+            raw, tx_hash, sent_at = latest.raw_tx, latest.tx_hash, latest.sent_at
+        chain_nonce = int(self.w3.eth.get_transaction_count(self.account.address, "latest"))
+        if chain_nonce > nonce:
+            return 0  # another tx with this nonce mined (a replacement we will see next round)
+        if not self._node_knows(tx_hash):
+            self._broadcast(raw, tx_hash)
+        elif time.time() - sent_at > self.cfg.stuck_after:
+            self._bump(pks[-1])
+        return 0
+
+    def _node_knows(self, tx_hash: str) -> bool:
+        try:
+            self.w3.eth.get_transaction(HexBytes(tx_hash))
+            return True
+        except TransactionNotFound:
+            return False
+
+    def _bump(self, pk: int) -> None:
+        fees = current_fees(self.w3)
+        with self.db.session() as s:
+            old = s.get(RelayerTx, pk)
+            assert old is not None
+            new_fees = Fees(int(old.max_fee), int(old.priority_fee)).bumped(floor=fees)
+            new = self._sign_and_store(s, old.nonce, old.data, old.gas_limit, new_fees, list(old.request_pks), old.kind)
+            old.status = "replaced"
+            old.replaced_by = new.id
+            for rp in old.request_pks:
+                req = s.get(Request, rp)
+                if req is not None and req.state == State.SUBMITTED.value:
+                    req.fulfil_tx = new.tx_hash
+            raw, tx_hash = new.raw_tx, new.tx_hash
+        log.warning("chain %d: tx %s stuck; replaced by %s with fees +%d%%",
+                    self.cfg.chain_id, old.tx_hash, tx_hash, 25)
+        self._broadcast(raw, tx_hash)
+
+    def _on_receipt(self, pk: int, siblings: list[int], receipt: Any, head: int) -> int:
+        depth = head - int(receipt["blockNumber"]) + 1
+        with self.db.session() as s:
+            row = s.get(RelayerTx, pk)
+            assert row is not None
+            for other in siblings:
+                if other != pk:
+                    o = s.get(RelayerTx, other)
+                    if o is not None and o.status in ("pending", "mined"):
+                        o.status = "replaced"
+            row.status = "mined"
+            row.block_number = int(receipt["blockNumber"])
+            row.gas_used = int(receipt["gasUsed"])
+            if depth < self.cfg.confirmations:
+                return 0
+            row.status = "confirmed" if receipt["status"] == 1 else "failed"
+            if receipt["status"] != 1:
+                row.revert_reason = self._revert_reason(row, int(receipt["blockNumber"]))
+                log.error("chain %d: tx %s reverted: %s", self.cfg.chain_id, row.tx_hash, row.revert_reason)
+                for rp in row.request_pks:
+                    req = s.get(Request, rp)
+                    if req is not None and req.state == State.SUBMITTED.value:
+                        self._retry(s, req, f"tx reverted: {row.revert_reason}")
+                return 1
+            self._apply_logs(s, row, receipt)
+        return 1
+
+    def _apply_logs(self, s: Session, row: RelayerTx, receipt: Any) -> None:
+        fulfilled: dict[int, bool] = {}
+        skipped: dict[int, str] = {}
+        for ev in self.oracle.events.InferenceFulfilled().process_receipt(receipt, errors=DISCARD):
+            fulfilled[int(ev["args"]["requestId"])] = bool(ev["args"]["callbackSucceeded"])
+        for ev in self.oracle.events.FulfillmentSkipped().process_receipt(receipt, errors=DISCARD):
+            skipped[int(ev["args"]["requestId"])] = self.errors.name_of(bytes(ev["args"]["reason"]))
+        for rp in row.request_pks:
+            req = s.get(Request, rp)
+            if req is None or req.state != State.SUBMITTED.value:
+                continue
+            if req.request_id in fulfilled:
+                req.callback_succeeded = fulfilled[req.request_id]
+                req.fulfil_block = row.block_number
+                req.fulfil_tx = row.tx_hash
+                repo.transition(s, req, State.FULFILLED, f"tx {row.tx_hash} gas {row.gas_used}")
+            else:
+                reason = skipped.get(req.request_id, "not in the receipt")
+                if reason == "AlreadyFulfilled":
+                    repo.transition(s, req, State.FULFILLED, "fulfilled by another relayer first")
+                elif reason in ("RequestExpired", "AlreadyRefunded"):
+                    repo.transition(s, req, State.EXPIRED, reason)
+                else:
+                    self._retry(s, req, f"skipped in batch: {reason}")
+
+    def _retry(self, s: Session, req: Request, reason: str) -> None:
+        if req.attempts + 1 >= self.cfg.max_attempts:
+            repo.transition(s, req, State.FAILED, f"{reason} (after {req.attempts + 1} attempts)")
+            return
+        repo.transition(s, req, State.VERIFIED, reason)
+        repo.retry_later(req, reason, 2.0 * (2 ** req.attempts))
+
+    def _revert_reason(self, row: RelayerTx, block: int) -> str:
+        try:
+            self.w3.eth.call(
+                {"from": row.account, "to": row.to, "data": row.data, "gas": row.gas_limit}, block - 1
+            )
+        except Exception as e:  # noqa: BLE001 - decode whatever the node returned
+            data = getattr(e, "data", None)
+            if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
+                return str(self.errors.decode(bytes.fromhex(data[2:])))
+            return str(e)[:300]
+        return f"reverted (out of gas? gas limit {row.gas_limit})"
