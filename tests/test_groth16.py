@@ -269,3 +269,47 @@ def test_checked_in_solidity_fixture_verifies(groth16_backend: Groth16Backend) -
 def test_proof_dataclass_shape(groth16_backend: Groth16Backend, risk_circuit: Path) -> None:
     p = groth16_backend.prove(risk_circuit, [1] * 8)
     assert isinstance(p, Proof) and p.backend == "groth16" and p.prove_seconds > 0
+
+
+def test_conv_residual_clip_model(groth16_backend: Groth16Backend, tmp_path: Path) -> None:
+    """Conv -> Relu -> Reshape -> Gemm -> Clip(lo) -> MatMul + residual Add -> Clip(hi)."""
+    rng = np.random.default_rng(1)
+
+    def t(a: object, n: str) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.asarray(a, np.float32), n)
+
+    inits = [t(rng.normal(0, .5, (2, 1, 3, 3)), "K"), t(rng.normal(0, .1, 2), "KB"),
+             t(rng.normal(0, .5, (3, 4)), "W"), t(rng.normal(0, .1, 3), "B"),
+             t(rng.normal(0, .5, (3, 3)), "W2"), t(-0.3, "lo"), t(0.5, "hi"),
+             numpy_helper.from_array(np.array([1, 4], np.int64), "shp")]
+    nodes = [
+        helper.make_node("Conv", ["x", "K", "KB"], ["c"], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Reshape", ["r", "shp"], ["fl"], name="flat"),
+        helper.make_node("Gemm", ["fl", "W", "B"], ["g"], name="fc", transB=1),
+        helper.make_node("Clip", ["g", "lo", ""], ["gc"], name="clip_lo"),
+        helper.make_node("MatMul", ["gc", "W2"], ["m"], name="mm"),
+        helper.make_node("Add", ["m", "gc"], ["res"], name="residual"),
+        helper.make_node("Clip", ["res", "", "hi"], ["y"], name="clip_hi"),
+    ]
+    graph = helper.make_graph(
+        nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "cnn.onnx"))
+    calib = rng.uniform(-1, 1, (64, 12))
+    (tmp_path / "c.json").write_text(json.dumps({"input": calib.tolist()}))
+    out = tmp_path / "cnn-groth16"
+    m = groth16_backend.compile(tmp_path / "cnn.onnx", out, CompileOptions(
+        calibration=tmp_path / "c.json", cache_dir=ROOT / ".cache"))
+    sess = ort.InferenceSession(str(tmp_path / "cnn.onnx"), providers=["CPUExecutionProvider"])
+    lo, hi = -(1 << (m.input_bits - 1)), (1 << (m.input_bits - 1)) - 1
+    xs = [[round(v * (1 << m.input_scale)) for v in calib[0]],
+          [int(v) for v in rng.integers(lo, hi + 1, 12)], [lo] * 12, [hi] * 12]
+    for x in xs:
+        p = groth16_backend.prove(out, x)          # raises if circuit != numpy reference
+        assert groth16_backend.verify(out, p)
+        xf = (np.array(x, np.float32) / (1 << m.input_scale)).reshape(1, 1, 3, 4)
+        want = sess.run(None, {"x": xf})[0][0]
+        assert np.allclose(np.array(p.output_fixed) / (1 << m.output_scale), want, atol=0.02)

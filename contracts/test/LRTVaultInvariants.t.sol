@@ -58,6 +58,7 @@ contract LRTVaultInvariantsTest is VaultTestBase {
         assertEq(handler.failedOwnCallbacks(), 0, "the vault's own callback failed");
         assertEq(handler.failedDeposits(), 0, "a valid deposit failed");
         assertEq(handler.failedRequests(), 0, "a rebalance request failed");
+        assertEq(handler.pauseBypassed(), 0, "a deposit went through while paused");
     }
 
     /// Everyone can leave right now, in any order, and gets exactly assetsOf.
