@@ -348,11 +348,13 @@ contract LRTVault is Owned, ReentrancyGuard, IInferenceConsumer {
         return int256((wad << scale) / WAD);
     }
 
-    /// @dev Fixed-point risk to 1e18 units, clamped to [0, 1].
+    /// @dev Fixed-point risk to 1e18 units, clamped to [0, 1]. Values >= 1.0 clamp before the
+    ///      multiplication: the registry allows outputs up to 253 bits, and v * WAD would
+    ///      overflow (and revert the callback) for v >= ~2**196.
     function _toWad(int256 v, uint8 scale) private pure returns (uint256) {
         if (v <= 0) return 0;
-        uint256 wad = (uint256(v) * WAD) >> scale;
-        return wad > WAD ? WAD : wad;
+        if (uint256(v) >= uint256(1) << scale) return WAD;
+        return (uint256(v) * WAD) >> scale;
     }
 
     function _label(uint256 i) private pure returns (string memory) {

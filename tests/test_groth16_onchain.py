@@ -24,7 +24,7 @@ def test_verifier_accepts_calldata_on_chain(anvil: Anvil, groth16_backend: Groth
     art = json.loads(m.path(risk_circuit, "verifier_json").read_text())
     w3 = Web3(Web3.HTTPProvider(anvil.url))
     sender = w3.eth.accounts[0]
-    tx = w3.eth.get_transaction_receipt(w3.eth.send_transaction(
+    tx = w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
         {"from": sender, "data": art["bytecode"], "gas": 3_000_000}))
     verifier = w3.eth.contract(address=tx["contractAddress"], abi=art["abi"])
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {Test, Vm} from "./utils/Test.sol";
+import {Test} from "./utils/Test.sol";
 import {VaultTestBase, VaultLog} from "./utils/VaultTestBase.sol";
 import {TestHashVerifier} from "./utils/TestHashVerifier.sol";
 import {ModelRegistry} from "../ModelRegistry.sol";
@@ -462,6 +462,26 @@ contract LRTVaultTest is VaultTestBase {
         uint256[3] memory r = _risks();
         assertEq(r[0], 0, "min clamps to 0");
         assertEq(r[1], WAD, "max clamps to 1");
+    }
+
+    /// The registry accepts outputs up to 253 bits; a huge (proven) score must clamp to 1.0,
+    /// not overflow in the fixed-point conversion and make the callback fail.
+    function test_fulfil_wideOutputModelClampsHugeScores() public {
+        _deposit(alice, D);
+        bytes32 wide = keccak256("lrt-risk-wide");
+        ModelRegistry.Model memory m = _model(address(verifier), 8, 3);
+        m.outputBits = 253;
+        m.circuitId = keccak256("wide");
+        registry.register(wide, m);
+        vault.setRiskModel(wide);
+        int256 huge = int256(1) << 251;
+        assertTrue(_rebalance(huge, -huge, 1), "callback must not overflow");
+        uint256[3] memory r = _risks();
+        assertEq(r[0], WAD, "huge -> 1.0");
+        assertEq(r[1], 0, "-huge -> 0");
+        assertEq(r[2], WAD / 128, "1/128");
+        assertEq(_balances()[0], 0, "exited");
+        assertTrue(vault.depositsPaused(), "paused");
     }
 
     function test_fulfil_allStrategiesExitedKeepsEverythingIdle() public {

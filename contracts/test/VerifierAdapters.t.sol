@@ -267,7 +267,7 @@ contract VerifierAdaptersTest is OracleFixture {
         assertTrue(hAdapter.verify(defaultInput(), defaultOutput(), proof), "valid");
     }
 
-    function test_h2_revertingVerifier_false() public {
+    function test_h2_revertingVerifier_false() public view {
         bytes memory proof = h2.proofFor(_instances(defaultInput(), defaultOutput()));
         assertFalse(hAdapter.verify(defaultInput(), ints(7, 9), proof), "other output");
         assertFalse(hAdapter.verify(ints(1, 2, 3), defaultOutput(), proof), "other input");
@@ -357,7 +357,7 @@ contract VerifierAdaptersTest is OracleFixture {
 
     function test_oracle_withHalo2Adapter_endToEnd() public {
         bytes32 m = keccak256("h2");
-        ModelRegistry_Model_register(m, address(hAdapter));
+        _registerModel(m, address(hAdapter));
         uint256 fee = oracle.quoteFee(m, 0);
         vm.prank(alice);
         uint256 id = oracle.requestInference{value: fee}(m, defaultInput(), address(0), 0, soon());
@@ -369,7 +369,7 @@ contract VerifierAdaptersTest is OracleFixture {
         assertStatus(id, InferenceOracle.Status.Fulfilled, "fulfilled through the Halo2 adapter");
     }
 
-    function ModelRegistry_Model_register(bytes32 m, address v) internal {
+    function _registerModel(bytes32 m, address v) internal {
         registry.register(m, modelConfig(v, 3, 2, 16, 32, false));
     }
 }

@@ -4,6 +4,7 @@ directory, indexed by circuit id (sha256 of the verification key)."""
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +34,9 @@ class CircuitCatalog:
         found: dict[str, Circuit] = {}
         if not root.exists():
             raise ManifestError(f"{root}: models directory does not exist")
-        for mf in sorted(root.rglob(MANIFEST_FILE)):
-            d = mf.parent
+        # os.walk with followlinks: a models folder may hold symlinks to circuit folders.
+        dirs = sorted(Path(dp) for dp, _, files in os.walk(root, followlinks=True) if MANIFEST_FILE in files)
+        for d in dirs:
             try:
                 m = Manifest.load(d)
                 m.check_circuit_id(d)

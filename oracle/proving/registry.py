@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import threading
 
@@ -38,8 +39,12 @@ def get_backend(name: str) -> ProofBackend:
 
 
 def close_backends() -> None:
+    """Stop every shared backend's long-lived processes (also run at interpreter exit)."""
     with _lock:
         insts = list(_instances.values())
         _instances.clear()
     for b in insts:
         b.close()
+
+
+atexit.register(close_backends)

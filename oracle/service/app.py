@@ -211,6 +211,8 @@ class OracleService:
         return n
 
     def start(self) -> None:
+        # "skipped: maximum number of running instances" is the intended back-pressure.
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)
         sched = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 5})
         for name, fn in self._jobs():
             interval = 0.25

@@ -51,7 +51,9 @@ TERMINAL = frozenset({State.FULFILLED, State.REJECTED, State.EXPIRED, State.FAIL
 # Allowed transitions. Anything else is a bug and raises.
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.SEEN: frozenset({State.CONFIRMED, State.ORPHANED, State.EXPIRED, State.FULFILLED}),
-    State.CONFIRMED: frozenset({State.DISPATCHED, State.REJECTED, State.EXPIRED, State.ORPHANED, State.FULFILLED}),
+    State.CONFIRMED: frozenset(
+        {State.DISPATCHED, State.REJECTED, State.EXPIRED, State.ORPHANED, State.FULFILLED, State.FAILED}
+    ),
     State.DISPATCHED: frozenset(
         {State.PROVEN, State.CONFIRMED, State.FAILED, State.EXPIRED, State.ORPHANED, State.FULFILLED}
     ),
