@@ -20,6 +20,10 @@ contract Groth16BatchAdapter is Groth16VerifierAdapter, IBatchInferenceVerifier 
     /// @dev Base field of BN254 (coordinates).
     uint256 private constant Q = 21888242871839275222246405745257275088696311157297823662689037894645226208583;
     uint256 private constant R = FieldEncoding.R;
+    /// @dev Precompile gas caps (EIP-1108 prices 150 and 6000, with margin): a call on an
+    ///      invalid point fails and burns its whole allowance, so the allowance is bounded.
+    uint256 private constant ECADD_GAS = 1_000;
+    uint256 private constant ECMUL_GAS = 10_000;
 
     /// @notice Code address holding the verification key words (see `_vkWords` layout).
     address public immutable vkPointer;
@@ -170,11 +174,11 @@ contract Groth16BatchAdapter is Groth16VerifierAdapter, IBatchInferenceVerifier 
         }
     }
 
-    function _putPair(uint256[] memory pairing, uint256 at, uint256[2] memory g1, uint256[] memory vk, uint256 g2At)
+    function _putPair(uint256[] memory pairing, uint256 slot, uint256[2] memory g1, uint256[] memory vk, uint256 g2At)
         private
         pure
     {
-        uint256 o = 6 * at;
+        uint256 o = 6 * slot;
         pairing[o] = g1[0];
         pairing[o + 1] = g1[1];
         pairing[o + 2] = vk[g2At];
@@ -195,7 +199,7 @@ contract Groth16BatchAdapter is Groth16VerifierAdapter, IBatchInferenceVerifier 
         uint256[4] memory input = [p1[0], p1[1], p2[0], p2[1]];
         bool ok;
         assembly {
-            ok := staticcall(gas(), 6, input, 128, r, 64)
+            ok := staticcall(ECADD_GAS, 6, input, 128, r, 64)
         }
         if (!ok) revert MalformedProof(0);
     }
@@ -204,18 +208,20 @@ contract Groth16BatchAdapter is Groth16VerifierAdapter, IBatchInferenceVerifier 
         uint256[3] memory input = [p[0], p[1], s];
         bool ok;
         assembly {
-            ok := staticcall(gas(), 7, input, 96, r, 64)
+            ok := staticcall(ECMUL_GAS, 7, input, 96, r, 64)
         }
         if (!ok) revert MalformedProof(0);
     }
 
     function _pairing(uint256[] memory words) private view returns (bool) {
         uint256 len = words.length * 32;
+        // 45k + 34k per pair (EIP-1108), with margin; a failing precompile burns what it gets.
+        uint256 g = 60_000 + 40_000 * (words.length / 6);
         bool ok;
         uint256 result;
         assembly {
             let out := mload(0x40)
-            ok := staticcall(gas(), 8, add(words, 32), len, out, 32)
+            ok := staticcall(g, 8, add(words, 32), len, out, 32)
             result := mload(out)
         }
         // A failed precompile call (invalid G2 point, or out of gas) is "not valid": the

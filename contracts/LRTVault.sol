@@ -16,9 +16,13 @@ import {IInferenceConsumer} from "./IInferenceConsumer.sol";
 ///         the proven scores arrive, allocations move away from risky strategies and deposits
 ///         pause while any risk is above the pause threshold. Withdrawals always work.
 /// @dev Features (fractions in [0, 1] at the model's input scale), in order:
-///      f0..f2 share of assets in strategy 0..2; f3..f5 loss ratio of strategy 0..2;
+///      f0..f2 share of assets in strategy 0..2; f3..f5 loss ratio of strategy 0..2
+///      (`RestakingStrategy.lossRatioWad`: max of the current shortfall and the compounded
+///      lifetime slashing loss, so it stays up after the strategy is drained);
 ///      f6 idle share; f7 withdrawal pressure (assets withdrawn since the last rebalance over
 ///      total assets, capped at 1). Outputs: one risk score in [0, 1] per strategy.
+///      Rebalance requests are rate-limited (`minRebalanceInterval`) because each one spends
+///      the vault's ETH on an oracle fee that whoever fulfils it collects.
 contract LRTVault is Owned, ReentrancyGuard, IInferenceConsumer {
     uint256 public constant NUM_STRATEGIES = 3;
     uint256 public constant NUM_FEATURES = 8;
@@ -28,6 +32,13 @@ contract LRTVault is Owned, ReentrancyGuard, IInferenceConsumer {
     ///      inflation attack.
     uint256 private constant VIRTUAL_SHARES = 1e3;
     uint256 private constant VIRTUAL_ASSETS = 1;
+    /// @notice Smallest callback gas limit `setParameters` accepts.
+    uint32 public constant MIN_CALLBACK_GAS = 100_000;
+    /// @notice Margin on top of the oracle's minimum deadline delay for `requestTtl`, so a
+    ///         request can still be mined a little late and be accepted.
+    uint64 public constant TTL_MARGIN = 30;
+    /// @notice Largest `minRebalanceInterval` the owner may set (rebalancing must stay possible).
+    uint64 public constant MAX_REBALANCE_INTERVAL = 1 days;
 
     LRTToken public immutable asset;
     InferenceOracle public immutable oracle;
@@ -46,10 +57,14 @@ contract LRTVault is Owned, ReentrancyGuard, IInferenceConsumer {
     uint256 public exitThresholdWad = 0.6e18;
     uint32 public callbackGasLimit = 600_000;
     uint64 public requestTtl = 1 hours;
+    /// @notice Seconds that must pass between two rebalance requests (0 = no limit).
+    uint64 public minRebalanceInterval = 10 minutes;
     bool public depositsPaused;
 
     uint256 public pendingRequestId;
     uint64 public pendingDeadline;
+    /// @notice Timestamp of the last rebalance request (0 = never).
+    uint64 public lastRequestAt;
     uint256 public withdrawnSinceRebalance;
     uint256 public lastRebalanceAt;
     /// @notice Last proven risk scores (1e18 = 1.0), one per strategy.
@@ -67,6 +82,12 @@ contract LRTVault is Owned, ReentrancyGuard, IInferenceConsumer {
     error InvalidThresholds(uint256 exitWad, uint256 pauseWad);
     error InvalidBuffer(uint256 bps);
     error ModelShapeMismatch(uint256 inputs, uint256 outputs);
+    error ModelScaleMismatch(uint8 inputScale, uint16 inputBits);
+    error RiskModelNotSet();
+    error RebalanceTooSoon(uint256 nextAllowedAt);
+    error InvalidCallbackGasLimit(uint32 gasLimit, uint32 min, uint32 max);
+    error InvalidRequestTtl(uint64 ttl, uint64 min, uint64 max);
+    error InvalidRebalanceInterval(uint64 interval, uint64 max);
 
     event Deposit(address indexed account, uint256 assets, uint256 shares);
     event Withdraw(address indexed account, uint256 assets, uint256 shares);
@@ -76,16 +97,19 @@ contract LRTVault is Owned, ReentrancyGuard, IInferenceConsumer {
     event DepositsPausedSet(bool paused);
     event ParametersChanged(uint256 idleBufferBps, uint256 exitThresholdWad, uint256 pauseThresholdWad, uint32 callbackGasLimit, uint64 requestTtl);
     event RiskModelChanged(bytes32 modelId);
+    event MinRebalanceIntervalChanged(uint64 interval);
 
     /// @param asset_ The restaked token.
     /// @param oracle_ The inference oracle; the only caller of `onInferenceResult`.
-    /// @param riskModelId_ The registered risk model (8 inputs, 3 outputs).
+    /// @param riskModelId_ The registered risk model (checked as in `setRiskModel`), or
+    ///        bytes32(0) to set it later with `setRiskModel`.
     /// @param initialOwner Owner of the parameters.
     constructor(LRTToken asset_, InferenceOracle oracle_, bytes32 riskModelId_, address initialOwner)
         Owned(initialOwner)
     {
         asset = asset_;
         oracle = oracle_;
+        if (riskModelId_ != bytes32(0)) _checkModel(riskModelId_);
         riskModelId = riskModelId_;
         for (uint256 i; i < NUM_STRATEGIES; ++i) {
             strategies[i] = new RestakingStrategy(asset_, address(this), _label(i), initialOwner);
@@ -133,12 +157,20 @@ contract LRTVault is Owned, ReentrancyGuard, IInferenceConsumer {
 
     /// @notice Asks the oracle for a proven risk assessment of the vault's current state. The
     ///         fee comes from the vault's ETH balance (send ETH with the call or beforehand).
-    ///         Only one request may be pending; an expired one can be replaced.
+    ///         Only one request may be pending; an expired one can be replaced. Requests are at
+    ///         least `minRebalanceInterval` seconds apart (from the last request), so looping
+    ///         request -> fulfil cannot drain the vault's ETH into fulfillers' fees.
     /// @return requestId The oracle request id.
     function requestRebalance() external payable nonReentrant returns (uint256 requestId) {
         if (pendingRequestId != 0 && block.timestamp <= pendingDeadline) {
             revert RebalancePending(pendingRequestId, pendingDeadline);
         }
+        uint64 last = lastRequestAt;
+        if (last != 0) {
+            uint256 nextAllowedAt = uint256(last) + minRebalanceInterval;
+            if (block.timestamp < nextAllowedAt) revert RebalanceTooSoon(nextAllowedAt);
+        }
+        if (riskModelId == bytes32(0)) revert RiskModelNotSet();
         int256[] memory features = currentFeatures();
         uint256 fee = oracle.quoteFee(riskModelId, callbackGasLimit);
         if (address(this).balance < fee) revert InsufficientFeeBalance(fee, address(this).balance);
@@ -146,6 +178,7 @@ contract LRTVault is Owned, ReentrancyGuard, IInferenceConsumer {
         requestId = oracle.requestInference{value: fee}(riskModelId, features, address(this), callbackGasLimit, deadline);
         pendingRequestId = requestId;
         pendingDeadline = deadline;
+        lastRequestAt = uint64(block.timestamp);
         emit RebalanceRequested(requestId, features, fee);
     }
 
@@ -185,8 +218,10 @@ contract LRTVault is Owned, ReentrancyGuard, IInferenceConsumer {
     /// @param idleBufferBps_ Idle share in basis points (at most 5000).
     /// @param exitThresholdWad_ Risk at which a strategy gets no allocation.
     /// @param pauseThresholdWad_ Risk at which deposits pause (>= exit threshold).
-    /// @param callbackGasLimit_ Gas for `onInferenceResult`.
-    /// @param requestTtl_ Seconds before a rebalance request expires.
+    /// @param callbackGasLimit_ Gas for `onInferenceResult`, in
+    ///        [MIN_CALLBACK_GAS, oracle.MAX_CALLBACK_GAS()].
+    /// @param requestTtl_ Seconds before a rebalance request expires, in
+    ///        [oracle.MIN_DEADLINE_DELAY() + TTL_MARGIN, oracle.MAX_DEADLINE_DELAY()].
     function setParameters(
         uint256 idleBufferBps_,
         uint256 exitThresholdWad_,
@@ -198,6 +233,13 @@ contract LRTVault is Owned, ReentrancyGuard, IInferenceConsumer {
         if (exitThresholdWad_ > pauseThresholdWad_ || pauseThresholdWad_ > WAD) {
             revert InvalidThresholds(exitThresholdWad_, pauseThresholdWad_);
         }
+        uint32 maxGas = oracle.MAX_CALLBACK_GAS();
+        if (callbackGasLimit_ < MIN_CALLBACK_GAS || callbackGasLimit_ > maxGas) {
+            revert InvalidCallbackGasLimit(callbackGasLimit_, MIN_CALLBACK_GAS, maxGas);
+        }
+        uint64 minTtl = oracle.MIN_DEADLINE_DELAY() + TTL_MARGIN;
+        uint64 maxTtl = oracle.MAX_DEADLINE_DELAY();
+        if (requestTtl_ < minTtl || requestTtl_ > maxTtl) revert InvalidRequestTtl(requestTtl_, minTtl, maxTtl);
         idleBufferBps = idleBufferBps_;
         exitThresholdWad = exitThresholdWad_;
         pauseThresholdWad = pauseThresholdWad_;
@@ -206,13 +248,19 @@ contract LRTVault is Owned, ReentrancyGuard, IInferenceConsumer {
         emit ParametersChanged(idleBufferBps_, exitThresholdWad_, pauseThresholdWad_, callbackGasLimit_, requestTtl_);
     }
 
-    /// @notice Points the vault at another registered risk model (8 inputs, 3 outputs).
+    /// @notice Sets the minimum time between two rebalance requests (0 disables the limit).
+    /// @param interval Seconds, at most MAX_REBALANCE_INTERVAL.
+    function setMinRebalanceInterval(uint64 interval) external onlyOwner {
+        if (interval > MAX_REBALANCE_INTERVAL) revert InvalidRebalanceInterval(interval, MAX_REBALANCE_INTERVAL);
+        minRebalanceInterval = interval;
+        emit MinRebalanceIntervalChanged(interval);
+    }
+
+    /// @notice Points the vault at another registered risk model: 8 inputs, 3 outputs, and an
+    ///         input format that can carry 1.0 (features are fractions in [0, 1]).
     /// @param modelId The model.
     function setRiskModel(bytes32 modelId) external onlyOwner {
-        ModelRegistry.Model memory m = oracle.getModel(modelId);
-        if (m.inputSize != NUM_FEATURES || m.outputSize != NUM_STRATEGIES) {
-            revert ModelShapeMismatch(m.inputSize, m.outputSize);
-        }
+        _checkModel(modelId);
         riskModelId = modelId;
         pendingRequestId = 0;
         pendingDeadline = 0;
@@ -245,6 +293,22 @@ contract LRTVault is Owned, ReentrancyGuard, IInferenceConsumer {
         }
     }
 
+    /// @notice Order in which withdrawals beyond the idle balance draw on strategies: by last
+    ///         proven risk, riskiest first; equal risks by ascending index.
+    /// @return order Strategy indices.
+    function withdrawalOrder() public view returns (uint256[NUM_STRATEGIES] memory order) {
+        uint256[NUM_STRATEGIES] memory risk = lastRisk;
+        // Insertion sort, stable: an element moves ahead only past strictly lower risks.
+        for (uint256 i; i < NUM_STRATEGIES; ++i) {
+            uint256 j = i;
+            while (j != 0 && risk[order[j - 1]] < risk[i]) {
+                order[j] = order[j - 1];
+                --j;
+            }
+            order[j] = i;
+        }
+    }
+
     /// @notice The risk model's input for the vault's current state (see the contract doc).
     /// @return features 8 fixed-point values at the model's input scale.
     function currentFeatures() public view returns (int256[] memory features) {
@@ -262,6 +326,17 @@ contract LRTVault is Owned, ReentrancyGuard, IInferenceConsumer {
     }
 
     // ------------------------------------------------------------------ internals
+
+    /// @dev Reverts unless `modelId` is registered (UnknownModel from the registry) with the
+    ///      vault's shape and an input format in which 1.0 fits:
+    ///      2**inputScale <= 2**(inputBits - 1) - 1, i.e. inputScale + 2 <= inputBits.
+    function _checkModel(bytes32 modelId) private view {
+        ModelRegistry.Model memory m = oracle.getModel(modelId);
+        if (m.inputSize != NUM_FEATURES || m.outputSize != NUM_STRATEGIES) {
+            revert ModelShapeMismatch(m.inputSize, m.outputSize);
+        }
+        if (uint256(m.inputScale) + 2 > m.inputBits) revert ModelScaleMismatch(m.inputScale, m.inputBits);
+    }
 
     /// @dev Weight ∝ (1 - risk); strategies at or above the exit threshold get nothing.
     function _setTargets(uint256[NUM_STRATEGIES] memory risk) private {
@@ -327,18 +402,23 @@ contract LRTVault is Owned, ReentrancyGuard, IInferenceConsumer {
         strategies[i].recordDeposit(amount);
     }
 
-    /// @dev Pays from idle first, then from strategies in order: a withdrawal never depends on
-    ///      the oracle, on risk scores or on the pause.
+    /// @dev Pays from idle first, then from strategies riskiest first (`lastRisk` descending,
+    ///      ties by index), so the safest strategy is touched last. A withdrawal never waits
+    ///      for the oracle and never fails because of risk scores or the pause (stale or zero
+    ///      scores only change the order).
     function _pay(address to, uint256 amount) private {
         uint256 idle = asset.balanceOf(address(this));
         uint256 fromIdle = amount < idle ? amount : idle;
         if (fromIdle != 0) asset.transfer(to, fromIdle);
         uint256 rest = amount - fromIdle;
-        for (uint256 i; i < NUM_STRATEGIES && rest != 0; ++i) {
-            uint256 bal = strategies[i].balance();
+        if (rest == 0) return;
+        uint256[NUM_STRATEGIES] memory order = withdrawalOrder();
+        for (uint256 k; k < NUM_STRATEGIES && rest != 0; ++k) {
+            RestakingStrategy s = strategies[order[k]];
+            uint256 bal = s.balance();
             uint256 take = rest < bal ? rest : bal;
             if (take != 0) {
-                strategies[i].withdraw(to, take);
+                s.withdraw(to, take);
                 rest -= take;
             }
         }

@@ -83,10 +83,13 @@ abstract contract VerifierAdapterBase is IInferenceVerifier {
     }
 
     /// @dev Static call with the gas floor; a revert or malformed answer counts as invalid.
+    ///      Exactly `minVerifyGas` is forwarded: a malformed proof makes a failing precompile
+    ///      burn all the gas it is given, and inside a batch that must not starve the others.
     function _call(bytes memory data) internal view returns (bool) {
+        uint256 required = (minVerifyGas * 64) / 63 + 5_000;
         uint256 available = gasleft();
-        if (available < minVerifyGas) revert InsufficientVerificationGas(minVerifyGas, available);
-        (bool ok, bytes memory ret) = verifier.staticcall(data);
+        if (available < required) revert InsufficientVerificationGas(required, available);
+        (bool ok, bytes memory ret) = verifier.staticcall{gas: minVerifyGas}(data);
         if (!ok || ret.length != 32) return false;
         return abi.decode(ret, (uint256)) == 1;
     }

@@ -74,7 +74,8 @@ def cmd_models_register(a: argparse.Namespace) -> int:
         raise ValueError("give one --registry per --rpc")
     for rpc, registry in zip(a.rpc, a.registry, strict=True):
         chain = _connect(rpc, keystore=a.keystore)
-        r = register_circuit(chain, registry, a.circuit_dir, model_id=a.model_id, fee_wei=a.fee)
+        r = register_circuit(chain, registry, a.circuit_dir, model_id=a.model_id, fee_wei=a.fee,
+                             batch=not a.no_batch)
         print(r.model_id)
     return 0
 
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model-id", help="0x bytes32 (default: the circuit id)")
     r.add_argument("--fee", type=int, default=0, help="base fee in wei")
     r.add_argument("--keystore", type=Path)
+    r.add_argument("--no-batch", action="store_true", help="groth16: plain adapter without batch verification")
     r.set_defaults(func=cmd_models_register)
 
     pr = sub.add_parser("prove", help="prove one inference")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from oracle.chain.client import Chain
 from oracle.chain.compiler import Artifact
+from oracle.chain.vk import groth16_vk_words
 from oracle.circuits.manifest import PROOF_SYSTEM_IDS, Manifest
 
 log = logging.getLogger(__name__)
@@ -46,14 +47,21 @@ def register_circuit(
     *,
     model_id: str | None = None,
     fee_wei: int = 0,
+    batch: bool = True,
 ) -> Registration:
+    """Deploys the verifier and its adapter and registers the model. For Groth16 the default
+    adapter also verifies batches of proofs together (cheaper fulfillBatch)."""
     manifest = Manifest.load(circuit_dir)
     manifest.check_circuit_id(circuit_dir)
     art = json.loads(manifest.path(circuit_dir, "verifier_json").read_text())
     verifier_art = Artifact(name=manifest.verifier_contract, abi=art["abi"], bytecode=_hex(art["bytecode"]))
     verifier = chain.deploy(manifest.verifier_contract, artifact=verifier_art)
     gas = verify_gas_for(manifest)
-    if manifest.backend == "groth16":
+    batch = batch and manifest.backend == "groth16"
+    if batch:
+        words = groth16_vk_words(manifest.path(circuit_dir, "vk"))
+        adapter = chain.deploy("Groth16BatchAdapter", verifier, manifest.input_size, manifest.output_size, words)
+    elif manifest.backend == "groth16":
         adapter = chain.deploy("Groth16VerifierAdapter", verifier, manifest.input_size, manifest.output_size)
     else:
         adapter = chain.deploy(
@@ -70,7 +78,7 @@ def register_circuit(
         manifest.input_bits,
         manifest.output_bits,
         False,   # frozen
-        False,   # batchVerify: only verifiers implementing IBatchInferenceVerifier
+        batch,   # batchVerify: the adapter implements IBatchInferenceVerifier
         bytes.fromhex(manifest.circuit_id.removeprefix("0x")),
         fee_wei,
         gas,

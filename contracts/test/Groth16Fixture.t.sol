@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Test} from "./utils/Test.sol";
+import {Groth16Verifier} from "./fixtures/RiskGroth16Verifier.sol";
+import {ModelRegistry} from "../ModelRegistry.sol";
+import {InferenceOracle} from "../InferenceOracle.sol";
+import {Groth16VerifierAdapter, VerifierAdapterBase} from "../Verifier.sol";
+import {Groth16BatchAdapter} from "../Groth16BatchAdapter.sol";
+
+/// @notice The fulfilment path with the REAL snarkjs verifier of the risk model and real
+///         Groth16 proofs (contracts/test/fixtures, written by scripts/groth16_fixture.py),
+///         single and batched.
+contract Groth16FixtureTest is Test {
+    ModelRegistry registry;
+    InferenceOracle oracle;
+    Groth16Verifier snarkjs;
+    Groth16VerifierAdapter adapter;
+    Groth16BatchAdapter batchAdapter;
+    bytes32 constant MODEL = keccak256("risk-groth16");
+    bytes32 constant BATCH_MODEL = keccak256("risk-groth16-batch");
+    address relayer = address(0xBEEF);
+    string json;
+
+    int256[] input;
+    int256[] output;
+    bytes proof;
+
+    function setUp() public {
+        json = vm.readFile(string.concat(vm.projectRoot(), "/contracts/test/fixtures/risk_groth16.json"));
+        input = vm.parseJsonIntArray(json, ".input");
+        output = vm.parseJsonIntArray(json, ".output");
+        proof = vm.parseJsonBytes(json, ".proof");
+        registry = new ModelRegistry(address(this));
+        oracle = new InferenceOracle(registry, address(this), 1 gwei);
+        snarkjs = new Groth16Verifier();
+        adapter = new Groth16VerifierAdapter(address(snarkjs), 8, 3);
+        batchAdapter = new Groth16BatchAdapter(address(snarkjs), 8, 3, vm.parseJsonUintArray(json, ".vk_words"));
+        registry.register(MODEL, _model(address(adapter), false));
+        registry.register(BATCH_MODEL, _model(address(batchAdapter), true));
+    }
+
+    function _model(address v, bool batch) internal pure returns (ModelRegistry.Model memory) {
+        return ModelRegistry.Model({
+            verifier: v,
+            proofSystem: ModelRegistry.ProofSystem.Groth16,
+            inputSize: 8,
+            outputSize: 3,
+            inputScale: 10,
+            outputScale: 10,
+            inputBits: 12,
+            outputBits: 12,
+            frozen: false,
+            batchVerify: batch,
+            circuitId: bytes32(uint256(1)),
+            fee: 0,
+            verifyGas: 320_000
+        });
+    }
+
+    function _request(bytes32 model, int256[] memory x) internal returns (uint256) {
+        uint256 fee = oracle.quoteFee(model, 0);
+        return oracle.requestInference{value: fee}(model, x, address(0), 0, uint64(block.timestamp + 600));
+    }
+
+    function test_realProofFulfils() public {
+        uint256 id = _request(MODEL, input);
+        vm.prank(relayer);
+        uint256 g = gasleft();
+        oracle.fulfill(id, output, proof);
+        g -= gasleft();
+        assertTrue(oracle.requestStatus(id) == InferenceOracle.Status.Fulfilled, "fulfilled");
+        assertLt(g, 400_000, "fulfil with real Groth16 verification under 400k gas");
+    }
+
+    function test_tamperedOutputRejected() public {
+        uint256 id = _request(MODEL, input);
+        output[1] += 1;
+        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id));
+        oracle.fulfill(id, output, proof);
+    }
+
+    function test_tamperedProofRejected() public {
+        uint256 id = _request(MODEL, input);
+        proof[100] = bytes1(uint8(proof[100]) ^ 1);
+        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id));
+        oracle.fulfill(id, output, proof);
+    }
+
+    function test_proofForAnotherInputRejected() public {
+        int256[] memory other = vm.parseJsonIntArray(json, ".batch[0].input");
+        uint256 id = _request(MODEL, other);
+        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id));
+        oracle.fulfill(id, output, proof);
+    }
+
+    function test_adapterFailsClosedWhenShortOfGas() public {
+        // With too little gas the snarkjs pairing check would return false; the adapter
+        // reverts instead so a valid proof is never reported as invalid.
+        (bool ok, bytes memory ret) =
+            address(adapter).call{gas: 120_000}(abi.encodeCall(adapter.verify, (input, output, proof)));
+        assertFalse(ok, "must revert");
+        assertEq(bytes4(ret), VerifierAdapterBase.InsufficientVerificationGas.selector, "named error");
+        assertTrue(adapter.verify{gas: 400_000}(input, output, proof), "valid with enough gas");
+    }
+
+    function _batch(uint256 n) internal view returns (int256[][] memory ins, int256[][] memory outs, bytes[] memory prs) {
+        ins = new int256[][](n);
+        outs = new int256[][](n);
+        prs = new bytes[](n);
+        for (uint256 i; i < n; ++i) {
+            string memory k = string.concat(".batch[", _str(i), "]");
+            ins[i] = vm.parseJsonIntArray(json, string.concat(k, ".input"));
+            outs[i] = vm.parseJsonIntArray(json, string.concat(k, ".output"));
+            prs[i] = vm.parseJsonBytes(json, string.concat(k, ".proof"));
+        }
+    }
+
+    function test_batchVerifyAgreesWithSnarkjs() public view {
+        (int256[][] memory ins, int256[][] memory outs, bytes[] memory prs) = _batch(10);
+        for (uint256 i; i < 10; ++i) {
+            assertTrue(adapter.verify(ins[i], outs[i], prs[i]), "each proof valid via snarkjs");
+        }
+        assertTrue(batchAdapter.verifyBatch(ins, outs, prs), "batch valid");
+        assertEq(batchAdapter.vkHash(), keccak256(abi.encodePacked(vm.parseJsonUintArray(json, ".vk_words"))), "vk hash");
+    }
+
+    function test_batchVerifyRejectsOneBadProof() public view {
+        (int256[][] memory ins, int256[][] memory outs, bytes[] memory prs) = _batch(10);
+        outs[7][2] += 1;
+        assertFalse(batchAdapter.verifyBatch(ins, outs, prs), "one wrong output fails the batch");
+        (ins, outs, prs) = _batch(10);
+        (prs[3], prs[4]) = (prs[4], prs[3]);
+        assertFalse(batchAdapter.verifyBatch(ins, outs, prs), "swapped proofs fail the batch");
+    }
+
+    function test_fulfillBatchWithBatchVerification() public {
+        (int256[][] memory ins, int256[][] memory outs, bytes[] memory prs) = _batch(10);
+        uint256[] memory ids = new uint256[](10);
+        for (uint256 i; i < 10; ++i) {
+            ids[i] = _request(BATCH_MODEL, ins[i]);
+        }
+        vm.prank(relayer);
+        uint256 g = gasleft();
+        uint256 n = oracle.fulfillBatch(ids, outs, prs);
+        g -= gasleft();
+        assertEq(n, 10, "all fulfilled");
+        assertLt(g / 10, 150_000, "batched Groth16 fulfilment per request");
+    }
+
+    function test_fulfillBatchSkipsBadProofAndFallsBack() public {
+        (int256[][] memory ins, int256[][] memory outs, bytes[] memory prs) = _batch(5);
+        uint256[] memory ids = new uint256[](5);
+        for (uint256 i; i < 5; ++i) {
+            ids[i] = _request(BATCH_MODEL, ins[i]);
+        }
+        outs[2][0] += 1; // entry 2 now claims a wrong output
+        vm.expectEmit(true, false, false, true);
+        emit InferenceOracle.FulfillmentSkipped(ids[2], InferenceOracle.InvalidProof.selector);
+        uint256 n = oracle.fulfillBatch(ids, outs, prs);
+        assertEq(n, 4, "the four valid entries go through");
+        assertTrue(oracle.requestStatus(ids[2]) == InferenceOracle.Status.Pending, "bad entry still pending");
+    }
+
+    function _str(uint256 v) internal pure returns (string memory) {
+        if (v == 0) return "0";
+        uint256 len;
+        for (uint256 t = v; t != 0; t /= 10) ++len;
+        bytes memory s = new bytes(len);
+        for (; v != 0; v /= 10) s[--len] = bytes1(uint8(48 + v % 10));
+        return string(s);
+    }
+}

@@ -1,0 +1,39 @@
+"""Rebuilding a backend ``Proof`` from what the chain saw: the request's input, the submitted
+output and the ``bytes proof`` of the fulfil call. Nothing comes from the oracle's own store."""
+
+from __future__ import annotations
+
+from oracle.circuits.fixedpoint import to_field
+from oracle.circuits.manifest import Manifest
+from oracle.proving.base import BackendError, Proof
+
+
+def public_signals(m: Manifest, input_fixed: list[int], output_fixed: list[int]) -> list[str]:
+    """Public signals in the circuit's own order, as decimal field elements (p - |v| if v < 0)."""
+    ordered = [*output_fixed, *input_fixed] if m.signal_layout == "outputs_then_inputs" \
+        else [*input_fixed, *output_fixed]
+    return [str(to_field(v)) for v in ordered]
+
+
+def proof_from_chain(m: Manifest, input_fixed: list[int], output_fixed: list[int], proof: bytes) -> Proof:
+    """Raises BackendError when the bytes cannot be a proof of this backend."""
+    calldata = "0x" + proof.hex()
+    if m.backend == "groth16":
+        from oracle.proving.groth16.calldata import decode_proof
+
+        native: object = decode_proof(calldata)
+    elif m.backend == "ezkl":
+        # EzklBackend.verify rebuilds EZKL's proof object from the calldata bytes and the
+        # (input, output) instances itself; there is no other native form to recover.
+        native = None
+    else:
+        raise BackendError(f"audit does not support backend {m.backend!r}")
+    return Proof(
+        backend=m.backend,
+        circuit_id=m.circuit_id,
+        input_fixed=list(input_fixed),
+        output_fixed=list(output_fixed),
+        public_signals=public_signals(m, input_fixed, output_fixed),
+        proof=native,
+        calldata=calldata,
+    )
