@@ -146,9 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Later subsystems (service, audit, miner) add their subcommands here.
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
+    from oracle.audit.cli import add_audit_command
     from oracle.service.cli import add_run_command
 
-    return [add_run_command]
+    return [add_run_command, add_audit_command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

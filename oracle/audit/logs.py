@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import Web3RPCError
@@ -40,7 +40,7 @@ def scan_first(
             "address": to_checksum_address(address),
             "fromBlock": lo,
             "toBlock": hi,
-            "topics": list(topics),  # type: ignore[typeddict-item]
+            "topics": list(topics),
         }
         try:
             found = [e for e in w3.eth.get_logs(params) if not e.get("removed", False)]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class CheckStatus(str, Enum):
+class CheckStatus(StrEnum):
     PASS = "PASS"
     FAIL = "FAIL"
     # Not run. Only two causes: no --models (artifacts not available), or a prerequisite that
@@ -15,7 +15,7 @@ class CheckStatus(str, Enum):
     SKIP = "SKIPPED"
 
 
-class RequestStatus(str, Enum):
+class RequestStatus(StrEnum):
     # Same order as InferenceOracle.Status.
     UNKNOWN = "unknown"
     PENDING = "pending"

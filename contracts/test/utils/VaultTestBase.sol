@@ -160,8 +160,18 @@ abstract contract VaultTestBase is Test {
         revert AssertionFailed("no InferenceFulfilled event");
     }
 
-    /// @dev Requests and fulfils in one go.
+    /// @dev Warps to the end of the rebalance cooldown when it is still running (no-op before
+    ///      the first request or once the interval has passed).
+    function _waitCooldown() internal {
+        uint256 last = vault.lastRequestAt();
+        if (last == 0) return;
+        uint256 next = last + vault.minRebalanceInterval();
+        if (block.timestamp < next) vm.warp(next);
+    }
+
+    /// @dev Waits out the rebalance cooldown if needed, then requests and fulfils in one go.
     function _rebalance(int256 r0, int256 r1, int256 r2) internal returns (bool) {
+        _waitCooldown();
         return _fulfil(_request(), _out(r0, r1, r2));
     }
 
@@ -205,6 +215,7 @@ abstract contract VaultTestBase is Test {
                 vault.depositsPaused(),
                 vault.pendingRequestId(),
                 vault.pendingDeadline(),
+                vault.lastRequestAt(),
                 vault.withdrawnSinceRebalance(),
                 vault.lastRebalanceAt(),
                 vault.totalShares()

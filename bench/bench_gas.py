@@ -1,0 +1,111 @@
+"""On-chain gas of the protocol for the 8-input / 3-output risk model with real Groth16 proofs,
+on a local anvil: requestInference, fulfill (verification included, with and without the vault
+callback) and fulfillBatch per request, with the plain snarkjs adapter and the batch adapter.
+
+    .venv/bin/python bench/bench_gas.py [--batch 1 5 10 16]
+
+Anchors (from the issue): a bare snarkjs Groth16 verify costs ~207 k + ~7 k per public signal;
+RISC Zero's router path ~316 k per transaction; Chainlink Functions caps callbacks at 300 k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from eth_account import Account  # noqa: E402
+from hexbytes import HexBytes  # noqa: E402
+
+from oracle.chain.anvil import DEV_KEYS, Anvil  # noqa: E402
+from oracle.chain.client import Chain  # noqa: E402
+from oracle.chain.deploy import deploy_all  # noqa: E402
+from oracle.chain.registration import register_circuit  # noqa: E402
+from oracle.proving.groth16 import Groth16Backend  # noqa: E402
+from oracle.proving.groth16.cache import compile_cached  # noqa: E402
+
+NO_CALLBACK = "0x" + "00" * 20
+ETH = 10**18
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, nargs="+", default=[1, 5, 10, 16])
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    backend = Groth16Backend(pool_size=2)
+    circuit = compile_cached(backend, ROOT / "models/risk/model.onnx", ROOT / "models/risk/calibration.json",
+                             ROOT / ".cache/bench-circuits/risk-groth16")
+    rows: list[tuple[str, str]] = []
+    try:
+        with Anvil() as node:
+            chain = Chain.connect(node.url, Account.from_key(DEV_KEYS[0]))
+            d = deploy_all(chain)
+            plain = register_circuit(chain, d.registry, circuit, model_id="0x" + "11" * 32, batch=False)
+            batch = register_circuit(chain, d.registry, circuit, model_id="0x" + "22" * 32, batch=True)
+            oracle = chain.contract("InferenceOracle", d.oracle)
+            vault = chain.contract("LRTVault", d.vault)
+            token = chain.contract("LRTToken", d.token)
+            me = chain.account.address  # type: ignore[union-attr]
+            deadline = int(chain.w3.eth.get_block("latest")["timestamp"]) + 3600
+            counter = [0]
+
+            def request(model: str) -> tuple[int, list[int], int]:
+                counter[0] += 1
+                x = [(counter[0] * 37 + 13 * i) % 1024 for i in range(8)]
+                mid = bytes.fromhex(model[2:])
+                fee = int(oracle.functions.quoteFee(mid, 0).call())
+                r = chain.transact(oracle.functions.requestInference(mid, x, NO_CALLBACK, 0, deadline), value=fee)
+                return int(oracle.functions.nextRequestId().call()) - 1, x, int(r["gasUsed"])
+
+            rid, x, g_req = request(plain.model_id)
+            rows.append(("requestInference (8 inputs, packed)", f"{g_req:,}"))
+            p = backend.prove(circuit, x)
+            r = chain.transact(oracle.functions.fulfill(rid, p.output_fixed, HexBytes(p.calldata)), gas=2_000_000)
+            rows.append(("fulfill, snarkjs adapter, no callback", f"{int(r['gasUsed']):,}"))
+            rid, x, _ = request(batch.model_id)
+            p = backend.prove(circuit, x)
+            r = chain.transact(oracle.functions.fulfill(rid, p.output_fixed, HexBytes(p.calldata)), gas=2_000_000)
+            rows.append(("fulfill, batch adapter (single path), no callback", f"{int(r['gasUsed']):,}"))
+
+            # The vault: request (features + fee) and fulfil with its rebalancing callback.
+            chain.transact(vault.functions.setRiskModel(bytes.fromhex(plain.model_id[2:])))
+            chain.transact(token.functions.mint(me, 1000 * ETH))
+            chain.transact(token.functions.approve(d.vault, 1000 * ETH))
+            chain.transact(vault.functions.deposit(1000 * ETH))
+            chain.w3.eth.send_transaction({"from": me, "to": d.vault, "value": ETH})
+            r = chain.transact(vault.functions.requestRebalance())
+            rows.append(("LRTVault.requestRebalance (features + request)", f"{int(r['gasUsed']):,}"))
+            vid = int(oracle.functions.nextRequestId().call()) - 1
+            vin = [int(v) for v in oracle.functions.getRequest(vid).call()[8]]
+            p = backend.prove(circuit, vin)
+            r = chain.transact(oracle.functions.fulfill(vid, p.output_fixed, HexBytes(p.calldata)), gas=3_000_000)
+            rows.append(("fulfill + LRTVault callback (re-weighting)", f"{int(r['gasUsed']):,}"))
+
+            for label, model in (("snarkjs adapter", plain.model_id), ("batch adapter", batch.model_id)):
+                for n in args.batch:
+                    ids, outs, proofs = [], [], []
+                    for _ in range(n):
+                        rid, x, _ = request(model)
+                        pr = backend.prove(circuit, x)
+                        ids.append(rid)
+                        outs.append(pr.output_fixed)
+                        proofs.append(HexBytes(pr.calldata))
+                    r = chain.transact(oracle.functions.fulfillBatch(ids, outs, proofs), gas=30_000_000)
+                    rows.append((f"fulfillBatch x{n}, {label}: per request", f"{int(r['gasUsed']) // n:,}"))
+    finally:
+        backend.close()
+    width = max(len(k) for k, _ in rows)
+    print(f"{'operation':<{width}}  gas")
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    print("anchors: snarkjs verify ~207k + ~7k/signal (11 signals: ~284k); RISC Zero router ~316k/tx; "
+          "Chainlink Functions callback cap 300k")
+
+
+if __name__ == "__main__":
+    main()
