@@ -148,8 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     from oracle.audit.cli import add_audit_command
     from oracle.service.cli import add_run_command
+    from oracle.subnet.miner import add_miner_command
 
-    return [add_run_command, add_audit_command]
+    return [add_run_command, add_audit_command, add_miner_command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

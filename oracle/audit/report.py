@@ -105,7 +105,9 @@ class AuditReport:
             return "all checks passed" + (f" ({', '.join(skipped)} skipped)" if skipped else "")
         fails = self.failed
         if fails:
-            return "; ".join(f"{c.name}: {c.detail}" for c in fails)
+            # "request" and "fulfilled" details are whole sentences already.
+            return "; ".join(c.detail if c.name in ("request", "fulfilled") else f"{c.name}: {c.detail}"
+                             for c in fails)
         return f"request {self.request_id} is not fulfilled (status: {self.status.value})"
 
     def to_json(self) -> dict[str, Any]:

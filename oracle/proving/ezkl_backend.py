@@ -183,7 +183,7 @@ class EzklBackend(ProofBackend):
 
         with _EZKL_LOCK:
             # 1. settings
-            run_args = ezkl.PyRunArgs()
+            run_args: Any = ezkl.PyRunArgs()    # (the .pyi stub declares no attributes)
             run_args.input_visibility = "public"
             run_args.output_visibility = "public"
             run_args.param_visibility = "fixed"

@@ -82,6 +82,10 @@ class OracleService:
         self.catalog = CircuitCatalog.scan(cfg.prover.models_dir)
         self.artifacts = artifacts or compile_project()
         self.errors = ErrorDecoder(self.artifacts)
+        if prover is None and cfg.subnet is not None:
+            from oracle.subnet.validator import build_subnet_prover  # bittensor imported only when configured
+
+            prover = build_subnet_prover(cfg.subnet, self.catalog, self.db)
         self.prover = prover or LocalProver()
         self._account = account
         self.chains: dict[int, ChainRuntime] = {}

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from oracle.subnet.config import SubnetConfig
+
 
 class ConfigError(ValueError):
     pass
@@ -48,6 +50,7 @@ class ServiceConfig(BaseModel):
     chains: list[ChainConfig]
     prover: ProverConfig
     relayer: RelayerSettings = RelayerSettings()
+    subnet: SubnetConfig | None = None    # miners over signed HTTP; None: prove locally
 
     @classmethod
     def load(cls, path: Path) -> ServiceConfig:

@@ -169,7 +169,7 @@ class ChainMetagraph(Metagraph):
     def _view(self) -> list[Any]:
         try:
             self.refresh()
-        except Exception as e:  # noqa: BLE001 - chain down: keep dispatching to the last known miners
+        except Exception as e:  # chain down: keep dispatching to the last known miners
             if not self._neurons:
                 raise
             log.warning("metagraph refresh failed (%s); using the last view", e)

@@ -157,16 +157,18 @@ class Scoreboard:
         if self.db is None:
             return 0
         with self._lock:
-            dirty = [MinerStats(**{**vars(s), "extra": copy.deepcopy(s.extra)}) for s in self._stats.values() if s.dirty]
-            for s in self._stats.values():
-                s.dirty = False
+            dirty = [MinerStats(**{**vars(m), "extra": copy.deepcopy(m.extra)})
+                     for m in self._stats.values() if m.dirty]
+            for m in self._stats.values():
+                m.dirty = False
         if not dirty:
             return 0
         try:
             with self.db.session() as s:
                 for st in dirty:
                     row = s.get(MinerScore, st.hotkey) or MinerScore(hotkey=st.hotkey)
-                    row.score, row.successes, row.failures, row.invalid = st.score, st.successes, st.failures, st.invalid
+                    row.score, row.successes = st.score, st.successes
+                    row.failures, row.invalid = st.failures, st.invalid
                     row.latency_ema, row.proof_size_ema, row.extra = st.latency_ema, st.proof_size_ema, st.extra
                     s.add(row)
         except Exception:

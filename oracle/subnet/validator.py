@@ -1,0 +1,346 @@
+"""The validator side: ``SubnetProver``, the dispatcher's ``Prover`` backed by the miners.
+
+One request: rank the metagraph's miners by score, ask the best ``k`` at once (plus, with
+probability ``exploration``, one random lower-ranked miner as a probe, so a recovered miner
+can climb back), verify each answer as it arrives (signed by the miner asked, echoing our
+nonce, a valid proof for the request's OWN input), keep the first valid one and cancel the
+rest. A miner that errors, lies or times out is replaced by the next in rank; if nobody has
+answered after ``hedge_delay`` one more miner is asked. Only when every candidate failed does
+``prove`` raise (the dispatcher then retries the request later), or, if configured, prove
+locally.
+
+A background thread flushes scores to the store, sets weights (network mode), and when the
+oracle is idle sends rate-limited synthetic requests (random valid inputs) to keep every
+miner's score fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from bittensor import http_auth
+from pydantic import ValidationError
+
+from oracle.circuits.catalog import Circuit, CircuitCatalog
+from oracle.dispatch.provers import LocalProver, Prover, ProveResult, verify_offchain
+from oracle.store.db import Database
+from oracle.subnet import protocol as P
+from oracle.subnet.auth import ResponseVerifier, hotkey_of
+from oracle.subnet.config import SubnetConfig
+from oracle.subnet.metagraph import Metagraph, MinerInfo
+from oracle.subnet.scoring import Outcome, Scoreboard
+
+log = logging.getLogger(__name__)
+
+
+class SubnetError(RuntimeError):
+    """No miner produced a valid proof (transient: the dispatcher retries)."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    miner: MinerInfo
+    outcome: Outcome
+    latency: float = 0.0
+    reason: str = ""
+    proof: Any = None            # oracle.proving.base.Proof when verified
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """What happened to one request (kept for observability and tests)."""
+
+    circuit_id: str
+    asked: list[str]             # hotkeys, in launch order (asked[0] = first choice)
+    winner: str | None
+    seconds: float
+    failures: list[str] = field(default_factory=list)
+    benchmark: bool = False
+
+
+class SubnetProver(Prover):
+    def __init__(
+        self,
+        wallet: Any,
+        metagraph: Metagraph,
+        cfg: SubnetConfig,
+        *,
+        scoreboard: Scoreboard | None = None,
+        catalog: CircuitCatalog | None = None,
+        fallback: Prover | None = None,
+        closeables: list[Any] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.wallet = wallet
+        self.hotkey = hotkey_of(wallet)
+        self.metagraph = metagraph
+        self.cfg = cfg
+        self.scores = scoreboard or Scoreboard()
+        self.catalog = catalog
+        self.fallback = fallback
+        self._closeables = closeables or []
+        self._rng = random.Random(seed)
+        self._answers = ResponseVerifier(self.hotkey, max_age=cfg.auth_max_age)
+        self.history: deque[Dispatch] = deque(maxlen=1000)
+        self._last_real = time.monotonic()
+        self._stop = threading.Event()
+        # One event loop thread does all HTTP (hedging = cheap concurrent awaits, real cancels).
+        self._loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(target=self._loop.run_forever, name="subnet-io", daemon=True)
+        self._loop_thread.start()
+        self._client: httpx.AsyncClient = self._run(self._make_client()).result()
+        self._maint = threading.Thread(target=self._maintenance, name="subnet-maint", daemon=True)
+        self._maint.start()
+
+    async def _make_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+
+    def _run(self, coro: Any) -> Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    # ------------------------------------------------------------------ Prover
+
+    def prove(self, circuit: Circuit, input_fixed: list[int], *, timeout: float) -> ProveResult:
+        self._last_real = time.monotonic()
+        try:
+            attempt = self._run(self._hedged(circuit, list(input_fixed), timeout)).result(timeout + 10)
+        except SubnetError:
+            if self.fallback is None:
+                raise
+            log.warning("every miner failed for circuit %s: proving locally", circuit.circuit_id)
+            return self.fallback.prove(circuit, input_fixed, timeout=timeout)
+        finally:
+            self._last_real = time.monotonic()
+        return ProveResult(proof=attempt.proof, prover=attempt.miner.hotkey)
+
+    def close(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._maint.join(timeout=10)
+        try:
+            self.scores.flush()
+        except Exception:  # never block shutdown on the store
+            log.exception("could not save miner scores at shutdown")
+        self._run(self._client.aclose()).result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._loop_thread.join(timeout=5)
+        for c in self._closeables:
+            c.stop()
+        if self.fallback is not None:
+            self.fallback.close()
+
+    # ------------------------------------------------------------------ selection
+
+    def ranked(self) -> list[MinerInfo]:
+        """Miners by score, best first (random among equal scores)."""
+        miners = self.metagraph.miners()
+        keys = {m.hotkey: (-self.scores.score(m.hotkey), self._rng.random()) for m in miners}
+        return sorted(miners, key=lambda m: keys[m.hotkey])
+
+    def _plan(self) -> tuple[list[MinerInfo], list[MinerInfo]]:
+        """(miners to ask at once, the rest in order of preference)."""
+        ranked = self.ranked()[: self.cfg.max_attempts]
+        first, rest = ranked[: self.cfg.k], ranked[self.cfg.k:]
+        if rest and self._rng.random() < self.cfg.exploration:
+            # A probe in addition to the best k: it never displaces them, so exploring costs
+            # one extra proof and no latency.
+            first.append(rest.pop(self._rng.randrange(len(rest))))
+        return first, rest
+
+    # ------------------------------------------------------------------ one request
+
+    async def _hedged(self, circuit: Circuit, input_fixed: list[int], timeout: float, *,
+                      benchmark: bool = False) -> Attempt:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        deadline = t0 + timeout
+        first, queue = self._plan()
+        if not first:
+            raise SubnetError("no miners in the metagraph")
+        pending: dict[asyncio.Task[Attempt], MinerInfo] = {}
+        asked: list[str] = []
+        failures: list[str] = []
+
+        def launch(m: MinerInfo) -> None:
+            budget = max(0.1, min(self.cfg.miner_timeout, deadline - loop.time()))
+            pending[loop.create_task(self._ask(m, circuit, input_fixed, budget))] = m
+            asked.append(m.hotkey)
+
+        for m in first:
+            launch(m)
+        next_hedge = t0 + self.cfg.hedge_delay
+        winner: Attempt | None = None
+        try:
+            while pending and winner is None:
+                now = loop.time()
+                if now >= deadline:
+                    break
+                wake = min(deadline, next_hedge) if queue else deadline
+                done, _ = await asyncio.wait(pending, timeout=max(0.0, wake - now),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    if queue and loop.time() >= next_hedge:
+                        launch(queue.pop(0))                 # nobody answered yet: hedge
+                        next_hedge = loop.time() + self.cfg.hedge_delay
+                    continue
+                for t in done:
+                    pending.pop(t)
+                    a = t.result()
+                    if a.outcome == Outcome.VERIFIED and winner is None:
+                        winner = a
+                    elif a.outcome != Outcome.VERIFIED:
+                        failures.append(f"{a.miner.hotkey[:8]}: {a.outcome.value} ({a.reason})")
+                        if queue and winner is None:
+                            launch(queue.pop(0))             # replace the failed miner
+        finally:
+            for t in pending:
+                t.cancel()                                   # losers: closes their connections
+        elapsed = loop.time() - t0
+        self.history.append(Dispatch(circuit.circuit_id, asked, winner.miner.hotkey if winner else None,
+                                     elapsed, failures, benchmark))
+        if winner is None:
+            why = "; ".join(failures[-6:]) or f"no answer within {timeout:.0f} s"
+            raise SubnetError(f"no valid proof from {len(asked)} miner(s): {why}")
+        if failures:
+            log.info("circuit %s: proof from %s after %d failure(s): %s", circuit.circuit_id[:10],
+                     winner.miner.hotkey[:8], len(failures), "; ".join(failures))
+        return winner
+
+    async def _ask(self, m: MinerInfo, circuit: Circuit, input_fixed: list[int], timeout: float) -> Attempt:
+        """One miner, one answer, fully checked and scored. Never raises (except cancellation)."""
+        try:
+            a = await self._ask_unscored(m, circuit, input_fixed, timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # e.g. an undecodable miner hotkey: that miner's problem only
+            a = Attempt(m, Outcome.ERROR, 0.0, f"{type(e).__name__}: {e}")
+        proof_bytes = (len(a.proof.calldata) - 2) // 2 if a.proof is not None else 0
+        self.scores.record(m.hotkey, a.outcome, circuit_id=circuit.circuit_id, latency=a.latency,
+                           proof_bytes=proof_bytes, reason=a.reason)
+        if a.outcome == Outcome.INVALID:
+            log.warning("miner %s (%s) sent an invalid answer: %s", m.hotkey, m.url, a.reason)
+        return a
+
+    async def _ask_unscored(self, m: MinerInfo, circuit: Circuit, input_fixed: list[int], timeout: float) -> Attempt:
+        req = P.ProveRequest(request_id=uuid.uuid4().hex, circuit_id=circuit.circuit_id,
+                             input_fixed=input_fixed, timeout=timeout)
+        body = P.dumps(req)
+        headers = http_auth.sign(self.wallet, method="POST", path=P.PROVE_PATH, body=body, receiver_ss58=m.hotkey)
+        nonce = int(headers[http_auth.HEADER_NONCE])
+        t0 = time.monotonic()
+        try:
+            resp = await self._client.post(
+                m.url + P.PROVE_PATH, content=body,
+                headers={**headers, "Content-Type": "application/json"},
+                timeout=httpx.Timeout(timeout, connect=min(3.0, timeout)),
+            )
+        except httpx.TimeoutException:
+            return Attempt(m, Outcome.TIMEOUT, time.monotonic() - t0, f"no answer in {timeout:.1f} s")
+        except httpx.HTTPError as e:
+            return Attempt(m, Outcome.ERROR, time.monotonic() - t0, f"{type(e).__name__}: {e}")
+        latency = time.monotonic() - t0
+        if resp.status_code != 200:
+            outcome = Outcome.BUSY if resp.status_code == 503 else Outcome.ERROR
+            return Attempt(m, outcome, latency, f"HTTP {resp.status_code}: {resp.text[:200]}")
+        why = self._answers.verify(resp.headers, resp.content, path=P.PROVE_PATH, miner_hotkey=m.hotkey)
+        if why is not None:
+            return Attempt(m, Outcome.INVALID, latency, why)
+        try:
+            ans = P.ProveResponse.model_validate_json(resp.content)
+        except ValidationError as e:
+            return Attempt(m, Outcome.INVALID, latency, f"malformed answer ({e.error_count()} error(s))")
+        if ans.request_id != req.request_id or ans.request_nonce != nonce or ans.miner_hotkey != m.hotkey:
+            return Attempt(m, Outcome.INVALID, latency, "answer is not for this request")
+        proof = ans.proof.to_proof()
+        if list(ans.output_fixed) != list(proof.output_fixed):
+            return Attempt(m, Outcome.INVALID, latency, "claimed output differs from the proof's")
+        # Verified against the request's OWN input: a valid proof of another input is rejected.
+        # A thread: verification is CPU work (the backend's verifier process) off the IO loop.
+        why = await asyncio.to_thread(verify_offchain, circuit, proof, input_fixed)
+        if why is not None:
+            return Attempt(m, Outcome.INVALID, latency, why)
+        return Attempt(m, Outcome.VERIFIED, latency, "", proof)
+
+    # ------------------------------------------------------------------ background
+
+    def _maintenance(self) -> None:
+        last_flush = last_weights = last_bench = time.monotonic()
+        bench_turn = 0
+        while not self._stop.wait(0.2):
+            now = time.monotonic()
+            try:
+                if now - last_flush >= self.cfg.flush_interval:
+                    last_flush = now
+                    self.scores.flush()
+                if self.cfg.netuid is not None and self.cfg.weights_interval and \
+                        now - last_weights >= self.cfg.weights_interval:
+                    last_weights = now
+                    self.set_weights()
+                if self.cfg.benchmark_interval and now - self._last_real >= self.cfg.idle_after and \
+                        now - last_bench >= self.cfg.benchmark_interval:
+                    last_bench = now
+                    self.benchmark_once(bench_turn)
+                    bench_turn += 1
+            except Exception as e:  # background chores must never stop
+                log.warning("subnet maintenance: %s: %s", type(e).__name__, e)
+
+    def set_weights(self) -> dict[str, float]:
+        weights = self.scores.weights([m.hotkey for m in self.metagraph.miners()])
+        if weights:
+            self.metagraph.set_weights(weights)
+        return weights
+
+    def benchmark_once(self, turn: int = 0) -> Attempt | None:
+        """One synthetic request (random valid input) to one miner, in rotation; scored like
+        real work. The rotation (not the ranking) picks the miner, so low scorers get re-measured."""
+        if self.catalog is None or not len(self.catalog):
+            return None
+        miners = self.metagraph.miners()
+        if not miners:
+            return None
+        ids = self.catalog.ids()
+        circuit = self.catalog.get(ids[turn % len(ids)])
+        assert circuit is not None
+        m = miners[turn % len(miners)]
+        bits = circuit.manifest.input_bits
+        x = [self._rng.randint(-(1 << (bits - 1)), (1 << (bits - 1)) - 1) for _ in range(circuit.manifest.input_size)]
+        a: Attempt = self._run(self._ask(m, circuit, x, self.cfg.miner_timeout)).result(self.cfg.miner_timeout + 10)
+        ok = a.outcome == Outcome.VERIFIED
+        self.history.append(Dispatch(circuit.circuit_id, [m.hotkey], m.hotkey if ok else None, a.latency,
+                                     [] if ok else [a.reason], benchmark=True))
+        log.debug("benchmark %s: %s %.0f ms", m.hotkey[:8], a.outcome.value, a.latency * 1000)
+        return a
+
+
+def build_subnet_prover(cfg: SubnetConfig, catalog: CircuitCatalog, db: Database | None) -> SubnetProver:
+    """The SubnetProver the service uses when ``[subnet]`` is configured."""
+    from oracle.subnet.auth import load_or_create_wallet
+    from oracle.subnet.metagraph import ChainMetagraph, LocalMetagraph
+
+    wallet = load_or_create_wallet(cfg.wallet_name, cfg.wallet_path, cfg.wallet_hotkey)
+    metagraph: Metagraph
+    if cfg.metagraph is not None:
+        metagraph = LocalMetagraph(cfg.metagraph)
+    else:
+        assert cfg.netuid is not None
+        metagraph = ChainMetagraph(cfg.netuid, network=cfg.network, wallet=wallet)
+    closeables: list[Any] = []
+    if cfg.circuits_port is not None:
+        from oracle.subnet.circuits import CircuitServer
+
+        closeables.append(CircuitServer(catalog, cfg.circuits_host, cfg.circuits_port).start())
+    log.info("subnet prover: validator hotkey %s, k=%d, %s", hotkey_of(wallet), cfg.k,
+             f"local metagraph {cfg.metagraph}" if cfg.metagraph else f"netuid {cfg.netuid} on {cfg.network}")
+    return SubnetProver(wallet, metagraph, cfg, scoreboard=Scoreboard(db), catalog=catalog,
+                        fallback=LocalProver() if cfg.fallback_local else None, closeables=closeables)

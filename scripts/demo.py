@@ -1,0 +1,286 @@
+"""`make demo`: the whole system on one machine, end to end, on embedded defaults.
+
+Starts a local anvil chain (1 s blocks), deploys the protocol, compiles and registers the
+reference risk model (Groth16), starts the oracle service as its own process, then:
+  1. LRTVault asks for a proven risk assessment of its own state and re-weights;
+  2. a restaking strategy gets slashed; the vault asks again and moves money away from it;
+  3. plain accounts request inferences;
+and prints each request's journey and a summary. Everything it starts is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from eth_account import Account  # noqa: E402
+from web3.logs import DISCARD  # noqa: E402
+
+from oracle.chain.anvil import DEV_KEYS, Anvil  # noqa: E402
+from oracle.chain.client import Chain  # noqa: E402
+from oracle.chain.deploy import deploy_all  # noqa: E402
+from oracle.chain.registration import register_circuit  # noqa: E402
+from oracle.circuits.quantize import QuantizedModel, quantized_forward  # noqa: E402
+from oracle.proving.groth16 import Groth16Backend  # noqa: E402
+from oracle.proving.groth16.cache import compile_cached  # noqa: E402
+from oracle.store.db import Database  # noqa: E402
+from oracle.store.models import Request  # noqa: E402
+
+ETH = 10**18
+RELAYER_KEY = DEV_KEYS[5]
+NO_CALLBACK = "0x" + "00" * 20
+log = logging.getLogger("demo")
+
+
+@dataclass
+class Journey:
+    label: str
+    request_id: int
+    request_tx: str
+    requested_at: float
+    block: int
+    fulfil_tx: str = ""
+    fulfil_gas: int = 0
+    callback_ok: bool | None = None
+    output: list[int] | None = None
+    latency: float = 0.0
+    prove_ms: float = 0.0
+
+
+def banner(text: str) -> None:
+    print(f"\n== {text} " + "=" * max(0, 74 - len(text)), flush=True)
+
+
+class Demo:
+    def __init__(self, workdir: Path, plain_requests: int) -> None:
+        self.workdir = workdir
+        self.plain_requests = plain_requests
+        self.journeys: list[Journey] = []
+
+    def run(self) -> int:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        banner("compile the risk model (ONNX -> Circom -> Groth16 keys; cached)")
+        backend = Groth16Backend(pool_size=1)
+        try:
+            t = time.perf_counter()
+            self.circuit = compile_cached(backend, ROOT / "models/risk/model.onnx",
+                                          ROOT / "models/risk/calibration.json",
+                                          ROOT / ".cache/demo-circuits/risk-groth16")
+            print(f"circuit folder {self.circuit} ready in {time.perf_counter() - t:.1f} s")
+        finally:
+            backend.close()
+        self.qm = QuantizedModel.load(self.circuit / "quantized.json")
+        with Anvil(block_time=1) as node:
+            print(f"anvil on {node.url} (1 s blocks)")
+            return self._on_chain(node)
+
+    def _on_chain(self, node: Anvil) -> int:
+        owner = Chain.connect(node.url, Account.from_key(DEV_KEYS[0]))
+        banner("deploy registry, oracle, LRT token, LRTVault; register the model")
+        d = deploy_all(owner)
+        reg = register_circuit(owner, d.registry, self.circuit)
+        print(f"registry {d.registry}\noracle   {d.oracle}\ntoken    {d.token}\nvault    {d.vault}")
+        print(f"model id {reg.model_id} (Groth16, verifier {reg.verifier}, adapter {reg.adapter})")
+        self.chain, self.d, self.model_id = owner, d, bytes.fromhex(reg.model_id[2:])
+        self.oracle = owner.contract("InferenceOracle", d.oracle)
+        self.vault = owner.contract("LRTVault", d.vault)
+        token = owner.contract("LRTToken", d.token)
+        owner.transact(self.vault.functions.setRiskModel(self.model_id))
+        # The demo rebalances twice in a row; production keeps the 10-minute anti-drain cooldown.
+        owner.transact(self.vault.functions.setMinRebalanceInterval(0))
+        me = owner.account.address  # type: ignore[union-attr]
+        for i, amount in ((0, 600), (1, 300), (2, 100)):
+            user = Chain(w3=owner.w3, account=Account.from_key(DEV_KEYS[i]), artifacts=owner.artifacts)
+            owner.transact(token.functions.mint(user.account.address, amount * ETH))  # type: ignore[union-attr]
+            t = user.contract("LRTToken", d.token)
+            user.transact(t.functions.approve(d.vault, amount * ETH))
+            user.transact(user.contract("LRTVault", d.vault).functions.deposit(amount * ETH))
+        owner.w3.eth.wait_for_transaction_receipt(
+            owner.w3.eth.send_transaction({"from": me, "to": d.vault, "value": 2 * ETH}))
+        print(f"vault holds {self._assets():.1f} rstETH from 3 depositors; allocations {self._alloc()}")
+
+        db_url = f"sqlite:///{self.workdir / 'oracle.db'}"
+        for f in self.workdir.glob("oracle.db*"):
+            f.unlink()
+        models = self.workdir / "models"
+        models.mkdir(exist_ok=True)
+        link = models / "risk-groth16"
+        if not link.exists():
+            link.symlink_to(self.circuit.resolve(), target_is_directory=True)
+        banner("start the oracle service (listener, dispatcher, local Groth16 prover pool, relayer)")
+        log_file = (self.workdir / "oracle.log").open("w")
+        env = dict(os.environ, ORACLE_PRIVATE_KEY=RELAYER_KEY)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "oracle.cli", "run", "--rpc", node.url, "--oracle", d.oracle,
+             "--models", str(models), "--db", db_url, "--confirmations", "1"],
+            stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+        )
+        print(f"oracle pid {proc.pid}, relayer {Account.from_key(RELAYER_KEY).address}, log {log_file.name}")
+        try:
+            self._wait_ready(proc, self.workdir / "oracle.log")
+            return self._scenario(db_url)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log_file.close()
+            print(f"oracle stopped (exit {proc.returncode})")
+
+    @staticmethod
+    def _wait_ready(proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 60.0) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if proc.poll() is not None:
+                raise SystemExit(f"the oracle exited with {proc.returncode}; see {log_path}")
+            if "oracle service started" in log_path.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise SystemExit(f"the oracle did not start within {timeout:.0f} s; see {log_path}")
+
+    # ------------------------------------------------------------------ the story
+
+    def _scenario(self, db_url: str) -> int:
+        banner("1. the vault asks for a proven risk assessment of its own state")
+        self._vault_round("rebalance #1")
+        banner("2. strategy 1 is slashed (20 %); the vault asks again")
+        s1 = self.chain.contract("RestakingStrategy", self.vault.functions.strategies(1).call())
+        self.chain.transact(s1.functions.slash(2000))
+        print(f"strategy 1 loss ratio now {int(s1.functions.lossRatioWad().call()) / 1e18:.2f}")
+        self._vault_round("rebalance #2")
+        banner(f"3. {self.plain_requests} plain accounts request inferences")
+        self._plain_round()
+        self._summary(db_url)
+        return 0 if all(j.output is not None for j in self.journeys) else 1
+
+    def _vault_round(self, label: str) -> None:
+        before = self._alloc()
+        feats = [int(v) for v in self.vault.functions.currentFeatures().call()]
+        scale = 1 << self.qm.input_scale
+        print("features " + ", ".join(f"{v / scale:.2f}" for v in feats))
+        r = self.chain.transact(self.vault.functions.requestRebalance())
+        j = self._journey(label, r)
+        self._wait([j])
+        after = self._alloc()
+        risks = [int(self.vault.functions.lastRisk(i).call()) / 1e18 for i in range(3)]
+        out_scale = 1 << self.qm.output_scale
+        print(f"{label}: request {j.request_id} tx {j.request_tx[:18]}..  fulfil tx {j.fulfil_tx[:18]}.. "
+              f"gas {j.fulfil_gas:,}  callback {'ok' if j.callback_ok else 'FAILED'}  "
+              f"inclusion->callback {j.latency:.1f} s")
+        print(f"  proven risk scores {[round(v / out_scale, 3) for v in (j.output or [])]} "
+              f"(numpy reference {[round(v / out_scale, 3) for v in quantized_forward(self.qm, feats)]})")
+        print(f"  vault risks stored {[round(r, 3) for r in risks]}  "
+              f"deposits paused: {self.vault.functions.depositsPaused().call()}")
+        print(f"  allocations before {before}\n  allocations after  {after}")
+
+    def _plain_round(self) -> None:
+        rng = random.Random(2026)
+        fee = int(self.oracle.functions.quoteFee(self.model_id, 0).call())
+        deadline = int(self.chain.w3.eth.get_block("latest")["timestamp"]) + 600
+        pending: list[tuple[Journey, list[int]]] = []
+        for k in range(self.plain_requests):
+            user = Chain(w3=self.chain.w3, account=Account.from_key(DEV_KEYS[6 + k % 4]), artifacts=self.chain.artifacts)
+            o = user.contract("InferenceOracle", self.d.oracle)
+            x = self._random_vault_state(rng)
+            r = user.transact(o.functions.requestInference(self.model_id, x, NO_CALLBACK, 0, deadline), value=fee)
+            pending.append((self._journey(f"account {user.account.address[:10]}", r), x))  # type: ignore[union-attr]
+        self._wait([j for j, _ in pending])
+        ok = 0
+        for j, x in pending:
+            ref = quantized_forward(self.qm, x)
+            match = j.output == ref
+            ok += match
+            print(f"request {j.request_id:>3} {j.label}: output {j.output} "
+                  f"{'== numpy reference' if match else '!= reference ' + str(ref)}  "
+                  f"gas {j.fulfil_gas:,}  {j.latency:.1f} s")
+        print(f"{ok}/{len(pending)} outputs equal the numpy integer reference bit for bit")
+
+    def _random_vault_state(self, rng: random.Random) -> list[int]:
+        """Features of a plausible vault: shares summing to <= 1, mostly small losses."""
+        w = [rng.random() for _ in range(4)]
+        shares = [v / sum(w) for v in w]  # three strategies + idle
+        losses = [rng.choice([0.0, 0.0, rng.uniform(0, 0.1), rng.uniform(0.1, 0.4)]) for _ in range(3)]
+        feats = [*shares[:3], *losses, shares[3], rng.uniform(0, 0.2)]
+        one = 1 << self.qm.input_scale
+        return [int(round(f * one)) for f in feats]
+
+    def _journey(self, label: str, receipt: object) -> Journey:
+        r = receipt  # a TxReceipt
+        ev = self.oracle.events.InferenceRequested().process_receipt(r, errors=DISCARD)[0]
+        blk = self.chain.w3.eth.get_block(r["blockNumber"])  # type: ignore[index]
+        j = Journey(label=label, request_id=int(ev["args"]["requestId"]),
+                    request_tx="0x" + bytes(r["transactionHash"]).hex(),  # type: ignore[index]
+                    requested_at=float(blk["timestamp"]), block=int(r["blockNumber"]))  # type: ignore[index]
+        self.journeys.append(j)
+        return j
+
+    def _wait(self, js: list[Journey], timeout: float = 120.0) -> None:
+        end = time.monotonic() + timeout
+        todo = {j.request_id: j for j in js}
+        from_block = min(j.block for j in js)
+        while todo and time.monotonic() < end:
+            for e in self.oracle.events.InferenceFulfilled().get_logs(from_block=from_block):
+                j = todo.pop(int(e["args"]["requestId"]), None)
+                if j is None:
+                    continue
+                rc = self.chain.w3.eth.get_transaction_receipt(e["transactionHash"])
+                blk = self.chain.w3.eth.get_block(e["blockNumber"])
+                j.fulfil_tx = "0x" + bytes(e["transactionHash"]).hex()
+                j.fulfil_gas = int(rc["gasUsed"])
+                j.callback_ok = bool(e["args"]["callbackSucceeded"])
+                j.output = [int(v) for v in e["args"]["output"]]
+                j.latency = float(blk["timestamp"]) - j.requested_at
+            time.sleep(0.3)
+        if todo:
+            print(f"!! not fulfilled within {timeout:.0f} s: requests {sorted(todo)}")
+
+    def _summary(self, db_url: str) -> None:
+        banner("summary")
+        db = Database(db_url, run_migrations=False)
+        with db.session() as s:
+            proving = {r.request_id: (r.proof.prove_seconds if r.proof else 0.0) for r in s.query(Request).all()}
+            states = [r.state for r in s.query(Request).all()]
+        db.dispose()
+        done = [j for j in self.journeys if j.output is not None]
+        lat = sorted(j.latency for j in done)
+        print(f"requests {len(self.journeys)}, fulfilled {len(done)}, store states {sorted(set(states))}")
+        if lat:
+            p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
+            print(f"inclusion -> callback latency (block timestamps, 1 s blocks): p50 {statistics.median(lat):.1f} s, "
+                  f"p95 {p95:.1f} s")
+        pt = [v * 1000 for v in proving.values() if v]
+        if pt:
+            print(f"proving time per request: median {statistics.median(pt):.0f} ms (warm Groth16 prover)")
+        print(f"fulfilment gas: median {statistics.median([j.fulfil_gas for j in done]):,.0f}")
+
+    def _alloc(self) -> list[str]:
+        return [f"{int(v) / ETH:.1f}" for v in self.vault.functions.allocations().call()]
+
+    def _assets(self) -> float:
+        return int(self.vault.functions.totalAssets().call()) / ETH
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--requests", type=int, default=8, help="plain-account requests")
+    ap.add_argument("--workdir", type=Path, default=ROOT / "build" / "demo")
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return Demo(a.workdir, a.requests).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
