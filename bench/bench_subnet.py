@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from bittensor import http_auth  # noqa: E402
 
 from oracle.circuits.catalog import CircuitCatalog  # noqa: E402
-from oracle.dispatch.provers import LocalProver, verify_offchain  # noqa: E402
+from oracle.dispatch.provers import LocalProver, ProveResult, verify_offchain  # noqa: E402
 from oracle.proving.groth16 import Groth16Backend  # noqa: E402
 from oracle.proving.groth16.cache import compile_cached  # noqa: E402
 from oracle.subnet import protocol as P  # noqa: E402
@@ -69,6 +69,10 @@ def main() -> None:
 
         def rand_input() -> list[int]:
             return [rng.randint(lo, hi) for _ in range(m.input_size)]
+
+        def run(sp: SubnetProver, count: int, threads: int) -> list[ProveResult]:
+            with ThreadPoolExecutor(threads) as ex:
+                return list(ex.map(lambda _: sp.prove(circuit, rand_input(), timeout=60), range(count)))
 
         wallet = load_or_create_wallet("validator", base / "wallets")
         print(f"machine: {os.cpu_count()} cores; circuit {m.name} ({m.stats.get('constraints')} constraints)")
@@ -139,13 +143,10 @@ def main() -> None:
                 write_local_metagraph(mg_file, [mm.info for mm in miners[:n]])
                 cfg = SubnetConfig(metagraph=mg_file, k=min(args.k, n), exploration=0.0, miner_timeout=30)
                 sp = SubnetProver(wallet, LocalMetagraph(mg_file), cfg)
-                for mm in miners[:n]:                              # warm every miner
-                    sp.metagraph = LocalMetagraph(mg_file)
-                list(ThreadPoolExecutor(4 * n).map(lambda _: sp.prove(circuit, rand_input(), timeout=60), range(2 * n)))
-                with ThreadPoolExecutor(4 * n) as ex:
-                    t0 = time.perf_counter()
-                    results = list(ex.map(lambda _: sp.prove(circuit, rand_input(), timeout=60), range(args.requests)))
-                    rate = args.requests / (time.perf_counter() - t0)
+                run(sp, 4 * n, 4 * n)                        # warm-up round (connections, capacities)
+                t0 = time.perf_counter()
+                results = run(sp, args.requests, 4 * n)
+                rate = args.requests / (time.perf_counter() - t0)
                 by = {mm.hotkey: sum(1 for r in results if r.prover == mm.hotkey) for mm in miners[:n]}
                 sp.close()
                 print(f"  {n} miner(s)                        {rate:6.1f} proofs/s   "

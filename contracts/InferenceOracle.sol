@@ -64,7 +64,8 @@ contract InferenceOracle is Owned, ReentrancyGuard {
     ///      callWithExactGas): cold account access, value-less call, memory.
     uint256 private constant GAS_FOR_CALL_EXACT_CHECK = 5_000;
     /// @dev Fulfilment gas outside verification and callback, priced into the fee quote.
-    uint256 public constant FULFILL_OVERHEAD_GAS = 60_000;
+    ///      Measured: ~60 k execution + 21 k transaction base + calldata.
+    uint256 public constant FULFILL_OVERHEAD_GAS = 90_000;
 
     ModelRegistry public immutable registry;
 
@@ -89,6 +90,7 @@ contract InferenceOracle is Owned, ReentrancyGuard {
     error OutputOutOfRange(uint256 index, int256 value);
     error CallbackGasTooHigh(uint32 requested, uint32 max);
     error MissingCallbackGas(address callback);
+    error CallbackNotContract(address callback);
     error DeadlineTooSoon(uint64 deadline, uint64 earliest);
     error DeadlineTooFar(uint64 deadline, uint64 latest);
     error InsufficientFee(uint256 required, uint256 paid);
@@ -159,7 +161,11 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         if (m.frozen) revert ModelFrozen(modelId);
         if (input.length != m.inputSize) revert InputSizeMismatch(m.inputSize, input.length);
         if (callbackGasLimit > MAX_CALLBACK_GAS) revert CallbackGasTooHigh(callbackGasLimit, MAX_CALLBACK_GAS);
-        if (callback != address(0) && callbackGasLimit == 0) revert MissingCallbackGas(callback);
+        if (callback != address(0)) {
+            if (callbackGasLimit == 0) revert MissingCallbackGas(callback);
+            // A typo'd callback (an EOA) would "succeed" silently on every fulfilment.
+            if (callback.code.length == 0) revert CallbackNotContract(callback);
+        }
         {
             uint64 earliest = uint64(block.timestamp) + MIN_DEADLINE_DELAY;
             uint64 latest = uint64(block.timestamp) + MAX_DEADLINE_DELAY;
@@ -475,6 +481,8 @@ contract InferenceOracle is Owned, ReentrancyGuard {
             }
         }
         if (!enough) revert InsufficientGasForCallback(requestId, gasAmount);
+        // Code can be gone by fulfilment time (deployed-and-destroyed in one transaction).
+        if (target.code.length == 0) return false;
         assembly {
             success := call(gasAmount, target, 0, add(data, 0x20), mload(data), 0, 0)
         }

@@ -66,6 +66,7 @@ contract ModelRegistry is Owned {
         uint16 outputSize
     );
     event ModelFrozen(bytes32 indexed modelId);
+    event BatchVerifyChanged(bytes32 indexed modelId, bool enabled);
     event ModelFeeChanged(bytes32 indexed modelId, uint128 fee, uint32 verifyGas);
     event VerifierUpgradeProposed(bytes32 indexed modelId, address indexed verifier, bytes32 circuitId, uint64 readyAt);
     event VerifierUpgradeCancelled(bytes32 indexed modelId, address indexed verifier);
@@ -94,7 +95,7 @@ contract ModelRegistry is Owned {
         if (m.frozen) revert ModelIsFrozen(modelId);
         m.frozen = true;
         retiredVerifiers[m.verifier] = true;
-        delete pendingUpgrades[modelId];
+        _dropPendingUpgrade(modelId);
         emit ModelFrozen(modelId);
     }
 
@@ -121,6 +122,7 @@ contract ModelRegistry is Owned {
         if (verifier == address(0) || verifier.code.length == 0) revert InvalidModelConfig("verifier has no code");
         if (retiredVerifiers[verifier] || verifier == m.verifier) revert VerifierRetired(verifier);
         uint64 readyAt = uint64(block.timestamp) + UPGRADE_DELAY;
+        _dropPendingUpgrade(modelId); // a new proposal replaces (and cancels) the old one
         pendingUpgrades[modelId] = PendingUpgrade(verifier, circuitId, readyAt);
         emit VerifierUpgradeProposed(modelId, verifier, circuitId, readyAt);
     }
@@ -152,6 +154,17 @@ contract ModelRegistry is Owned {
         emit VerifierUpgraded(modelId, old, p.verifier, p.circuitId);
     }
 
+    /// @notice Declares whether the model's verifier also implements IBatchInferenceVerifier
+    ///         (e.g. after an upgrade, which resets it). A wrong `true` is harmless: the oracle
+    ///         falls back to one-by-one verification when a batch check fails.
+    /// @param modelId The model.
+    /// @param enabled Whether fulfillBatch may verify this model's proofs together.
+    function setBatchVerify(bytes32 modelId, bool enabled) external onlyOwner {
+        Model storage m = _existing(modelId);
+        m.batchVerify = enabled;
+        emit BatchVerifyChanged(modelId, enabled);
+    }
+
     /// @notice The registered model.
     /// @param modelId The model.
     /// @return The model; reverts with UnknownModel when absent.
@@ -170,6 +183,14 @@ contract ModelRegistry is Owned {
     /// @return The ids.
     function modelIds() external view returns (bytes32[] memory) {
         return _modelIds;
+    }
+
+    function _dropPendingUpgrade(bytes32 modelId) private {
+        address pending = pendingUpgrades[modelId].verifier;
+        if (pending != address(0)) {
+            delete pendingUpgrades[modelId];
+            emit VerifierUpgradeCancelled(modelId, pending);
+        }
     }
 
     function _existing(bytes32 modelId) private view returns (Model storage m) {

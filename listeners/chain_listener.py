@@ -15,6 +15,7 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 from hexbytes import HexBytes
 from sqlalchemy import select
 from web3 import Web3
+from web3.exceptions import Web3RPCError
 from web3.types import FilterParams, LogReceipt
 
 from oracle.store import repo
@@ -75,7 +76,7 @@ class ChainListener:
             end = min(head, start + self._range - 1)
             try:
                 logs = self._get_logs(start, end)
-            except ValueError as exc:  # provider says the range is too large
+            except (Web3RPCError, ValueError) as exc:  # provider refuses the range (too large, too many logs)
                 if self._range <= self.cfg.min_range:
                     raise
                 self._range = max(self.cfg.min_range, self._range // 2)

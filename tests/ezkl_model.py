@@ -3,7 +3,8 @@
 8 -> Gemm(16) -> Relu -> Gemm(3) -> Sigmoid, fixed-seed weights, built with ``onnx.helper``
 (no torch). Compiling it (EZKL calibration + dev SRS + setup, pk ~160 MB) takes ~20-30 s, so
 the folder is kept in ``.cache/test-circuits/mlp-<hash>-ezkl`` and reused while the ONNX bytes,
-the calibration samples, the backend's settings and the EZKL version are unchanged.
+the calibration samples, the backend's settings and source, and the EZKL version are
+unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from oracle.circuits.manifest import Manifest, ManifestError
 from oracle.paths import CACHE_DIR
+from oracle.proving import ezkl_backend
 from oracle.proving.base import CompileOptions
 from oracle.proving.ezkl_backend import EzklBackend
 
@@ -66,7 +68,7 @@ def cached_mlp_circuit(backend: EzklBackend, root: Path | None = None) -> Path:
     onnx_bytes, calib = mlp_onnx_bytes(), calibration_json()
     h = hashlib.sha256()
     for part in (onnx_bytes, calib, json.dumps(backend.config(), sort_keys=True).encode(),
-                 version("ezkl").encode()):
+                 version("ezkl").encode(), Path(ezkl_backend.__file__).read_bytes()):
         h.update(part)
     key = h.hexdigest()[:16]
     base = root or CACHE_DIR / "test-circuits"

@@ -31,7 +31,7 @@ from tests.service_harness import RELAYER_KEY_INDEX, models_dir_with, running_se
 NO_CALLBACK = "0x" + "00" * 20
 FULFIL_GAS = 1_500_000
 ALL_CHECKS = ["fulfilled", "request_log", "fulfilment_log", "calldata", "output_match", "circuit_id",
-              "registration", "offchain_verify", "onchain_verify"]
+              "registration", "verifier_code", "offchain_verify", "onchain_verify"]
 EXTERNAL_KEY = DEV_KEYS[7]  # an account no fixture or service uses
 
 
@@ -90,7 +90,8 @@ def test_audit_fulfill(chain: Chain, deployment: Deployment, risk_circuit: Path,
     rc, rep, _ = audit_json(rpc_of(chain), deployment.oracle, rid)
     assert rc == 0
     st = statuses(rep)
-    assert [k for k, v in st.items() if v == "SKIPPED"] == ["circuit_id", "registration", "offchain_verify"]
+    skipped = [k for k, v in st.items() if v == "SKIPPED"]
+    assert skipped == ["circuit_id", "registration", "verifier_code", "offchain_verify"]
     assert st["onchain_verify"] == "PASS"
     assert "skipped" in rep["reason"]
 
@@ -132,7 +133,7 @@ def test_audit_unknown_request(chain: Chain, deployment: Deployment) -> None:
     assert "RESULT: FAIL" in out
 
 
-def test_audit_tampered_verification_key(chain: Chain, deployment: Deployment, risk_circuit: Path,
+def test_audit_tampered_artifacts(chain: Chain, deployment: Deployment, risk_circuit: Path,
                                          groth16_backend: Groth16Backend, tmp_path: Path) -> None:
     p = setup_protocol(chain, deployment, risk_circuit, vault_deposit=0)
     rid = request(p, [7] * 8)
@@ -153,6 +154,18 @@ def test_audit_tampered_verification_key(chain: Chain, deployment: Deployment, r
     detail = next(c["detail"] for c in rep["checks"] if c["name"] == "circuit_id")
     assert "circuit id mismatch" in detail and p.reg.circuit_id in detail
     assert "circuit_id: circuit id mismatch" in err
+
+    # A folder with the right key but another verifier build: the code on-chain is not this one.
+    other = tmp_path / "models2" / "risk"
+    shutil.copytree(risk_circuit, other)
+    art = json.loads((other / "verifier.json").read_text())
+    art["deployedBytecode"] = art["deployedBytecode"][:-2] + ("00" if art["deployedBytecode"][-2:] != "00" else "01")
+    (other / "verifier.json").write_text(json.dumps(art))
+    rc, rep, err = audit_json(rpc_of(chain), deployment.oracle, rid, "--models", str(tmp_path / "models2"))
+    assert rc == 1
+    st = statuses(rep)
+    assert st["circuit_id"] == st["offchain_verify"] == st["onchain_verify"] == "PASS"
+    assert st["verifier_code"] == "FAIL" and "differs from verifier.json" in err
 
 
 def test_audit_external_request_fulfilled_by_service(chain: Chain, deployment: Deployment, risk_circuit: Path,

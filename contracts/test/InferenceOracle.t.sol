@@ -21,7 +21,7 @@ import {ReentrancyGuard} from "../utils/ReentrancyGuard.sol";
 import {Owned} from "../utils/Owned.sol";
 
 contract InferenceOracleTest is OracleFixture {
-    uint256 internal constant QUOTE0 = BASE_FEE + (uint256(VERIFY_GAS) + 60_000) * GAS_PRICE;
+    uint256 internal constant QUOTE0 = BASE_FEE + (uint256(VERIFY_GAS) + 90_000) * GAS_PRICE; // 90k: FULFILL_OVERHEAD_GAS
 
     // ================================================================== construction & views
 
@@ -543,12 +543,20 @@ contract InferenceOracleTest is OracleFixture {
         assertStatus(b, InferenceOracle.Status.Fulfilled, "other fulfilled");
     }
 
-    function test_callback_toCodelessAddress_succeeds() public {
-        // Documented behaviour: a callback address without code "succeeds" (like any call).
-        uint256 id = requestWithCallback(address(0xDEAD), 50_000);
+    function test_request_codelessCallback_reverts() public {
+        uint256 fee = oracle.quoteFee(MODEL, 50_000);
+        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.CallbackNotContract.selector, address(0xDEAD)));
+        oracle.requestInference{value: fee}(MODEL, defaultInput(), address(0xDEAD), 50_000, uint64(block.timestamp + 600));
+    }
+
+    function test_callback_codeGoneByFulfilment_recordedAsFailed() public {
+        RecordingConsumer c = new RecordingConsumer();
+        uint256 id = requestWithCallback(address(c), 50_000);
+        vm.etch(address(c), "");
         vm.expectEmit(true, true, true, true, address(oracle));
-        emit InferenceOracle.InferenceFulfilled(id, MODEL, defaultOutput(), relayer, true);
+        emit InferenceOracle.InferenceFulfilled(id, MODEL, defaultOutput(), relayer, false);
         fulfillAs(relayer, id);
+        assertStatus(id, InferenceOracle.Status.Fulfilled, "fulfilment stands");
     }
 
     function test_callback_reentrancyBlocked_requestAllowed() public {
@@ -732,7 +740,7 @@ contract InferenceOracleTest is OracleFixture {
         emit InferenceOracle.GasPriceChanged(2 gwei);
         oracle.setGasPrice(2 gwei);
         assertEq(oracle.gasPrice(), 2 gwei, "set");
-        assertEq(oracle.quoteFee(MODEL, 0), BASE_FEE + (uint256(VERIFY_GAS) + 60_000) * 2 gwei, "quote follows");
+        assertEq(oracle.quoteFee(MODEL, 0), BASE_FEE + (uint256(VERIFY_GAS) + oracle.FULFILL_OVERHEAD_GAS()) * 2 gwei, "quote follows");
         oracle.setGasPrice(0);
         assertEq(oracle.quoteFee(MODEL, 1_000_000), BASE_FEE, "zero gas price: base fee only");
     }

@@ -254,7 +254,7 @@ contract LRTVaultTest is VaultTestBase {
     function test_requestRebalance_paysFeeFromVaultBalance() public {
         _deposit(alice, D);
         uint256 fee = oracle.quoteFee(RISK_MODEL, 600_000);
-        assertEq(fee, MODEL_FEE + (VERIFY_GAS + 600_000 + 60_000) * GAS_PRICE, "quote");
+        assertEq(fee, MODEL_FEE + (VERIFY_GAS + 600_000 + oracle.FULFILL_OVERHEAD_GAS()) * GAS_PRICE, "quote");
         uint256 ethBefore = address(vault).balance;
         uint256 id = _request();
         assertEq(address(vault).balance, ethBefore - fee, "fee from vault balance");

@@ -233,7 +233,7 @@ contract ModelRegistryTest is OracleFixture {
         ModelRegistry.Model memory m = registry.getModel(MODEL);
         assertEq(uint256(m.fee), 5, "fee");
         assertEq(uint256(m.verifyGas), 99_000, "verifyGas");
-        assertEq(oracle.quoteFee(MODEL, 0), 5 + (99_000 + 60_000) * GAS_PRICE, "oracle quote follows");
+        assertEq(oracle.quoteFee(MODEL, 0), 5 + (99_000 + oracle.FULFILL_OVERHEAD_GAS()) * GAS_PRICE, "oracle quote follows");
     }
 
     function test_setFee_zeroVerifyGas_reverts() public {

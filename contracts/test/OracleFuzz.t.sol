@@ -96,10 +96,10 @@ contract OracleFuzzTest is OracleFixture {
         registry.setFee(MODEL, uint128(baseFee), VERIFY_GAS);
         oracle.setGasPrice(price);
         uint256 quote = oracle.quoteFee(MODEL, cbGas);
-        assertEq(quote, baseFee + (uint256(VERIFY_GAS) + cbGas + 60_000) * price, "quote formula");
+        assertEq(quote, baseFee + (uint256(VERIFY_GAS) + cbGas + oracle.FULFILL_OVERHEAD_GAS()) * price, "quote formula");
         value = bound(value, quote, quote + 1e24);
         vm.deal(alice, value);
-        address cb = cbGas == 0 ? address(0) : address(0xCB);
+        address cb = cbGas == 0 ? address(0) : address(new RecordingConsumer());
         vm.prank(alice);
         uint256 id = oracle.requestInference{value: value}(MODEL, defaultInput(), cb, cbGas, soon());
         assertEq(oracle.getRequest(id).fee, quote, "escrowed quote");

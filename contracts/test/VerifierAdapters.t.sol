@@ -227,7 +227,7 @@ contract VerifierAdaptersTest is OracleFixture {
         assertFalse(ok, "adapter reverts");
         assertEq(bytes4(ret), VerifierAdapterBase.InsufficientVerificationGas.selector, "named error");
         (uint256 required, uint256 available) = _decode2(ret);
-        assertEq(required, gAdapter.minVerifyGas(), "required");
+        assertEq(required, _required(gAdapter.minVerifyGas()), "required");
         assertLt(available, required, "available below floor");
         // With enough gas: true.
         (ok, ret) = _g16CallWithGas(400_000);
@@ -240,6 +240,29 @@ contract VerifierAdaptersTest is OracleFixture {
         gas = bound(gas, 20_000, 600_000);
         (bool ok, bytes memory ret) = _g16CallWithGas(gas);
         if (ok) assertTrue(abi.decode(ret, (bool)), "never false for a valid proof");
+    }
+
+    /// @dev Gas the adapter must have left so that the call can forward exactly minVerifyGas
+    ///      after the 63/64 rule (plus a reserve for the call itself).
+    function _required(uint256 minVerifyGas) internal pure returns (uint256) {
+        return (minVerifyGas * 64) / 63 + 5_000;
+    }
+
+    /// @dev The verifier gets exactly minVerifyGas, never more (a failing precompile burning
+    ///      everything cannot starve a batch): a verifier needing more answers "invalid" even
+    ///      when the caller has plenty of gas; one needing a bit less answers "valid".
+    function test_g16_forwardsExactlyMinVerifyGas() public {
+        _armDefault();
+        uint256 cap = gAdapter.minVerifyGas();
+        g16.setGasNeeded(cap + 1);
+        (bool ok, bytes memory ret) = _g16CallWithGas(5_000_000);
+        assertTrue(ok && !abi.decode(ret, (bool)), "capped at minVerifyGas");
+        g16.setGasNeeded(cap - 2_000);
+        (ok, ret) = _g16CallWithGas(5_000_000);
+        assertTrue(ok && abi.decode(ret, (bool)), "enough within the cap");
+        // At exactly the required floor the verifier still gets its full allowance.
+        (ok, ret) = _g16CallWithGas(_required(cap) + 5_000);
+        assertTrue(ok && abi.decode(ret, (bool)), "floor is sufficient");
     }
 
     function _decode2(bytes memory ret) internal pure returns (uint256 a, uint256 b) {
@@ -297,7 +320,7 @@ contract VerifierAdaptersTest is OracleFixture {
         assertFalse(ok, "reverts");
         assertEq(bytes4(ret), VerifierAdapterBase.InsufficientVerificationGas.selector, "named error");
         (uint256 required,) = _decode2(ret);
-        assertEq(required, 300_000, "floor from constructor");
+        assertEq(required, _required(300_000), "floor from constructor");
     }
 
     function test_h2_valueOutsideField_reverts() public {

@@ -6,7 +6,7 @@ pragma solidity ^0.8.24;
 ///         can never be left locked by a reverted transaction.
 abstract contract ReentrancyGuard {
     // keccak256("poi.reentrancy.guard") - 1
-    bytes32 private constant _SLOT = 0x6f3c5d8f0a1b8e2a5c6a45a2e9d5b8c9f7c8e4a3b2d1c0f9e8d7c6b5a4938271;
+    bytes32 private constant _SLOT = 0x341c84d64332b937d50f8560b25e9e5fa7e244b73fd5a36e17e6433dfcbc6fd0;
 
     error ReentrantCall();
 

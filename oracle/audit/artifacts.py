@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -68,3 +69,12 @@ def registration_mismatches(m: Manifest, model: Sequence[Any]) -> list[str]:
         "output bits": (m.output_bits, int(model[7])),
     }
     return [f"{k}: manifest {a}, registered {b}" for k, (a, b) in pairs.items() if a != b]
+
+
+def expected_runtime_code(m: Manifest, circuit_dir: Path) -> bytes:
+    """The generated verifier's runtime bytecode as compiled into the circuit folder."""
+    art = json.loads(m.path(circuit_dir, "verifier_json").read_text())
+    code = art.get("deployedBytecode")
+    if not isinstance(code, str):
+        raise ManifestError(f"{circuit_dir}: {m.files['verifier_json']} has no deployedBytecode")
+    return bytes.fromhex(code.removeprefix("0x"))

@@ -18,25 +18,24 @@ from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.exceptions import BadFunctionCallOutput, ContractCustomError, ContractLogicError
 
-from oracle.audit.artifacts import Located, locate_circuit, registration_mismatches
+from oracle.audit.artifacts import Located, expected_runtime_code, locate_circuit, registration_mismatches
 from oracle.audit.calldata import CalldataError, Entry, entries_for, fulfil_calls
-from oracle.audit.logs import DEFAULT_MAX_RANGE, find_creation_block, scan_first, topic_uint
+from oracle.audit.defaults import DEFAULT_MAX_RANGE, DEFAULT_VERIFY_GAS
+from oracle.audit.logs import find_creation_block, scan_first, topic_uint
 from oracle.audit.proofs import proof_from_chain
 from oracle.audit.report import AuditReport, CheckStatus, Fulfilment, ModelInfo, RequestStatus
 from oracle.chain.client import Chain, ContractError
+from oracle.chain.vk import groth16_vk_words
 from oracle.circuits.manifest import PROOF_SYSTEM_IDS, ManifestError
 from oracle.proving.base import BackendError
 
 log = logging.getLogger(__name__)
 
 PASS, FAIL, SKIP = CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.SKIP
-# TOOLCHAIN.md: eth_estimateGas on a snarkjs verifier yields ~32 k, at which the pairing
-# precompile fails and verifyProof returns false. Never let the node pick the gas.
-DEFAULT_VERIFY_GAS = 5_000_000
 PROOF_SYSTEM_NAMES = {v: k for k, v in PROOF_SYSTEM_IDS.items()}
-ARTIFACT_CHECKS = ("circuit_id", "registration", "offchain_verify")
+ARTIFACT_CHECKS = ("circuit_id", "registration", "verifier_code", "offchain_verify")
 
 
 class AuditError(ValueError):
@@ -211,8 +210,8 @@ class _Auditor:
         r.circuit_dir = str(loc.dir) if loc.dir else None
         if loc.problem is not None or loc.dir is None or loc.manifest is None:
             r.add("circuit_id", FAIL, loc.problem or "no circuit folder")
-            r.add("registration", SKIP, "no matching circuit folder (see circuit_id)")
-            r.add("offchain_verify", SKIP, "no matching circuit folder (see circuit_id)")
+            for name in ARTIFACT_CHECKS[1:]:
+                r.add(name, SKIP, "no matching circuit folder (see circuit_id)")
             return
         r.add("circuit_id", PASS, f"registered {registered} = manifest circuit_id = sha256 of {loc.vk_name}")
         bad = registration_mismatches(loc.manifest, m)
@@ -221,7 +220,38 @@ class _Auditor:
         else:
             r.add("registration", PASS, f"proof system ({loc.manifest.backend}), sizes, scales and bit widths "
                                         "equal the manifest's")
+        self._verifier_code(loc)
         self._offchain(loc, entry)
+
+    def _verifier_code(self, loc: Located) -> None:
+        """The registered circuit id is only a label: what the chain verifies with is the code
+        behind the adapter (and, for the batch adapter, its own copy of the key)."""
+        r = self.report
+        assert r.model is not None and loc.dir is not None and loc.manifest is not None
+        adapter = self.chain.contract("Groth16BatchAdapter", r.model.verifier)
+        try:
+            inner = str(adapter.functions.verifier().call(block_identifier=self.head))
+            expected = expected_runtime_code(loc.manifest, loc.dir)
+        except (ContractLogicError, BadFunctionCallOutput, ValueError, ManifestError) as exc:
+            r.add("verifier_code", FAIL, f"cannot compare the deployed verifier with the artifacts ({exc})")
+            return
+        if bytes(self.w3.eth.get_code(to_checksum_address(inner), self.head)) != expected:
+            r.add("verifier_code", FAIL, f"runtime code of verifier {inner} (behind adapter {r.model.verifier}) "
+                                         f"differs from {loc.manifest.files['verifier_json']}")
+            return
+        detail = f"verifier {inner} runtime code equals {loc.manifest.files['verifier_json']}"
+        if loc.manifest.backend == "groth16":
+            try:
+                words = [int(w) for w in adapter.functions.verificationKey().call(block_identifier=self.head)]
+            except (ContractLogicError, BadFunctionCallOutput, ValueError):
+                words = None  # a plain Groth16VerifierAdapter keeps no key of its own
+            if words is not None:
+                if words != groth16_vk_words(loc.manifest.path(loc.dir, "vk")):
+                    r.add("verifier_code", FAIL, f"batch adapter {r.model.verifier} holds a verification key "
+                                                 "other than the artifacts'")
+                    return
+                detail += "; the batch adapter's key equals the verification key"
+        r.add("verifier_code", PASS, detail)
 
     def _offchain(self, loc: Located, entry: Entry) -> None:
         from oracle.proving.registry import get_backend

@@ -17,8 +17,7 @@ from pathlib import Path
 
 
 def add_audit_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from oracle.audit.audit import DEFAULT_VERIFY_GAS
-    from oracle.audit.logs import DEFAULT_MAX_RANGE
+    from oracle.audit.defaults import DEFAULT_MAX_RANGE, DEFAULT_VERIFY_GAS
 
     a = sub.add_parser("audit", help="re-verify a fulfilled request from chain data (+ circuit artifacts)")
     a.add_argument("--rpc", required=True, help="RPC URL of the chain")

@@ -12,9 +12,10 @@ from web3 import Web3
 from web3.exceptions import Web3RPCError
 from web3.types import FilterParams, LogReceipt
 
+from oracle.audit.defaults import DEFAULT_MAX_RANGE
+
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_RANGE = 2_000  # blocks per eth_getLogs, the common provider limit (as the listener)
 
 
 def topic_uint(v: int) -> HexBytes:

@@ -84,6 +84,10 @@ SOLC_SETTINGS: dict[str, Any] = {
 }
 
 DEFAULT_CALIBRATION_SAMPLES = 64
+# Registered signed ranges = calibrated range x headroom, rounded up to a power of two. Inputs
+# beyond ~2x the calibrated range may leave EZKL's lookup tables (lookup_safety_margin 2).
+INPUT_HEADROOM = 1.25
+OUTPUT_HEADROOM = 2.0
 EIP170_MAX_RUNTIME = 24_576
 
 # EZKL keeps process-wide state and its heavy calls use every core: one call at a time.
@@ -187,6 +191,9 @@ class EzklBackend(ProofBackend):
             run_args.input_visibility = "public"
             run_args.output_visibility = "public"
             run_args.param_visibility = "fixed"
+            # Symbolic dimensions (a dynamic batch "N", ...) are fixed to 1: one inference.
+            run_args.variables = [("batch_size", 1)] + [
+                (d, 1) for d in _symbolic_input_dims(onnx_path) if d != "batch_size"]
             try:
                 ezkl.gen_settings(str(p["onnx"]), str(p["settings"]), py_run_args=run_args)
             except RuntimeError as e:
@@ -273,14 +280,14 @@ class EzklBackend(ProofBackend):
                         EIP170_MAX_RUNTIME)
 
         # 7. signed ranges the registry enforces
-        # +1 bit of headroom: calibration samples rarely reach the edges of the real range
-        # (e.g. uniform [0, 1) samples never contain 1.0).
-        input_bits = signed_bits_for(np.round(calib * (1 << input_scale))) + 1
+        # Headroom: calibration samples rarely reach the edges of the real range (uniform
+        # [0, 1) samples never contain 1.0); the power-of-two rounding adds more.
+        input_bits = signed_bits_for(np.round(calib * (1 << input_scale) * INPUT_HEADROOM))
         ref_out = _onnx_reference(p["onnx"], calib, input_shape)
         calib_out_fixed = np.round(ref_out * (1 << output_scale))
-        # +1 bit of headroom: honest outputs for inputs beyond the calibrated samples (but
+        # Wider headroom: an honest output for an input beyond the calibrated samples (but
         # inside input_bits) must never fail the on-chain range check.
-        output_bits = signed_bits_for(calib_out_fixed) + 1
+        output_bits = signed_bits_for(calib_out_fixed * OUTPUT_HEADROOM)
 
         circuit = _Circuit(out_dir, _placeholder_manifest(input_shape, output_shape, input_scale,
                                                           output_scale, input_bits, output_bits),
@@ -728,6 +735,15 @@ def _onnx_reference(onnx_file: Path, samples: np.ndarray[Any, Any], input_shape:
     outs = [np.asarray(sess.run(None, {name: s.reshape(input_shape).astype(np.float32)})[0],
                        dtype=np.float64).reshape(-1) for s in samples]
     return np.stack(outs)
+
+
+def _symbolic_input_dims(onnx_file: Path) -> list[str]:
+    import onnx
+
+    model = onnx.load(str(onnx_file), load_external_data=False)
+    init = {t.name for t in model.graph.initializer}
+    return sorted({d.dim_param for i in model.graph.input if i.name not in init
+                   for d in i.type.tensor_type.shape.dim if d.dim_param})
 
 
 def _placeholder_manifest(input_shape: list[int], output_shape: list[int], input_scale: int,

@@ -267,6 +267,20 @@ def make_state(settings: MinerSettings, wallet: Any, policy: Policy) -> MinerSta
     )
 
 
+def warm_up(state: MinerState) -> None:
+    """One throw-away proof per circuit before serving: the prover processes start and load
+    their keys now, not on the first real request (seconds, which a validator would count as a
+    timeout)."""
+    for cid, c in state.circuits.items():
+        t0 = time.monotonic()
+        try:
+            _prove(c, [0] * c.manifest.input_size, "honest")
+        except Exception as e:  # a circuit that cannot prove will answer errors later; keep serving the rest
+            log.warning("warm-up of circuit %s failed: %s", cid, e)
+            continue
+        log.info("circuit %s (%s) warm in %.2f s", cid, c.manifest.name, time.monotonic() - t0)
+
+
 def cmd_miner(a: argparse.Namespace) -> int:
     import uvicorn
 
@@ -297,6 +311,7 @@ def cmd_miner(a: argparse.Namespace) -> int:
         log.warning("TEST MODE: behaviour=%s delay=%.2fs", a.behaviour, a.delay)
     log.info("miner %s on %s:%d: %d circuit(s), %d worker(s), serving %s",
              state.hotkey, a.host, a.port, len(state.circuits), a.workers, who)
+    warm_up(state)
     t0 = time.monotonic()
     uvicorn.run(build_app(state), host=a.host, port=a.port, log_level="warning", access_log=False,
                 timeout_graceful_shutdown=3)

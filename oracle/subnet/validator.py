@@ -43,6 +43,11 @@ from oracle.subnet.scoring import Outcome, Scoreboard
 log = logging.getLogger(__name__)
 
 
+DEFAULT_CAPACITY = 2          # proofs at once per miner until its /capacity says otherwise
+BUSY_BACKOFF = 0.05           # seconds before asking a busy miner again (doubling)
+MAX_BUSY_RETRIES = 6
+
+
 class SubnetError(RuntimeError):
     """No miner produced a valid proof (transient: the dispatcher retries)."""
 
@@ -92,6 +97,11 @@ class SubnetProver(Prover):
         self._rng = random.Random(seed)
         self._answers = ResponseVerifier(self.hotkey, max_age=cfg.auth_max_age)
         self.history: deque[Dispatch] = deque(maxlen=1000)
+        # Touched only on the IO loop's thread: no locks.
+        self._inflight: dict[str, int] = {}
+        self._capacity: dict[str, int] = {}
+        self._capacity_asked: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._last_real = time.monotonic()
         self._stop = threading.Event()
         # One event loop thread does all HTTP (hedging = cheap concurrent awaits, real cancels).
@@ -99,6 +109,7 @@ class SubnetProver(Prover):
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="subnet-io", daemon=True)
         self._loop_thread.start()
         self._client: httpx.AsyncClient = self._run(self._make_client()).result()
+        logging.getLogger("httpx").setLevel(logging.WARNING)     # one INFO line per request otherwise
         self._maint = threading.Thread(target=self._maintenance, name="subnet-maint", daemon=True)
         self._maint.start()
 
@@ -143,10 +154,14 @@ class SubnetProver(Prover):
     # ------------------------------------------------------------------ selection
 
     def ranked(self) -> list[MinerInfo]:
-        """Miners by score, best first (random among equal scores)."""
+        """Miners best first: those with a free slot (as far as we know) before those at
+        capacity, then by score, random among equals."""
         miners = self.metagraph.miners()
-        keys = {m.hotkey: (-self.scores.score(m.hotkey), self._rng.random()) for m in miners}
+        keys = {m.hotkey: (self._full(m.hotkey), -self.scores.score(m.hotkey), self._rng.random()) for m in miners}
         return sorted(miners, key=lambda m: keys[m.hotkey])
+
+    def _full(self, hotkey: str) -> bool:
+        return self._inflight.get(hotkey, 0) >= self._capacity.get(hotkey, DEFAULT_CAPACITY)
 
     def _plan(self) -> tuple[list[MinerInfo], list[MinerInfo]]:
         """(miners to ask at once, the rest in order of preference)."""
@@ -160,77 +175,120 @@ class SubnetProver(Prover):
 
     # ------------------------------------------------------------------ one request
 
-    async def _hedged(self, circuit: Circuit, input_fixed: list[int], timeout: float, *,
-                      benchmark: bool = False) -> Attempt:
+    async def _hedged(self, circuit: Circuit, input_fixed: list[int], timeout: float) -> Attempt:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         deadline = t0 + timeout
-        first, queue = self._plan()
+        first, rest = self._plan()
         if not first:
             raise SubnetError("no miners in the metagraph")
+        # (ready_at, miner): the candidates not asked yet, and busy miners to ask again later.
+        queue: list[tuple[float, MinerInfo]] = [(t0, m) for m in rest]
         pending: dict[asyncio.Task[Attempt], MinerInfo] = {}
         asked: list[str] = []
         failures: list[str] = []
+        busy_retries: dict[str, int] = {}
 
         def launch(m: MinerInfo) -> None:
             budget = max(0.1, min(self.cfg.miner_timeout, deadline - loop.time()))
             pending[loop.create_task(self._ask(m, circuit, input_fixed, budget))] = m
             asked.append(m.hotkey)
 
+        def launch_ready() -> bool:
+            now = loop.time()
+            for i, (ready_at, m) in enumerate(queue):
+                if ready_at <= now:
+                    del queue[i]
+                    launch(m)
+                    return True
+            return False
+
         for m in first:
             launch(m)
+        want = len(first)                     # answers we wait on at once
         next_hedge = t0 + self.cfg.hedge_delay
         winner: Attempt | None = None
         try:
-            while pending and winner is None:
+            while winner is None:
+                while len(pending) < want and launch_ready():
+                    pass
                 now = loop.time()
-                if now >= deadline:
+                if now >= deadline or (not pending and not queue):
                     break
-                wake = min(deadline, next_hedge) if queue else deadline
-                done, _ = await asyncio.wait(pending, timeout=max(0.0, wake - now),
-                                             return_when=asyncio.FIRST_COMPLETED)
+                wake = [deadline]
+                if queue:
+                    wake.append(max(now, min(r for r, _ in queue)) if len(pending) < want else next_hedge)
+                done: set[asyncio.Task[Attempt]] = set()
+                if pending:
+                    done, _ = await asyncio.wait(pending, timeout=max(0.0, min(wake) - now),
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                else:
+                    await asyncio.sleep(max(0.0, min(wake) - now))
                 if not done:
-                    if queue and loop.time() >= next_hedge:
-                        launch(queue.pop(0))                 # nobody answered yet: hedge
+                    if queue and pending and loop.time() >= next_hedge:
+                        want += 1                        # nobody answered yet: hedge with one more
                         next_hedge = loop.time() + self.cfg.hedge_delay
                     continue
                 for t in done:
                     pending.pop(t)
                     a = t.result()
-                    if a.outcome == Outcome.VERIFIED and winner is None:
-                        winner = a
-                    elif a.outcome != Outcome.VERIFIED:
-                        failures.append(f"{a.miner.hotkey[:8]}: {a.outcome.value} ({a.reason})")
-                        if queue and winner is None:
-                            launch(queue.pop(0))             # replace the failed miner
+                    if a.outcome == Outcome.VERIFIED:
+                        winner = winner or a
+                        continue
+                    failures.append(f"{a.miner.hotkey[:8]}: {a.outcome.value} ({a.reason})")
+                    n = busy_retries.get(a.miner.hotkey, 0)
+                    if a.outcome == Outcome.BUSY and n < MAX_BUSY_RETRIES:
+                        # Busy is honest and transient: ask it again shortly (backing off).
+                        busy_retries[a.miner.hotkey] = n + 1
+                        queue.append((loop.time() + BUSY_BACKOFF * 2 ** n, a.miner))
         finally:
             for t in pending:
                 t.cancel()                                   # losers: closes their connections
         elapsed = loop.time() - t0
         self.history.append(Dispatch(circuit.circuit_id, asked, winner.miner.hotkey if winner else None,
-                                     elapsed, failures, benchmark))
+                                     elapsed, failures))
         if winner is None:
             why = "; ".join(failures[-6:]) or f"no answer within {timeout:.0f} s"
-            raise SubnetError(f"no valid proof from {len(asked)} miner(s): {why}")
-        if failures:
-            log.info("circuit %s: proof from %s after %d failure(s): %s", circuit.circuit_id[:10],
-                     winner.miner.hotkey[:8], len(failures), "; ".join(failures))
+            raise SubnetError(f"no valid proof after asking {len(asked)} time(s): {why}")
+        if any("invalid" in f or "timeout" in f or "error" in f for f in failures):
+            log.info("circuit %s: proof from %s after failure(s): %s", circuit.circuit_id[:10],
+                     winner.miner.hotkey[:8], "; ".join(failures))
         return winner
 
     async def _ask(self, m: MinerInfo, circuit: Circuit, input_fixed: list[int], timeout: float) -> Attempt:
         """One miner, one answer, fully checked and scored. Never raises (except cancellation)."""
+        if m.hotkey not in self._capacity_asked:
+            self._capacity_asked.add(m.hotkey)
+            self._background.add(t := asyncio.get_running_loop().create_task(self._learn_capacity(m)))
+            t.add_done_callback(self._background.discard)
+        self._inflight[m.hotkey] = self._inflight.get(m.hotkey, 0) + 1
         try:
             a = await self._ask_unscored(m, circuit, input_fixed, timeout)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # e.g. an undecodable miner hotkey: that miner's problem only
             a = Attempt(m, Outcome.ERROR, 0.0, f"{type(e).__name__}: {e}")
+        finally:
+            self._inflight[m.hotkey] -= 1
         proof_bytes = (len(a.proof.calldata) - 2) // 2 if a.proof is not None else 0
         self.scores.record(m.hotkey, a.outcome, circuit_id=circuit.circuit_id, latency=a.latency,
                            proof_bytes=proof_bytes, reason=a.reason)
         if a.outcome == Outcome.INVALID:
             log.warning("miner %s (%s) sent an invalid answer: %s", m.hotkey, m.url, a.reason)
         return a
+
+    async def _learn_capacity(self, m: MinerInfo) -> None:
+        """GET /capacity (signed): how many proofs this miner takes at once. A hint for ranking
+        only; a wrong value costs a 503 and a retry, nothing more."""
+        headers = http_auth.sign(self.wallet, method="GET", path=P.CAPACITY_PATH, receiver_ss58=m.hotkey)
+        try:
+            r = await self._client.get(m.url + P.CAPACITY_PATH, headers=headers, timeout=3.0)
+            if r.status_code == 200:
+                cap = P.Capacity.model_validate_json(r.content)
+                self._capacity[m.hotkey] = max(1, cap.max_concurrent)
+        except (httpx.HTTPError, ValidationError) as e:
+            log.debug("capacity of %s unknown: %s", m.hotkey, e)
+            self._capacity_asked.discard(m.hotkey)          # ask again next time
 
     async def _ask_unscored(self, m: MinerInfo, circuit: Circuit, input_fixed: list[int], timeout: float) -> Attempt:
         req = P.ProveRequest(request_id=uuid.uuid4().hex, circuit_id=circuit.circuit_id,

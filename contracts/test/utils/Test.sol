@@ -32,7 +32,6 @@ interface Vm {
         external;
     function expectCall(address callee, bytes calldata data) external;
     function expectCall(address callee, bytes calldata data, uint64 count) external;
-    function expectPartialRevert(bytes4 revertData) external;
     function cool(address target) external;
 
     struct Log {
