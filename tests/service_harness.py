@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -58,3 +62,53 @@ def wait_for(cond: Callable[[], bool], timeout: float, what: str, every: float =
 def db_states(svc: OracleService) -> dict[int, str]:
     with svc.db.session() as s:
         return {r.request_id: r.state for r in s.query(Request).all()}
+
+
+class OracleProcess:
+    """`oracle run` as a separate process (crash tests kill it with SIGKILL)."""
+
+    def __init__(self, rpc: str, oracle: str, models: Path, db_url: str, log_path: Path,
+                 key_index: int = RELAYER_KEY_INDEX, extra: tuple[str, ...] = ()) -> None:
+        self.args = [sys.executable, "-m", "oracle.cli", "run", "--rpc", rpc, "--oracle", oracle,
+                     "--models", str(models), "--db", db_url, *extra]
+        self.env = dict(os.environ, ORACLE_PRIVATE_KEY=DEV_KEYS[key_index])
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self, wait: bool = True, timeout: float = 60.0) -> None:
+        mark = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                     cwd=Path(__file__).resolve().parent.parent)
+        log.close()
+        self.starts += 1
+        if wait:
+            wait_for(lambda: self._started_since(mark), timeout, "the oracle process to start", every=0.1)
+
+    def _started_since(self, mark: int) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"oracle exited with {self.proc.returncode}: {self.tail()}")
+        with self.log_path.open("rb") as f:
+            f.seek(mark)
+            return b"oracle service started" in f.read()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def tail(self, n: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])

@@ -59,6 +59,20 @@ contract LRTVaultInvariantsTest is VaultTestBase {
         assertEq(handler.failedDeposits(), 0, "a valid deposit failed");
         assertEq(handler.failedRequests(), 0, "a rebalance request failed");
         assertEq(handler.pauseBypassed(), 0, "a deposit went through while paused");
+        assertEq(handler.cooldownBypassed(), 0, "a request beat the rebalance cooldown");
+        assertEq(handler.withdrawalOrderViolations(), 0, "a withdrawal skipped a riskier strategy");
+    }
+
+    /// Loss ratios stay in [0, 1], never below the lifetime loss, and the lifetime loss only
+    /// changes on a slash (draining, refilling, donations and churn leave it alone).
+    function invariant_lossHistoryPersists() public view {
+        for (uint256 i; i < 3; ++i) {
+            uint256 ratio = strat[i].lossRatioWad();
+            uint256 life = strat[i].lifetimeLossWad();
+            assertLe(ratio, WAD, "loss ratio <= 1");
+            assertGe(ratio, life, "ratio >= lifetime loss");
+            assertEq(life, handler.lifetimeLossGhost(i), "lifetime loss changed outside a slash");
+        }
     }
 
     /// Everyone can leave right now, in any order, and gets exactly assetsOf.
@@ -109,6 +123,7 @@ contract LRTVaultInvariantsTest is VaultTestBase {
         VaultLog.log("pausedSkips", handler.pausedSkips());
         VaultLog.log("refunds", handler.refunds());
         VaultLog.log("slashes", handler.slashes());
+        VaultLog.log("cooldownSkips", handler.cooldownSkips());
     }
 
     /// The oracle's books balance: ETH held == escrow + credits.

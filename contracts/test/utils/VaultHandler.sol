@@ -33,6 +33,8 @@ contract VaultHandler {
     uint256 public failedDeposits;
     uint256 public failedRequests;
     uint256 public pauseBypassed;
+    uint256 public cooldownBypassed;
+    uint256 public withdrawalOrderViolations;
 
     // Coverage counters (informative).
     uint256 public deposits;
@@ -42,6 +44,11 @@ contract VaultHandler {
     uint256 public fulfilments;
     uint256 public refunds;
     uint256 public pausedSkips;
+    uint256 public cooldownSkips;
+
+    /// @notice Each strategy's lifetime loss as last set by a slash (the only thing allowed to
+    ///         change it): the invariant test checks the strategies still report exactly this.
+    uint256[3] public lifetimeLossGhost;
 
     constructor(
         LRTVault vault_,
@@ -98,10 +105,12 @@ contract VaultHandler {
         uint256 worth = vault.assetsOf(a);
         uint256 expected = (shares * (vault.totalAssets() + 1)) / (vault.totalShares() + 1e3);
         uint256 before = token.balanceOf(a);
+        uint256[3] memory balBefore = vault.allocations();
         vm.prank(a);
         try vault.withdraw(shares) returns (uint256 got) {
             uint256 received = token.balanceOf(a) - before;
             if (got > worth || got != expected || received != got) ++overpaidWithdrawals;
+            _checkWithdrawalOrder(balBefore);
             ++withdrawals;
         } catch {
             ++failedWithdrawals;
@@ -128,6 +137,7 @@ contract VaultHandler {
         bps = _bound(bps, 1, 10_000);
         vm.prank(strategyOwner);
         s.slash(bps);
+        lifetimeLossGhost[index % 3] = s.lifetimeLossWad();
         ++slashes;
     }
 
@@ -135,6 +145,21 @@ contract VaultHandler {
         uint256 pending = vault.pendingRequestId();
         if (pending != 0 && block.timestamp <= vault.pendingDeadline()) return;
         vm.deal(address(vault), 1 ether);
+        uint256 last = vault.lastRequestAt();
+        uint256 nextAllowedAt = last + vault.minRebalanceInterval();
+        if (last != 0 && block.timestamp < nextAllowedAt) {
+            // Must revert with exactly RebalanceTooSoon(nextAllowedAt).
+            try vault.requestRebalance() {
+                ++cooldownBypassed;
+            } catch (bytes memory reason) {
+                if (keccak256(reason) != keccak256(abi.encodeWithSelector(LRTVault.RebalanceTooSoon.selector, nextAllowedAt)))
+                {
+                    ++cooldownBypassed;
+                }
+            }
+            ++cooldownSkips;
+            return;
+        }
         try vault.requestRebalance() {
             ++requests;
         } catch {
@@ -147,10 +172,15 @@ contract VaultHandler {
     function fulfil(uint256 r0, uint256 r1, uint256 r2) external {
         uint256 id = vault.pendingRequestId();
         if (id == 0 || block.timestamp > vault.pendingDeadline()) {
-            // Nothing live to answer: ask first (most calls should end in a rebalance).
+            // Nothing live to answer: ask first, letting the cooldown pass if it still runs, so
+            // most calls end in a rebalance (the requestRebalance action alone exercises the
+            // cooldown's refusal).
+            uint256 last = vault.lastRequestAt();
+            uint256 nextAllowedAt = last + vault.minRebalanceInterval();
+            if (last != 0 && block.timestamp < nextAllowedAt) vm.warp(nextAllowedAt);
             this.requestRebalance();
             id = vault.pendingRequestId();
-            if (id == 0) return;
+            if (id == 0 || block.timestamp > vault.pendingDeadline()) return;
         }
         if (oracle.requestStatus(id) != InferenceOracle.Status.Pending) return;
         int256[] memory out = new int256[](3);
@@ -188,6 +218,23 @@ contract VaultHandler {
     }
 
     // ------------------------------------------------------------------ helpers
+
+    /// @dev A strategy may have lost funds in a withdrawal only if every strategy ahead of it
+    ///      in the risk order (riskier, or as risky with a lower index) is now empty.
+    function _checkWithdrawalOrder(uint256[3] memory balBefore) internal {
+        uint256[3] memory balAfter = vault.allocations();
+        uint256[3] memory risk;
+        for (uint256 i; i < 3; ++i) {
+            risk[i] = vault.lastRisk(i);
+        }
+        for (uint256 i; i < 3; ++i) {
+            if (balAfter[i] >= balBefore[i]) continue;
+            for (uint256 j; j < 3; ++j) {
+                bool ahead = risk[j] > risk[i] || (risk[j] == risk[i] && j < i);
+                if (ahead && balAfter[j] != 0) ++withdrawalOrderViolations;
+            }
+        }
+    }
 
     function _callbackSucceeded(uint256 id) internal returns (bool) {
         Vm.Log[] memory logs = vm.getRecordedLogs();
