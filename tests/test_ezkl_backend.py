@@ -24,6 +24,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
 
 from oracle.chain.anvil import DEV_KEYS, Anvil
+from oracle.chain.client import Chain
 from oracle.chain.compiler import compile_sources
 from oracle.circuits.fixedpoint import BN254_R, to_field
 from oracle.circuits.manifest import Manifest, circuit_id_of
@@ -287,3 +288,30 @@ def test_verifier_on_chain(anvil: Anvil, mlp_ezkl: Path, mlp_manifest: Manifest,
     ok, _ = caller.functions.check(verifier.address, bytes(bad), instances).call(
         {"gas": VERIFY_GAS})
     assert not ok
+
+
+def test_fulfil_through_oracle_with_halo2_adapter(chain: Chain, mlp_ezkl: Path, proof: Proof) -> None:
+    """The EZKL path end to end on anvil: registry + Halo2VerifierAdapter + oracle."""
+    from hexbytes import HexBytes
+
+    from oracle.chain.client import ContractError
+    from oracle.chain.deploy import deploy_all
+    from oracle.chain.registration import register_circuit
+
+    d = deploy_all(chain)
+    reg = register_circuit(chain, d.registry, mlp_ezkl)
+    oracle = chain.contract("InferenceOracle", d.oracle)
+    mid = bytes.fromhex(reg.model_id[2:])
+    fee = int(oracle.functions.quoteFee(mid, 0).call())
+    deadline = int(chain.w3.eth.get_block("latest")["timestamp"]) + 600
+    no_cb = "0x" + "00" * 20
+    chain.transact(oracle.functions.requestInference(mid, proof.input_fixed, no_cb, 0, deadline), value=fee)
+    rid = int(oracle.functions.nextRequestId().call()) - 1
+    bad = list(proof.output_fixed)
+    bad[0] += 1
+    with pytest.raises(ContractError, match="InvalidProof"):
+        chain.transact(oracle.functions.fulfill(rid, bad, HexBytes(proof.calldata)), gas=VERIFY_GAS)
+    rcpt = chain.transact(oracle.functions.fulfill(rid, proof.output_fixed, HexBytes(proof.calldata)),
+                          gas=VERIFY_GAS)
+    assert int(oracle.functions.requestStatus(rid).call()) == 2
+    print(f"\nfulfill through Halo2VerifierAdapter: {rcpt['gasUsed']} gas")
