@@ -42,6 +42,7 @@ ST_PENDING, ST_FULFILLED, ST_REFUNDED = 1, 2, 3
 # Per-request gas outside verification and the callback (storage, events, calldata).
 FULFIL_OVERHEAD_GAS = 90_000
 BATCH_BASE_GAS = 60_000
+REORG_WINDOW = 64  # blocks during which a confirmed transaction is re-checked
 
 
 @dataclass
@@ -240,6 +241,42 @@ class Relayer:
         elif time.time() - sent_at > self.cfg.stuck_after:
             self._bump(pks[-1])
         return 0
+
+    def recheck_confirmed(self) -> int:
+        """Reorg repair: a confirmed transaction whose receipt vanished (its block left the
+        chain) goes back to ``pending`` and is rebroadcast under its own nonce, so the
+        account's nonce sequence has no hole. Checks the last ``REORG_WINDOW`` blocks."""
+        head = int(self.w3.eth.block_number)
+        latest_nonce = int(self.w3.eth.get_transaction_count(self.account.address, "latest"))
+        with self.db.session() as s:
+            rows = s.execute(
+                select(RelayerTx).where(
+                    RelayerTx.chain_id == self.cfg.chain_id,
+                    RelayerTx.account == self.account.address,
+                    RelayerTx.status.in_(["confirmed", "failed"]),
+                    RelayerTx.block_number >= head - REORG_WINDOW,
+                )
+            ).scalars().all()
+            suspects = [(r.id, r.tx_hash, r.nonce) for r in rows if r.nonce >= latest_nonce]
+        revived = 0
+        for pk, tx_hash, nonce in suspects:
+            try:
+                self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+                continue
+            except TransactionNotFound:
+                pass
+            with self.db.session() as s:
+                row = s.get(RelayerTx, pk)
+                assert row is not None
+                row.status = "pending"
+                row.block_number = None
+                row.sent_at = time.time()
+                raw = row.raw_tx
+            log.warning("chain %d: tx %s (nonce %d) left the chain in a reorg; rebroadcasting",
+                        self.cfg.chain_id, tx_hash, nonce)
+            self._broadcast(raw, tx_hash)
+            revived += 1
+        return revived
 
     def _node_knows(self, tx_hash: str) -> bool:
         try:

@@ -192,6 +192,7 @@ class OracleService:
         for cid, rt in self.chains.items():
             jobs.append((f"relay[{cid}]", rt.relayer.submit_ready))
             jobs.append((f"receipts[{cid}]", rt.relayer.track))
+            jobs.append((f"reorgs[{cid}]", rt.relayer.recheck_confirmed))
         jobs.append(("expiry", self.expire))
         return jobs
 
@@ -222,7 +223,7 @@ class OracleService:
             interval = 0.25
             if name.startswith("poll"):
                 interval = self.chains[int(name[5:-1])].cfg.poll_interval
-            elif name == "expiry":
+            elif name == "expiry" or name.startswith("reorgs"):
                 interval = 5.0
             sched.add_job(self._guarded(name, fn), "interval", seconds=interval, id=name, name=name)
         sched.start()
