@@ -20,7 +20,6 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from oracle.circuits.fixedpoint import FixedPointError
     from oracle.circuits.manifest import ManifestError
     from oracle.proving.base import BackendError
-
     from oracle.service.config import ConfigError
 
     return (ContractError, KeySourceError, FixedPointError, ManifestError, BackendError,

@@ -31,7 +31,7 @@ def current_fees(w3: Web3, *, min_priority: int = 1 * GWEI // 10) -> Fees:
     base = int(block.get("baseFeePerGas", 0) or 0)
     try:
         prio = int(w3.eth.max_priority_fee)
-    except Exception:  # noqa: BLE001 - some nodes lack eth_maxPriorityFeePerGas
+    except Exception:
         prio = min_priority
     prio = max(prio, min_priority)
     return Fees(max_fee=2 * base + prio, priority_fee=prio)

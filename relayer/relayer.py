@@ -182,7 +182,7 @@ class Relayer:
     def _broadcast(self, raw: str, tx_hash: str) -> None:
         try:
             self.w3.eth.send_raw_transaction(HexBytes(raw))
-        except Exception as e:  # noqa: BLE001 - RPC down, "already known", "nonce too low": receipts decide
+        except Exception as e:
             log.warning("chain %d: broadcast of %s failed (%s); will retry", self.cfg.chain_id, tx_hash, e)
 
     # ------------------------------------------------------------------ receipts
@@ -367,7 +367,7 @@ class Relayer:
             self.w3.eth.call(
                 {"from": row.account, "to": row.to, "data": row.data, "gas": row.gas_limit}, block - 1
             )
-        except Exception as e:  # noqa: BLE001 - decode whatever the node returned
+        except Exception as e:
             data = getattr(e, "data", None)
             if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
                 return str(self.errors.decode(bytes.fromhex(data[2:])))

@@ -211,3 +211,21 @@ def test_each_kind_of_lie_is_caught_and_slashed(risk_circuit: Path, tmp_path: Pa
         assert res.prover == "local" and res.proof.input_fixed == x
     finally:
         stop_local_miners(miners)
+
+
+def test_service_config_subnet_section_is_optional(tmp_path: Path) -> None:
+    from oracle.service.config import ConfigError, ServiceConfig
+
+    base = '[[chains]]\nrpc_url = "http://x"\noracle = "0x' + "11" * 20 + '"\n[prover]\nmodels_dir = "m"\n'
+    f = tmp_path / "a.toml"
+    f.write_text(base)
+    assert ServiceConfig.load(f).subnet is None
+    f.write_text(base + '[subnet]\nmetagraph = "miners.json"\nk = 3\nbenchmark_interval = 5\n')
+    sub = ServiceConfig.load(f).subnet
+    assert sub is not None and sub.k == 3 and sub.metagraph == Path("miners.json") and sub.netuid is None
+    f.write_text(base + '[subnet]\nmetagraph = "miners.json"\nnetuid = 2\n')
+    try:
+        ServiceConfig.load(f)
+        raise AssertionError("both sources accepted")
+    except ConfigError as e:
+        assert "exactly one" in str(e)

@@ -9,7 +9,6 @@ the same request at once.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -89,7 +88,7 @@ class Dispatcher:
     def _process(self, pk: int) -> int:
         try:
             return self._process_inner(pk)
-        except Exception:  # noqa: BLE001 - one bad request must never stop the others
+        except Exception:
             log.exception("dispatch of request row %d failed unexpectedly", pk)
             with self.db.session() as s:
                 req = s.get(Request, pk)
@@ -128,7 +127,7 @@ class Dispatcher:
                     assert req is not None
                     repo.transition(s, req, State.REJECTED, f"input rejected by the prover: {e}")
                 return 0
-            except Exception as e:  # noqa: BLE001 - prover crash, timeout, miner down: retry
+            except Exception as e:
                 with self.db.session() as s:
                     req = s.get(Request, pk)
                     assert req is not None

@@ -173,7 +173,7 @@ class OracleService:
                 if b.failures:
                     log.info("%s recovered after %d failure(s)", name, b.failures)
                 b.ok()
-            except Exception as e:  # noqa: BLE001 - log, back off, keep the service alive
+            except Exception as e:
                 delay = b.fail()
                 log.warning("%s failed (%s: %s); retrying in %.1f s", name, type(e).__name__, e, delay)
 

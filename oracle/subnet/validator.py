@@ -123,8 +123,12 @@ class SubnetProver(Prover):
 
     def prove(self, circuit: Circuit, input_fixed: list[int], *, timeout: float) -> ProveResult:
         self._last_real = time.monotonic()
+        fut = self._run(self._hedged(circuit, list(input_fixed), timeout))
         try:
-            attempt = self._run(self._hedged(circuit, list(input_fixed), timeout)).result(timeout + 10)
+            attempt = fut.result(timeout + 10)
+        except TimeoutError:
+            fut.cancel()                # the IO loop is stuck or overloaded: don't leak the work
+            raise
         except SubnetError:
             if self.fallback is None:
                 raise
