@@ -9,8 +9,9 @@ the same request at once.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from oracle.circuits.catalog import Circuit, CircuitCatalog
@@ -66,22 +67,38 @@ class Dispatcher:
         self.chain_time = chain_time
         self.cfg = cfg or DispatcherConfig()
         self._pool = ThreadPoolExecutor(max_workers=self.cfg.workers, thread_name_prefix="dispatch")
+        self._inflight: set[Future[int]] = set()
+        self._inflight_lock = threading.Lock()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def run_once(self) -> int:
-        """Claims ready requests and processes them in parallel; returns how many reached
-        ``verified``."""
+    def run_once(self, wait: bool = True) -> int:
+        """Claims ready requests and processes them on the worker pool.
+
+        ``wait=True`` (tests, single steps): returns how many reached ``verified``.
+        ``wait=False`` (the scheduler): keeps at most ``2 x workers`` requests in flight and
+        returns at once, so one slow proof never holds back the next claims.
+        """
+        with self._inflight_lock:
+            self._inflight = {f for f in self._inflight if not f.done()}
+            room = self.cfg.batch if wait else max(0, 2 * self.cfg.workers - len(self._inflight))
+        if room == 0:
+            return 0
         with self.db.session() as s:
             reqs = repo.claim(
-                s, [State.CONFIRMED, State.DISPATCHED, State.PROVEN], self.cfg.owner, limit=self.cfg.batch,
+                s, [State.CONFIRMED, State.DISPATCHED, State.PROVEN], self.cfg.owner, limit=room,
                 lease_seconds=self.cfg.prove_timeout * 2,
             )
             ids = [r.id for r in reqs]
         if not ids:
             return 0
-        return sum(self._pool.map(self._process, ids))
+        futures = [self._pool.submit(self._process, pk) for pk in ids]
+        if wait:
+            return sum(f.result() for f in futures)
+        with self._inflight_lock:
+            self._inflight.update(futures)
+        return len(futures)
 
     # ------------------------------------------------------------------ one request
 

@@ -188,13 +188,17 @@ class OracleService:
         jobs: list[tuple[str, Callable[[], object]]] = []
         for cid, rt in self.chains.items():
             jobs.append((f"poll[{cid}]", rt.listener.poll))
-        jobs.append(("dispatch", self.dispatcher.run_once))
+        jobs.append(("dispatch", self._dispatch_job))
         for cid, rt in self.chains.items():
             jobs.append((f"relay[{cid}]", rt.relayer.submit_ready))
             jobs.append((f"receipts[{cid}]", rt.relayer.track))
             jobs.append((f"reorgs[{cid}]", rt.relayer.recheck_confirmed))
         jobs.append(("expiry", self.expire))
         return jobs
+
+    def _dispatch_job(self) -> int:
+        # Under the scheduler, never block the job thread on proofs (see Dispatcher.run_once).
+        return self.dispatcher.run_once(wait=self._scheduler is None)
 
     def expire(self) -> int:
         """Requests past their deadline that were never submitted become ``expired``."""
