@@ -40,6 +40,10 @@ demo: setup
 
 bench: setup
 	$(PY) bench/bench_gas.py
+	$(PY) bench/bench_circuits.py
+	$(PY) bench/bench_service.py
+	$(PY) bench/bench_subnet.py
+	$(PY) bench/bench_ezkl.py --models risk digits
 
 lint: setup
 	$(VENV)/bin/ruff check oracle listeners relayer tests bench scripts models

@@ -16,6 +16,9 @@ import {ReentrancyGuard} from "./utils/ReentrancyGuard.sol";
 ///      withdrawable balance (pull payment). The fee of a fulfilled request is credited to the
 ///      relayer that fulfilled it; an expired request's fee goes back to the requester.
 ///      Invariant: address(this).balance == totalEscrowed + totalCredits.
+///      Cross-chain: `requestInferenceTo` asks for a result to be delivered to a consumer on
+///      another chain (docs/cross-chain.md). The request is fulfilled here exactly like a plain
+///      one (no callback); the destination chain verifies the same proof on its own.
 contract InferenceOracle is Owned, ReentrancyGuard {
     enum Status {
         None,
@@ -48,6 +51,13 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         int256[] input;
     }
 
+    /// @notice Where a cross-chain request's result goes (one storage slot).
+    struct CrossChainTarget {
+        uint64 dstChainId;
+        address dstConsumer;
+        uint32 dstCallbackGasLimit;
+    }
+
     /// @dev Working state of one fulfillBatch call.
     struct Batch {
         bool[] ok;
@@ -66,6 +76,10 @@ contract InferenceOracle is Owned, ReentrancyGuard {
     /// @dev Fulfilment gas outside verification and callback, priced into the fee quote.
     ///      Measured: ~60 k execution + 21 k transaction base + calldata.
     uint256 public constant FULFILL_OVERHEAD_GAS = 90_000;
+    /// @dev Destination-chain delivery gas outside verification and callback, priced into the
+    ///      fee of a cross-chain request (CrossChainInbox.deliver: calldata, replay record,
+    ///      event, transaction base). Measured by bench/bench_crosschain.py.
+    uint256 public constant DELIVERY_OVERHEAD_GAS = 110_000;
 
     ModelRegistry public immutable registry;
 
@@ -81,6 +95,9 @@ contract InferenceOracle is Owned, ReentrancyGuard {
 
     mapping(uint256 requestId => Request) private _requests;
     mapping(uint256 requestId => uint256[]) private _inputs;
+    /// @notice Chains that `requestInferenceTo` may name (owner-managed).
+    mapping(uint64 chainId => bool) public isDestination;
+    mapping(uint256 requestId => CrossChainTarget) private _crossChain;
 
     error UnknownModel(bytes32 modelId);
     error ModelFrozen(bytes32 modelId);
@@ -105,6 +122,9 @@ contract InferenceOracle is Owned, ReentrancyGuard {
     error BatchLengthMismatch(uint256 ids, uint256 outputs, uint256 proofs);
     error NothingToWithdraw(address account);
     error TransferFailed(address to, uint256 amount);
+    error UnknownDestination(uint64 chainId);
+    error InvalidDestination(uint64 chainId);
+    error MissingDestinationConsumer();
 
     event InferenceRequested(
         uint256 indexed requestId,
@@ -130,6 +150,12 @@ contract InferenceOracle is Owned, ReentrancyGuard {
     event Credited(address indexed account, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
     event GasPriceChanged(uint256 gasPrice);
+    /// @notice Emitted right after `InferenceRequested` (whose callback is address(0)) for a
+    ///         request whose result is to be delivered on `dstChainId`.
+    event CrossChainRequested(
+        uint256 indexed requestId, uint64 indexed dstChainId, address indexed dstConsumer, uint32 dstCallbackGasLimit
+    );
+    event DestinationChanged(uint64 indexed chainId, bool allowed);
 
     /// @param registry_ The model registry.
     /// @param initialOwner Owner allowed to set the fee gas price.
@@ -157,38 +183,41 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         uint32 callbackGasLimit,
         uint64 deadline
     ) external payable returns (uint256 requestId) {
-        ModelRegistry.Model memory m = _model(modelId);
-        if (m.frozen) revert ModelFrozen(modelId);
-        if (input.length != m.inputSize) revert InputSizeMismatch(m.inputSize, input.length);
-        if (callbackGasLimit > MAX_CALLBACK_GAS) revert CallbackGasTooHigh(callbackGasLimit, MAX_CALLBACK_GAS);
-        if (callback != address(0)) {
-            if (callbackGasLimit == 0) revert MissingCallbackGas(callback);
-            // A typo'd callback (an EOA) would "succeed" silently on every fulfilment.
-            if (callback.code.length == 0) revert CallbackNotContract(callback);
-        }
-        {
-            uint64 earliest = uint64(block.timestamp) + MIN_DEADLINE_DELAY;
-            uint64 latest = uint64(block.timestamp) + MAX_DEADLINE_DELAY;
-            if (deadline < earliest) revert DeadlineTooSoon(deadline, earliest);
-            if (deadline > latest) revert DeadlineTooFar(deadline, latest);
-        }
-        uint256 fee = _quote(m, callbackGasLimit);
-        if (msg.value < fee) revert InsufficientFee(fee, msg.value);
-        if (fee > type(uint88).max) revert FeeTooLarge(fee);
+        uint256 fee;
+        (requestId, fee) = _request(modelId, input, callback, callbackGasLimit, deadline, 0);
+        if (msg.value > fee) _credit(msg.sender, msg.value - fee);
+    }
 
-        requestId = nextRequestId++;
-        _inputs[requestId] = _pack(input, m.inputBits);
-        _requests[requestId] = Request({
-            requester: msg.sender,
-            deadline: deadline,
-            callbackGasLimit: callbackGasLimit,
-            callback: callback,
-            fee: uint88(fee),
-            status: Status.Pending,
-            modelId: modelId
-        });
-        totalEscrowed += fee;
-        emit InferenceRequested(requestId, modelId, msg.sender, input, callback, callbackGasLimit, deadline, fee);
+    /// @notice Asks for an inference whose result is delivered to `dstConsumer` on another
+    ///         chain. It is fulfilled here like a plain request without callback (and emits the
+    ///         standard `InferenceRequested` with callback address(0)), then a relayer delivers
+    ///         the same output and proof to the destination chain's CrossChainInbox, which
+    ///         verifies the proof itself. The fee (see `quoteFeeTo`) also pays for the delivery;
+    ///         the fulfilling relayer is paid when it fulfils here, which this chain cannot
+    ///         tie to the delivery actually happening (docs/cross-chain.md, trust model).
+    /// @param dstChainId A destination chain the owner enabled (`setDestination`).
+    /// @param dstConsumer Contract on the destination chain to receive `onCrossChainResult`.
+    /// @param modelId A registered, unfrozen model (registered under the same id on the destination).
+    /// @param input Fixed-point integers at the model's input scale, within its input range.
+    /// @param dstCallbackGasLimit Exact gas the destination callback will get (non-zero).
+    /// @param deadline Unix time after which the request can no longer be fulfilled here.
+    /// @return requestId The new request's id.
+    function requestInferenceTo(
+        uint64 dstChainId,
+        address dstConsumer,
+        bytes32 modelId,
+        int256[] calldata input,
+        uint32 dstCallbackGasLimit,
+        uint64 deadline
+    ) external payable returns (uint256 requestId) {
+        if (!isDestination[dstChainId]) revert UnknownDestination(dstChainId);
+        if (dstConsumer == address(0)) revert MissingDestinationConsumer();
+        if (dstCallbackGasLimit == 0) revert MissingCallbackGas(dstConsumer);
+        if (dstCallbackGasLimit > MAX_CALLBACK_GAS) revert CallbackGasTooHigh(dstCallbackGasLimit, MAX_CALLBACK_GAS);
+        uint256 fee;
+        (requestId, fee) = _request(modelId, input, address(0), 0, deadline, dstCallbackGasLimit);
+        _crossChain[requestId] = CrossChainTarget(dstChainId, dstConsumer, dstCallbackGasLimit);
+        emit CrossChainRequested(requestId, dstChainId, dstConsumer, dstCallbackGasLimit);
         if (msg.value > fee) _credit(msg.sender, msg.value - fee);
     }
 
@@ -273,6 +302,16 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         emit GasPriceChanged(gasPrice_);
     }
 
+    /// @notice Enables or disables a destination chain for `requestInferenceTo`. Disabling
+    ///         one does not affect requests already made.
+    /// @param chainId The destination chain id (not 0, not this chain).
+    /// @param allowed Whether new requests may name it.
+    function setDestination(uint64 chainId, bool allowed) external onlyOwner {
+        if (chainId == 0 || chainId == block.chainid) revert InvalidDestination(chainId);
+        isDestination[chainId] = allowed;
+        emit DestinationChanged(chainId, allowed);
+    }
+
     // ------------------------------------------------------------------ views
 
     /// @notice The fee `requestInference` escrows for `modelId` with `callbackGasLimit`.
@@ -281,6 +320,24 @@ contract InferenceOracle is Owned, ReentrancyGuard {
     /// @return The fee in wei.
     function quoteFee(bytes32 modelId, uint32 callbackGasLimit) external view returns (uint256) {
         return _quote(_model(modelId), callbackGasLimit);
+    }
+
+    /// @notice The fee `requestInferenceTo` escrows: the plain fee without callback plus the
+    ///         destination delivery (verification + callback + overhead gas at `gasPrice`).
+    /// @param modelId The model.
+    /// @param dstCallbackGasLimit The destination callback gas the request will ask for.
+    /// @return The fee in wei.
+    function quoteFeeTo(bytes32 modelId, uint32 dstCallbackGasLimit) external view returns (uint256) {
+        ModelRegistry.Model memory m = _model(modelId);
+        return _quote(m, 0) + _deliveryCost(m, dstCallbackGasLimit);
+    }
+
+    /// @notice The destination of a cross-chain request (all zero for a plain request).
+    /// @param requestId The request.
+    /// @return The destination chain, consumer and callback gas; reverts with UnknownRequest when absent.
+    function getCrossChainTarget(uint256 requestId) external view returns (CrossChainTarget memory) {
+        if (_requests[requestId].status == Status.None) revert UnknownRequest(requestId);
+        return _crossChain[requestId];
     }
 
     /// @notice A request, its state and its input.
@@ -319,6 +376,51 @@ contract InferenceOracle is Owned, ReentrancyGuard {
 
     // ------------------------------------------------------------------ internals
 
+    /// @dev Validates, escrows and records a request; `dstCallbackGasLimit` != 0 adds the
+    ///      destination delivery to the fee. The caller credits any overpayment.
+    function _request(
+        bytes32 modelId,
+        int256[] calldata input,
+        address callback,
+        uint32 callbackGasLimit,
+        uint64 deadline,
+        uint32 dstCallbackGasLimit
+    ) private returns (uint256 requestId, uint256 fee) {
+        ModelRegistry.Model memory m = _model(modelId);
+        if (m.frozen) revert ModelFrozen(modelId);
+        if (input.length != m.inputSize) revert InputSizeMismatch(m.inputSize, input.length);
+        if (callbackGasLimit > MAX_CALLBACK_GAS) revert CallbackGasTooHigh(callbackGasLimit, MAX_CALLBACK_GAS);
+        if (callback != address(0)) {
+            if (callbackGasLimit == 0) revert MissingCallbackGas(callback);
+            // A typo'd callback (an EOA) would "succeed" silently on every fulfilment.
+            if (callback.code.length == 0) revert CallbackNotContract(callback);
+        }
+        {
+            uint64 earliest = uint64(block.timestamp) + MIN_DEADLINE_DELAY;
+            uint64 latest = uint64(block.timestamp) + MAX_DEADLINE_DELAY;
+            if (deadline < earliest) revert DeadlineTooSoon(deadline, earliest);
+            if (deadline > latest) revert DeadlineTooFar(deadline, latest);
+        }
+        fee = _quote(m, callbackGasLimit);
+        if (dstCallbackGasLimit != 0) fee += _deliveryCost(m, dstCallbackGasLimit);
+        if (msg.value < fee) revert InsufficientFee(fee, msg.value);
+        if (fee > type(uint88).max) revert FeeTooLarge(fee);
+
+        requestId = nextRequestId++;
+        _inputs[requestId] = _pack(input, m.inputBits);
+        _requests[requestId] = Request({
+            requester: msg.sender,
+            deadline: deadline,
+            callbackGasLimit: callbackGasLimit,
+            callback: callback,
+            fee: uint88(fee),
+            status: Status.Pending,
+            modelId: modelId
+        });
+        totalEscrowed += fee;
+        emit InferenceRequested(requestId, modelId, msg.sender, input, callback, callbackGasLimit, deadline, fee);
+    }
+
     function _model(bytes32 modelId) private view returns (ModelRegistry.Model memory) {
         if (!registry.isRegistered(modelId)) revert UnknownModel(modelId);
         return registry.getModel(modelId);
@@ -326,6 +428,10 @@ contract InferenceOracle is Owned, ReentrancyGuard {
 
     function _quote(ModelRegistry.Model memory m, uint32 callbackGasLimit) private view returns (uint256) {
         return m.fee + (uint256(m.verifyGas) + callbackGasLimit + FULFILL_OVERHEAD_GAS) * gasPrice;
+    }
+
+    function _deliveryCost(ModelRegistry.Model memory m, uint32 dstCallbackGasLimit) private view returns (uint256) {
+        return (uint256(m.verifyGas) + dstCallbackGasLimit + DELIVERY_OVERHEAD_GAS) * gasPrice;
     }
 
     /// @dev Returns the selector of the error that makes the entry unfulfillable, or 0.

@@ -44,6 +44,7 @@ class PollResult:
     fulfilled: int = 0
     refunded: int = 0
     orphaned: int = 0
+    cross_chain: int = 0
     head: int = 0
     processed_to: int = 0
     notes: list[str] = field(default_factory=list)
@@ -60,7 +61,7 @@ class ChainListener:
             HexBytes(event_abi_to_log_topic(e)): e["name"]
             for e in abi
             if e.get("type") == "event"
-            and e["name"] in ("InferenceRequested", "InferenceFulfilled", "InferenceRefunded")
+            and e["name"] in ("InferenceRequested", "InferenceFulfilled", "InferenceRefunded", "CrossChainRequested")
         }
         self._range = cfg.max_range
 
@@ -171,6 +172,8 @@ class ChainListener:
                     res.fulfilled += self._on_fulfilled(s, lg)
                 elif name == "InferenceRefunded":
                     res.refunded += self._on_refunded(s, lg)
+                elif name == "CrossChainRequested":
+                    res.cross_chain += self._on_cross_chain(s, lg)
             cp = repo.get_checkpoint(s, self.cfg.chain_id, self.oracle)
             recent = dict(cp.recent_hashes) if cp else {}
             recent[str(end)] = end_hash
@@ -201,6 +204,15 @@ class ChainListener:
             log_index=int(lg["logIndex"]),
         )
         return repo.record_seen(s, seen) is not None
+
+    def _on_cross_chain(self, s: Any, lg: LogReceipt) -> int:
+        # Logged right after its InferenceRequested (same transaction), so the row exists.
+        a = self._contract.events.CrossChainRequested().process_log(lg)["args"]
+        d = repo.record_cross_chain(
+            s, self.cfg.chain_id, self.oracle, int(a["requestId"]), int(a["dstChainId"]),
+            to_checksum_address(a["dstConsumer"]), int(a["dstCallbackGasLimit"]),
+        )
+        return 0 if d is None else 1
 
     def _request(self, s: Any, request_id: int) -> Request | None:
         row: Request | None = s.execute(

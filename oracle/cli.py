@@ -46,7 +46,12 @@ def cmd_deploy(a: argparse.Namespace) -> int:
 
     chain = _connect(a.rpc, keystore=a.keystore)
     d = deploy_all(chain, gas_price_wei=a.fee_gas_price)
-    print(json.dumps(d.to_json()))
+    out = d.to_json()
+    if a.cross_chain:
+        from oracle.chain.deploy import deploy_cross_chain
+
+        out.update(deploy_cross_chain(chain, d.registry).to_json())
+    print(json.dumps(out))
     return 0
 
 
@@ -106,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--rpc", required=True)
     d.add_argument("--keystore", type=Path, help="encrypted keystore (password in ORACLE_KEYSTORE_PASSWORD)")
     d.add_argument("--fee-gas-price", type=int, default=1_000_000_000, help="wei per gas in fee quotes")
+    d.add_argument("--cross-chain", action="store_true",
+                   help="also deploy CrossChainInbox and ProvenResults (docs/cross-chain.md)")
     d.set_defaults(func=cmd_deploy)
 
     m = sub.add_parser("models", help="compile and register models").add_subparsers(dest="models_cmd", required=True)

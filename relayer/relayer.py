@@ -152,14 +152,32 @@ class Relayer:
                  self.cfg.chain_id, kind, len(pks), ids, nonce, gas)
         return len(pks)
 
-    def _sign_and_store(
-        self, s: Session, nonce: int, data: str, gas: int, fees: Fees, pks: list[int], kind: str
+    def sign_call(
+        self, s: Session, to: str, data: str, gas: int, kind: str, fees: Fees, chain_nonce: int
     ) -> RelayerTx:
+        """Signs and stores, inside the caller's transaction, a call from this relayer's account
+        to any contract (e.g. a cross-chain delivery) under the account's next nonce. It is then
+        tracked like a fulfilment (receipts, rebroadcast, fee bumps, reorgs) with no requests
+        attached; the caller broadcasts it with ``broadcast`` after committing. ``fees`` and
+        ``chain_nonce`` are read by the caller before opening the transaction (no RPC under a
+        database lock)."""
+        nonce = repo.reserve_nonce(s, self.cfg.chain_id, self.account.address, chain_nonce)
+        return self._sign_and_store(s, nonce, data, gas, fees, [], kind, to=to)
+
+    def broadcast(self, raw: str, tx_hash: str) -> None:
+        """Sends a stored signed transaction; a failure is logged, ``track`` retries."""
+        self._broadcast(raw, tx_hash)
+
+    def _sign_and_store(
+        self, s: Session, nonce: int, data: str, gas: int, fees: Fees, pks: list[int], kind: str,
+        to: str | None = None,
+    ) -> RelayerTx:
+        to = to_checksum_address(to) if to else self.oracle.address
         tx = {
             "type": 2,
             "chainId": self.cfg.chain_id,
             "nonce": nonce,
-            "to": self.oracle.address,
+            "to": to,
             "value": 0,
             "data": data,
             # Explicit gas: estimateGas on a snarkjs verifier under-reports, and at that limit
@@ -172,7 +190,7 @@ class Relayer:
         row = RelayerTx(
             chain_id=self.cfg.chain_id, account=self.account.address, nonce=nonce, kind=kind,
             request_pks=pks, tx_hash="0x" + bytes(signed.hash).hex(), raw_tx="0x" + bytes(signed.raw_transaction).hex(),
-            to=self.oracle.address, data=data, gas_limit=gas, max_fee=str(fees.max_fee),
+            to=to, data=data, gas_limit=gas, max_fee=str(fees.max_fee),
             priority_fee=str(fees.priority_fee), status="pending", sent_at=time.time(),
         )
         s.add(row)
@@ -291,7 +309,8 @@ class Relayer:
             old = s.get(RelayerTx, pk)
             assert old is not None
             new_fees = Fees(int(old.max_fee), int(old.priority_fee)).bumped(floor=fees)
-            new = self._sign_and_store(s, old.nonce, old.data, old.gas_limit, new_fees, list(old.request_pks), old.kind)
+            new = self._sign_and_store(s, old.nonce, old.data, old.gas_limit, new_fees, list(old.request_pks), old.kind,
+                                       to=old.to)
             old.status = "replaced"
             old.replaced_by = new.id
             for rp in old.request_pks:

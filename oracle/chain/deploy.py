@@ -32,3 +32,20 @@ def deploy_all(
     token = chain.deploy("LRTToken", "Restaked Ether", "rstETH", owner)
     vault = chain.deploy("LRTVault", token, oracle, risk_model_id, owner)
     return Deployment(registry=registry, oracle=oracle, token=token, vault=vault)
+
+
+@dataclass(frozen=True)
+class CrossChainDeployment:
+    inbox: str            # CrossChainInbox: delivers results of requests made on other chains
+    proven_results: str   # ProvenResults: public record of verified (model, input) -> output
+
+    def to_json(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def deploy_cross_chain(chain: Chain, registry: str) -> CrossChainDeployment:
+    """Deploys the cross-chain contracts in front of ``registry`` (no owner: nothing to configure).
+    A source oracle must still be told about this chain with ``setDestination``."""
+    inbox = chain.deploy("CrossChainInbox", registry)
+    results = chain.deploy("ProvenResults", registry)
+    return CrossChainDeployment(inbox=inbox, proven_results=results)

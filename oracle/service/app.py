@@ -1,7 +1,8 @@
 """Wires listeners, dispatcher and relayers together on an APScheduler scheduler.
 
-Jobs (per chain where it applies): poll (listener), dispatch, relay, receipts, expiry. A job
-that fails (RPC down, timeout) is logged and backs off exponentially; the others go on.
+Jobs (per chain where it applies): poll (listener), dispatch, relay, receipts, expiry, and on
+chains with an inbox the cross-chain deliveries (deliver, deliveries). A job that fails (RPC
+down, timeout) is logged and backs off exponentially; the others go on.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from oracle.service.config import ChainConfig, ServiceConfig
 from oracle.store import repo
 from oracle.store.db import Database
 from oracle.store.models import Request, State
+from relayer.delivery import DeliveryConfig, DeliveryJob
 from relayer.relayer import Relayer, RelayerConfig
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ class ChainRuntime:
     listener: ChainListener
     relayer: Relayer
     registry: Any
+    oracle: Any = None
+    delivery: DeliveryJob | None = None
     models: dict[str, tuple[float, OnChainModel | None]] = field(default_factory=dict)
     head_time: tuple[float, int] = (0.0, 0)
 
@@ -104,6 +108,9 @@ class OracleService:
         with self.db.session() as s:
             released = repo.release_stale_leases(s, f"{cfg.instance}/dispatch")
             released += sum(repo.release_stale_leases(s, f"{cfg.instance}/relay/{cid}") for cid in self.chains)
+            released += sum(
+                repo.release_stale_delivery_leases(s, f"{cfg.instance}/deliver/{cid}") for cid in self.chains
+            )
         if released:
             log.info("released %d lease(s) held before the last shutdown", released)
         self._scheduler: BackgroundScheduler | None = None
@@ -133,10 +140,22 @@ class OracleService:
                           max_batch=self.cfg.relayer.max_batch, stuck_after=self.cfg.relayer.stuck_after,
                           owner=f"{self.cfg.instance}/relay/{chain_id}"),
         )
-        rt = ChainRuntime(cfg=c, chain_id=chain_id, w3=w3, listener=listener, relayer=relayer, registry=registry)
-        log.info("chain %s (id %d): oracle %s, relayer %s, %d confirmation(s)",
-                 c.name, chain_id, c.oracle, account.address, c.confirmations)
+        rt = ChainRuntime(cfg=c, chain_id=chain_id, w3=w3, listener=listener, relayer=relayer, registry=registry,
+                          oracle=oracle)
+        if c.inbox is not None:
+            rt.delivery = DeliveryJob(
+                self.db, w3, relayer, self.artifacts["CrossChainInbox"].abi, registry, self._source,
+                DeliveryConfig(chain_id=chain_id, inbox=c.inbox, owner=f"{self.cfg.instance}/deliver/{chain_id}"),
+            )
+        log.info("chain %s (id %d): oracle %s, relayer %s, %d confirmation(s)%s",
+                 c.name, chain_id, c.oracle, account.address, c.confirmations,
+                 f", cross-chain inbox {c.inbox}" if c.inbox else "")
         return rt
+
+    def _source(self, chain_id: int) -> tuple[Web3, Any] | None:
+        """A source chain's web3 and oracle, for deliveries that need its fulfilment calldata."""
+        rt = self.chains.get(chain_id)
+        return None if rt is None else (rt.w3, rt.oracle)
 
     def _model(self, chain_id: int, model_id: str) -> OnChainModel | None:
         rt = self.chains[chain_id]
@@ -193,6 +212,9 @@ class OracleService:
             jobs.append((f"relay[{cid}]", rt.relayer.submit_ready))
             jobs.append((f"receipts[{cid}]", rt.relayer.track))
             jobs.append((f"reorgs[{cid}]", rt.relayer.recheck_confirmed))
+            if rt.delivery is not None:
+                jobs.append((f"deliver[{cid}]", rt.delivery.submit_ready))
+                jobs.append((f"deliveries[{cid}]", rt.delivery.track))
         jobs.append(("expiry", self.expire))
         return jobs
 
@@ -201,10 +223,16 @@ class OracleService:
         return self.dispatcher.run_once(wait=self._scheduler is None)
 
     def expire(self) -> int:
-        """Requests past their deadline that were never submitted become ``expired``."""
+        """Requests past their deadline that were never submitted become ``expired``. A chain
+        whose RPC is down is skipped (and reported) without holding up the others."""
         n = 0
+        down: list[str] = []
         for cid in self.chains:
-            now = self._chain_time(cid)
+            try:
+                now = self._chain_time(cid)
+            except Exception as e:
+                down.append(f"chain {cid}: {type(e).__name__}")
+                continue
             with self.db.session() as s:
                 rows = s.execute(
                     select(Request).where(
@@ -217,6 +245,8 @@ class OracleService:
                 for r in rows:
                     repo.transition(s, r, State.EXPIRED, "deadline passed")
                     n += 1
+        if down:
+            raise ConnectionError("expiry skipped " + ", ".join(down))
         return n
 
     def start(self) -> None:

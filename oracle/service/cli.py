@@ -20,7 +20,7 @@ def add_run_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     r.add_argument("--models", type=Path, help="folder with one circuit folder per model")
     r.add_argument("--db", default="sqlite:///oracle.db", help="database URL (SQLite file or PostgreSQL)")
     r.add_argument("--confirmations", type=int, default=1)
-    r.add_argument("--workers", type=int, default=2)
+    r.add_argument("--workers", type=int, default=4, help="dispatch threads (proofs in flight)")
     r.add_argument("--instance", default="oracle-1", help="instance id (stable across restarts)")
     r.set_defaults(func=cmd_run)
 

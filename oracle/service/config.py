@@ -22,18 +22,21 @@ class ChainConfig(BaseModel):
     start_block: int = Field(default=0, ge=0)
     poll_interval: float = Field(default=0.5, gt=0)
     max_log_range: int = Field(default=2_000, ge=1)
+    # CrossChainInbox on this chain: when set, results of requests made on the other
+    # configured chains with this chain as destination are delivered here.
+    inbox: str | None = None
 
-    @field_validator("oracle")
+    @field_validator("oracle", "inbox")
     @classmethod
-    def _address(cls, v: str) -> str:
-        if not (v.startswith("0x") and len(v) == 42):
+    def _address(cls, v: str | None) -> str | None:
+        if v is not None and not (v.startswith("0x") and len(v) == 42):
             raise ValueError(f"not an address: {v!r}")
         return v
 
 
 class ProverConfig(BaseModel):
     models_dir: Path
-    workers: int = Field(default=2, ge=1)
+    workers: int = Field(default=4, ge=1)   # dispatch threads; the prover pool sizes itself to the cores
     timeout: float = Field(default=120.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
 

@@ -190,6 +190,54 @@ class RelayerTx(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class DeliveryState(enum.StrEnum):
+    """A cross-chain delivery (one per cross-chain request), on the destination chain."""
+
+    WAITING = "waiting"          # source request not fulfilled yet, or retrying after a failure
+    SUBMITTED = "submitted"      # deliver tx signed, stored and broadcast (tx_pk)
+    DELIVERED = "delivered"      # CrossChainDelivered seen at confirmation depth (or delivered by someone else)
+    FAILED = "failed"            # retries exhausted; reason recorded
+    CANCELLED = "cancelled"      # the source request will never be fulfilled (expired, rejected, ...)
+
+
+class Delivery(Base):
+    """Delivery of a fulfilled source request to the inbox of its destination chain. The tx
+    itself is a ``relayer_txs`` row of the destination chain's relayer account (kind
+    ``deliver``, no request_pks), so nonces, rebroadcasts, fee bumps and reorg re-checks are
+    the relayer's; this row follows it."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("request_pk", name="uq_delivery_request"),
+        Index("ix_deliveries_state", "state", "dst_chain_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_pk: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
+    src_chain_id: Mapped[int] = mapped_column(BigInteger)
+    src_oracle: Mapped[str] = mapped_column(String(42))
+    request_id: Mapped[int] = mapped_column(BigInteger)
+    dst_chain_id: Mapped[int] = mapped_column(BigInteger)
+    consumer: Mapped[str] = mapped_column(String(42))
+    gas_limit: Mapped[int] = mapped_column(BigInteger)
+    inbox: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default=DeliveryState.WAITING.value)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[float] = mapped_column(Float, default=0.0)
+    tx_pk: Mapped[int | None] = mapped_column(ForeignKey("relayer_txs.id"), nullable=True)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)   # the tx that mined
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    callback_succeeded: Mapped[bool | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    request: Mapped[Request] = relationship()
+
+
 class MinerScore(Base):
     __tablename__ = "miner_scores"
 

@@ -14,6 +14,8 @@ from oracle.store.models import (
     TERMINAL,
     TRANSITIONS,
     Checkpoint,
+    Delivery,
+    DeliveryState,
     Nonce,
     Proof,
     Request,
@@ -212,5 +214,41 @@ def release_stale_leases(s: Session, owner: str) -> int:
     """At start-up: leases held by this worker's previous life are void."""
     res = s.execute(
         update(Request).where(Request.lease_owner == owner).values(lease_owner=None, lease_until=0.0)
+    )
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def record_cross_chain(
+    s: Session, chain_id: int, oracle: str, request_id: int, dst_chain_id: int, consumer: str, gas_limit: int
+) -> Delivery | None:
+    """Records a ``CrossChainRequested`` log as a delivery to make once the request is
+    fulfilled. Idempotent for a log read twice; a request re-read after a reorg (possibly
+    with another destination) resets a delivery that was not sent yet."""
+    req = s.execute(
+        select(Request).where(Request.chain_id == chain_id, Request.oracle == oracle, Request.request_id == request_id)
+    ).scalar_one_or_none()
+    if req is None:
+        return None  # cannot happen: InferenceRequested precedes it in the same transaction
+    d = s.execute(select(Delivery).where(Delivery.request_pk == req.id)).scalar_one_or_none()
+    if d is None:
+        d = Delivery(request_pk=req.id, src_chain_id=chain_id, src_oracle=oracle, request_id=request_id,
+                     state=DeliveryState.WAITING.value, attempts=0, next_attempt_at=0.0, lease_until=0.0)
+        s.add(d)
+    elif d.state not in (DeliveryState.WAITING.value, DeliveryState.CANCELLED.value):
+        return None  # already sent: the inbox keys on the whole message, so nothing is lost
+    d.dst_chain_id = dst_chain_id
+    d.consumer = consumer
+    d.gas_limit = gas_limit
+    d.state = DeliveryState.WAITING.value
+    d.reason = None
+    d.attempts = 0
+    s.flush()
+    return d
+
+
+def release_stale_delivery_leases(s: Session, owner: str) -> int:
+    """At start-up: delivery leases held by this worker's previous life are void."""
+    res = s.execute(
+        update(Delivery).where(Delivery.lease_owner == owner).values(lease_owner=None, lease_until=0.0)
     )
     return int(res.rowcount or 0)  # type: ignore[attr-defined]

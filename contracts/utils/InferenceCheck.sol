@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {ModelRegistry} from "../ModelRegistry.sol";
+import {IInferenceVerifier} from "../Verifier.sol";
+
+/// @title InferenceCheck
+/// @notice What the contracts that verify a proof outside a request share (CrossChainInbox,
+///         ProvenResults): the model's registry entry on THIS chain, the same size and range
+///         rules as InferenceOracle, and the model's verifier.
+abstract contract InferenceCheck {
+    /// @notice The registry whose verifiers this contract trusts.
+    ModelRegistry public immutable registry;
+
+    error ZeroRegistry();
+    error UnknownModel(bytes32 modelId);
+    error ModelFrozen(bytes32 modelId);
+    error InputSizeMismatch(uint256 expected, uint256 got);
+    error OutputSizeMismatch(uint256 expected, uint256 got);
+    error InputOutOfRange(uint256 index, int256 value);
+    error OutputOutOfRange(uint256 index, int256 value);
+    error InvalidProof(bytes32 modelId);
+
+    constructor(ModelRegistry registry_) {
+        if (address(registry_) == address(0)) revert ZeroRegistry();
+        registry = registry_;
+    }
+
+    /// @dev Reverts unless `proof` shows output = model(input) for the registered, unfrozen
+    ///      model (a frozen model's verifier is retired: no new results through it). A
+    ///      verifier revert bubbles up, as in InferenceOracle.fulfill. Returns the verifier used.
+    function _verifyInference(bytes32 modelId, int256[] calldata input, int256[] calldata output, bytes calldata proof)
+        internal
+        view
+        returns (address verifier)
+    {
+        if (!registry.isRegistered(modelId)) revert UnknownModel(modelId);
+        ModelRegistry.Model memory m = registry.getModel(modelId);
+        if (m.frozen) revert ModelFrozen(modelId);
+        if (input.length != m.inputSize) revert InputSizeMismatch(m.inputSize, input.length);
+        if (output.length != m.outputSize) revert OutputSizeMismatch(m.outputSize, output.length);
+        uint256 i = _firstOutOfRange(input, m.inputBits);
+        if (i != type(uint256).max) revert InputOutOfRange(i, input[i]);
+        i = _firstOutOfRange(output, m.outputBits);
+        if (i != type(uint256).max) revert OutputOutOfRange(i, output[i]);
+        if (!IInferenceVerifier(m.verifier).verify(input, output, proof)) revert InvalidProof(modelId);
+        return m.verifier;
+    }
+
+    function _firstOutOfRange(int256[] calldata values, uint16 bits) private pure returns (uint256) {
+        int256 hi = int256((uint256(1) << (bits - 1)) - 1);
+        int256 lo = -hi - 1;
+        for (uint256 i; i < values.length; ++i) {
+            if (values[i] < lo || values[i] > hi) return i;
+        }
+        return type(uint256).max;
+    }
+}

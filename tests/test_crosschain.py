@@ -1,0 +1,272 @@
+"""Cross-chain on two anvil chains with different chain ids: one proof, verified on each chain
+that needs it. Chain A is the session anvil (31337); chain B is a second anvil (31338).
+
+- `oracle models register` with two --rpc/--registry pairs registers the same circuit on both;
+- a request on A naming B is fulfilled on A and delivered on B by the service, B verifying the
+  same proof with its own verifier; the consumer on B receives the proven output;
+- B rejects a tampered proof; a request naming an unknown destination is rejected clearly;
+- B down does not stop A, and B's deliveries resume when it is back.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from hexbytes import HexBytes
+from web3.contract import Contract
+
+from oracle.chain.anvil import DEV_KEYS, Anvil
+from oracle.chain.client import Chain, ContractError
+from oracle.chain.deploy import Deployment, deploy_all, deploy_cross_chain
+from oracle.circuits.quantize import QuantizedModel, quantized_forward
+from oracle.cli import main as oracle_cli
+from oracle.proving.groth16 import Groth16Backend
+from oracle.service.config import ChainConfig, ProverConfig, RelayerSettings, ServiceConfig
+from oracle.store.models import Delivery, DeliveryState, RelayerTx
+from tests.service_harness import models_dir_with, running_service, wait_for
+
+CHAIN_B = 31338
+DST_GAS = 300_000
+NO_CALLBACK = "0x" + "00" * 20
+
+
+@pytest.fixture(scope="module")
+def anvil_b() -> Iterator[Anvil]:
+    with Anvil(chain_id=CHAIN_B) as node:
+        yield node
+
+
+@dataclass
+class TwoChains:
+    a: Chain
+    b: Chain
+    da: Deployment
+    db: Deployment
+    model_id: bytes
+    inbox: Contract
+    results: Contract
+    consumer: Contract
+    oracle_a: Contract
+    oracle_b: Contract
+
+    def request_to(self, x: list[int], dst: int = CHAIN_B, gas: int = DST_GAS) -> int:
+        fee = int(self.oracle_a.functions.quoteFeeTo(self.model_id, gas).call())
+        deadline = int(self.a.w3.eth.get_block("latest")["timestamp"]) + 3600
+        self.a.transact(self.oracle_a.functions.requestInferenceTo(
+            dst, self.consumer.address, self.model_id, x, gas, deadline), value=fee)
+        return int(self.oracle_a.functions.nextRequestId().call()) - 1
+
+
+def register_everywhere(circuit: Path, pairs: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch,
+                        capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """`oracle models register CIRCUIT --rpc A --registry RA --rpc B --registry RB`."""
+    monkeypatch.setenv("ORACLE_PRIVATE_KEY", DEV_KEYS[0])
+    args = ["models", "register", str(circuit)]
+    for rpc, registry in pairs:
+        args += ["--rpc", rpc, "--registry", registry]
+    capsys.readouterr()
+    assert oracle_cli(args) == 0
+    return capsys.readouterr().out.split()
+
+
+def setup_two_chains(a: Chain, b: Chain, circuit: Path, monkeypatch: pytest.MonkeyPatch,
+                     capsys: pytest.CaptureFixture[str]) -> TwoChains:
+    da, db = deploy_all(a), deploy_all(b)
+    ids = register_everywhere(circuit, [(a.w3.provider.endpoint_uri, da.registry),  # type: ignore[attr-defined]
+                                        (b.w3.provider.endpoint_uri, db.registry)], monkeypatch, capsys)  # type: ignore[attr-defined]
+    assert len(ids) == 2 and ids[0] == ids[1], ids
+    model_id = bytes.fromhex(ids[0][2:])
+    x = deploy_cross_chain(b, db.registry)
+    consumer = b.deploy("CommittedInputConsumer", x.inbox, model_id, b.account.address)  # type: ignore[union-attr]
+    oracle_a = a.contract("InferenceOracle", da.oracle)
+    a.transact(oracle_a.functions.setDestination(b.chain_id, True))
+    return TwoChains(a=a, b=b, da=da, db=db, model_id=model_id, inbox=b.contract("CrossChainInbox", x.inbox),
+                     results=b.contract("ProvenResults", x.proven_results),
+                     consumer=b.contract("CommittedInputConsumer", consumer), oracle_a=oracle_a,
+                     oracle_b=b.contract("InferenceOracle", db.oracle))
+
+
+def two_chain_config(t: TwoChains, models: Path, db_url: str) -> ServiceConfig:
+    return ServiceConfig(
+        database_url=db_url,
+        chains=[
+            ChainConfig(name="A", rpc_url=t.a.w3.provider.endpoint_uri, oracle=t.da.oracle),  # type: ignore[attr-defined]
+            ChainConfig(name="B", rpc_url=t.b.w3.provider.endpoint_uri, oracle=t.db.oracle,  # type: ignore[attr-defined]
+                        inbox=t.inbox.address),
+        ],
+        prover=ProverConfig(models_dir=models, workers=2),
+        relayer=RelayerSettings(stuck_after=5.0),
+    )
+
+
+def _input(k: int) -> list[int]:
+    return [(k * 61 + 29 * i) % 1024 for i in range(8)]
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_models_register_same_circuit_on_every_chain(
+    chain: Chain, anvil_b: Anvil, risk_circuit: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    b = Chain.connect(anvil_b.url, Account.from_key(DEV_KEYS[0]))
+    assert chain.chain_id != b.chain_id
+    da, db = deploy_all(chain), deploy_all(b)
+    ids = register_everywhere(risk_circuit, [(chain.w3.provider.endpoint_uri, da.registry),  # type: ignore[attr-defined]
+                                             (anvil_b.url, db.registry)], monkeypatch, capsys)
+    assert ids[0] == ids[1]
+    mid = bytes.fromhex(ids[0][2:])
+    ma = chain.contract("ModelRegistry", da.registry).functions.getModel(mid).call()
+    mb = b.contract("ModelRegistry", db.registry).functions.getModel(mid).call()
+    assert ma[10] == mb[10], "same circuit id on both chains"
+    assert "0x" + bytes(ma[10]).hex() == ids[0], "model id defaults to the circuit id"
+    assert ma[1:10] == mb[1:10], "same proof system, sizes, scales, bits"
+
+
+def test_request_on_a_delivered_on_b_with_the_same_proof(
+    chain: Chain, anvil_b: Anvil, risk_circuit: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    t = setup_two_chains(chain, Chain.connect(anvil_b.url, Account.from_key(DEV_KEYS[0])), risk_circuit,
+                         monkeypatch, capsys)
+    qm = QuantizedModel.load(risk_circuit / "quantized.json")
+    xs = [_input(k) for k in range(3)]
+    for x in xs:
+        t.b.transact(t.consumer.functions.expect(x))
+    cfg = two_chain_config(t, models_dir_with(tmp_path, risk_circuit), f"sqlite:///{tmp_path / 'oracle.db'}")
+    with running_service(cfg) as svc:
+        ids = [t.request_to(x) for x in xs]
+        # B is a full chain of the service too: a plain request on B's own oracle is fulfilled.
+        fee_b = int(t.oracle_b.functions.quoteFee(t.model_id, 0).call())
+        deadline = int(t.b.w3.eth.get_block("latest")["timestamp"]) + 600
+        t.b.transact(t.oracle_b.functions.requestInference(t.model_id, _input(9), NO_CALLBACK, 0, deadline),
+                     value=fee_b)
+        b_rid = int(t.oracle_b.functions.nextRequestId().call()) - 1
+        wait_for(lambda: int(t.consumer.functions.accepted().call()) == len(xs), 120,
+                 "the consumer on B to accept every delivered result")
+        wait_for(lambda: int(t.oracle_b.functions.requestStatus(b_rid).call()) == 2, 60, "B's own request")
+        wait_for(lambda: _delivery_states(svc) == {DeliveryState.DELIVERED.value}, 30, "the store to record deliveries")
+        with svc.db.session() as s:
+            deliveries = s.query(Delivery).all()
+            assert sorted(d.request_id for d in deliveries) == sorted(ids)
+            assert all(d.callback_succeeded for d in deliveries)
+            assert all(d.dst_chain_id == CHAIN_B and d.consumer == t.consumer.address for d in deliveries)
+            b_txs = [tx for tx in s.query(RelayerTx).all() if tx.chain_id == CHAIN_B and tx.status != "replaced"]
+            proofs = {d.request_id: (d.request.proof.output_ints, d.request.proof.calldata) for d in deliveries}
+    # Fulfilled once on A, delivered once on B, outputs = the numpy integer reference.
+    for rid, x in zip(ids, xs, strict=True):
+        assert int(t.oracle_a.functions.requestStatus(rid).call()) == 2
+        assert [int(v) for v in t.consumer.functions.outputOf(x).call()] == quantized_forward(qm, x)
+    evs = t.inbox.events.CrossChainDelivered().get_logs(from_block=0)
+    assert sorted(int(e["args"]["requestId"]) for e in evs) == sorted(ids), "exactly once each"
+    assert all(int(e["args"]["srcChainId"]) == chain.chain_id for e in evs)
+    # B's deliveries and fulfilments share one nonce sequence without gaps.
+    nonces = sorted(tx.nonce for tx in b_txs)
+    assert nonces == list(range(nonces[0], nonces[0] + len(nonces)))
+    assert {tx.kind for tx in b_txs} == {"deliver", "fulfill"}
+    # The same proof can be reused by anyone on B through ProvenResults.
+    out, proof = proofs[ids[0]]
+    t.b.transact(t.results.functions.submit(t.model_id, xs[0], out, HexBytes(proof)), gas=1_500_000)
+    got, proven = t.results.functions.provenOutput(t.model_id, xs[0]).call()
+    assert proven and [int(v) for v in got] == out
+
+
+def _delivery_states(svc: object) -> set[str]:
+    with svc.db.session() as s:  # type: ignore[attr-defined]
+        return {d.state for d in s.query(Delivery).all()}
+
+
+def test_b_rejects_tampered_proof_and_unknown_destination_is_clear(
+    chain: Chain, anvil_b: Anvil, risk_circuit: Path, groth16_backend: Groth16Backend,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    t = setup_two_chains(chain, Chain.connect(anvil_b.url, Account.from_key(DEV_KEYS[0])), risk_circuit,
+                         monkeypatch, capsys)
+    x = _input(4)
+    t.b.transact(t.consumer.functions.expect(x))
+    p = groth16_backend.prove(risk_circuit, x)
+    out, proof = list(p.output_fixed), bytearray(HexBytes(p.calldata))
+    relayer = Chain(w3=t.b.w3, account=Account.from_key(DEV_KEYS[3]), artifacts=t.b.artifacts)
+    inbox = relayer.contract("CrossChainInbox", t.inbox.address)
+
+    def deliver(o: list[int], pr: bytes, rid: int = 1) -> object:
+        return relayer.transact(inbox.functions.deliver(chain.chain_id, t.da.oracle, rid, t.model_id, x, o, pr,
+                                                        t.consumer.address, DST_GAS), gas=2_000_000)
+
+    tampered = bytearray(proof)
+    tampered[100] ^= 1
+    with pytest.raises(ContractError, match=r"InvalidProof\(modelId="):
+        deliver(out, bytes(tampered))
+    bad_out = list(out)
+    bad_out[0] += 1
+    with pytest.raises(ContractError, match=r"InvalidProof\(modelId="):
+        deliver(bad_out, bytes(proof))
+    assert int(t.consumer.functions.accepted().call()) == 0
+    deliver(out, bytes(proof))                           # the genuine proof goes through
+    assert int(t.consumer.functions.accepted().call()) == 1
+    with pytest.raises(ContractError, match=r"AlreadyDelivered\(srcChainId=31337"):
+        deliver(out, bytes(proof))
+    # A destination the source oracle does not know is refused up front, by name.
+    with pytest.raises(ContractError, match=r"UnknownDestination\(chainId=999\)"):
+        t.request_to(x, dst=999)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_b_down_does_not_stop_a_and_deliveries_resume(
+    chain: Chain, risk_circuit: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    port, state = _free_port(), tmp_path / "anvil-b-state.json"
+    node_b = Anvil(port=port, chain_id=CHAIN_B, state_file=state).start()
+    try:
+        t = setup_two_chains(chain, Chain.connect(node_b.url, Account.from_key(DEV_KEYS[0])), risk_circuit,
+                             monkeypatch, capsys)
+        xs = [_input(10 + k) for k in range(4)]
+        for x in xs:
+            t.b.transact(t.consumer.functions.expect(x))
+        cfg = two_chain_config(t, models_dir_with(tmp_path, risk_circuit), f"sqlite:///{tmp_path / 'oracle.db'}")
+        fee = int(t.oracle_a.functions.quoteFee(t.model_id, 0).call())
+        with running_service(cfg) as svc:
+            first = t.request_to(xs[0])
+            wait_for(lambda: int(t.consumer.functions.accepted().call()) == 1, 90, "a delivery before the outage")
+            node_b.stop()                                  # SIGTERM: anvil dumps its state
+            assert state.exists()
+            down_at = time.monotonic()
+            ids = [t.request_to(x) for x in xs[1:]]
+            deadline = int(chain.w3.eth.get_block("latest")["timestamp"]) + 600
+            chain.transact(t.oracle_a.functions.requestInference(t.model_id, _input(99), NO_CALLBACK, 0, deadline),
+                           value=fee)
+            plain = int(t.oracle_a.functions.nextRequestId().call()) - 1
+            # A goes on: every request made on A while B is down is fulfilled on A.
+            wait_for(lambda: all(int(t.oracle_a.functions.requestStatus(i).call()) == 2 for i in [*ids, plain]),
+                     90, "A's fulfilments while B is down")
+            a_done_in = time.monotonic() - down_at
+            with svc.db.session() as s:
+                waiting = {d.request_id: d.state for d in s.query(Delivery).all()}
+            assert all(waiting[i] == DeliveryState.WAITING.value for i in ids), waiting
+            time.sleep(max(0.0, 8.0 - a_done_in))          # B stays down for at least ~8 s
+            node_b = Anvil(port=port, chain_id=CHAIN_B, state_file=state).start()
+            wait_for(lambda: int(t.consumer.functions.accepted().call()) == len(xs), 90,
+                     "B's deliveries to resume after the outage")
+            wait_for(lambda: _delivery_states(svc) == {DeliveryState.DELIVERED.value}, 30, "the store to catch up")
+            # Every job, B's included, ran successfully again since (none left in back-off).
+            wait_for(lambda: sum(b.failures for b in svc._backoff.values()) == 0, 30, "every job to recover")
+        evs = t.inbox.events.CrossChainDelivered().get_logs(from_block=0)
+        assert sorted(int(e["args"]["requestId"]) for e in evs) == sorted([first, *ids]), "exactly once each"
+        qm = QuantizedModel.load(risk_circuit / "quantized.json")
+        for x in xs:
+            assert [int(v) for v in t.consumer.functions.outputOf(x).call()] == quantized_forward(qm, x)
+    finally:
+        node_b.stop()
