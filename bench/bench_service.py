@@ -41,7 +41,7 @@ NO_CALLBACK = "0x" + "00" * 20
 
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 def main() -> None:
@@ -52,8 +52,12 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     b = Groth16Backend(pool_size=1)
-    circuit = compile_cached(b, ROOT / "models/risk/model.onnx", ROOT / "models/risk/calibration.json",
-                             ROOT / ".cache/bench-circuits/risk-groth16")
+    circuit = compile_cached(
+        b,
+        ROOT / "models/risk/model.onnx",
+        ROOT / "models/risk/calibration.json",
+        ROOT / ".cache/bench-circuits/risk-groth16",
+    )
     b.close()
     tmp = Path(tempfile.mkdtemp())
     (tmp / "models").mkdir()
@@ -84,9 +88,17 @@ def main() -> None:
                 with lock:
                     nonce = nonces[acct.address]  # type: ignore[attr-defined]
                     nonces[acct.address] += 1  # type: ignore[attr-defined]
-                tx = oracle.functions.requestInference(mid, x, NO_CALLBACK, 0, deadline).build_transaction({
-                    "from": acct.address, "value": fee, "gas": 300_000, "nonce": nonce,  # type: ignore[attr-defined]
-                    "chainId": chain.chain_id, "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9})
+                tx = oracle.functions.requestInference(mid, x, NO_CALLBACK, 0, deadline).build_transaction(
+                    {
+                        "from": acct.address,
+                        "value": fee,
+                        "gas": 300_000,
+                        "nonce": nonce,  # type: ignore[attr-defined]
+                        "chainId": chain.chain_id,
+                        "maxFeePerGas": 10**11,
+                        "maxPriorityFeePerGas": 10**9,
+                    }
+                )
                 h = chain.w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)  # type: ignore[attr-defined]
                 if wait:
                     chain.w3.eth.wait_for_transaction_receipt(h)
@@ -130,10 +142,14 @@ def main() -> None:
                     lat_block.append(int(chain.w3.eth.get_block(blk)["timestamp"]) - ts)
                     lat_wall.append(t_seen - wall)
             print(f"latency over {len(lat_block)}/{len(sent)} requests (1 s blocks, 1 confirmation):")
-            print(f"  request block -> fulfilment block: p50 {statistics.median(lat_block):.1f} s, "
-                  f"p95 {pct(lat_block, 0.95):.1f} s")
-            print(f"  request receipt -> fulfilment receipt seen (wall clock): p50 {statistics.median(lat_wall):.2f} s, "
-                  f"p95 {pct(lat_wall, 0.95):.2f} s")
+            print(
+                f"  request block -> fulfilment block: p50 {statistics.median(lat_block):.1f} s, "
+                f"p95 {pct(lat_block, 0.95):.1f} s"
+            )
+            print(
+                f"  request receipt -> fulfilment receipt seen (wall clock): p50 {statistics.median(lat_wall):.2f} s, "
+                f"p95 {pct(lat_wall, 0.95):.2f} s"
+            )
 
             # --- throughput
             tp_start = chain.w3.eth.block_number
@@ -141,7 +157,9 @@ def main() -> None:
             threads = []
             per = args.throughput // 4
             for i, a in enumerate(accounts):
-                th = threading.Thread(target=lambda a=a, i=i: [send(a, 10_000 + i * per + k, False) for k in range(per)])
+                th = threading.Thread(
+                    target=lambda a=a, i=i: [send(a, 10_000 + i * per + k, False) for k in range(per)]
+                )
                 th.start()
                 threads.append(th)
             for th in threads:
@@ -171,9 +189,11 @@ def main() -> None:
             assert first_req_block is not None
             ts0 = int(chain.w3.eth.get_block(first_req_block)["timestamp"])
             ts1 = int(chain.w3.eth.get_block(max(done.values()))["timestamp"])
-            print(f"throughput: {len(done)}/{total} fulfilled; sent in {t_sent:.1f} s; "
-                  f"first request block -> last fulfilment block {ts1 - ts0} s "
-                  f"= {len(done) / max(1, ts1 - ts0):.1f} requests/s (wall {t_all:.1f} s)")
+            print(
+                f"throughput: {len(done)}/{total} fulfilled; sent in {t_sent:.1f} s; "
+                f"first request block -> last fulfilment block {ts1 - ts0} s "
+                f"= {len(done) / max(1, ts1 - ts0):.1f} requests/s (wall {t_all:.1f} s)"
+            )
         finally:
             svc.stop()
 

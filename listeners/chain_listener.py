@@ -11,7 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_utils.abi import event_abi_to_log_topic
+from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from sqlalchemy import select
 from web3 import Web3
@@ -58,7 +59,7 @@ class ChainListener:
         self.oracle = to_checksum_address(cfg.oracle)
         self._contract = w3.eth.contract(address=self.oracle, abi=abi)
         self._events = {
-            HexBytes(event_abi_to_log_topic(e)): e["name"]
+            HexBytes(event_abi_to_log_topic(e)): e["name"]  # type: ignore[arg-type]
             for e in abi
             if e.get("type") == "event"
             and e["name"] in ("InferenceRequested", "InferenceFulfilled", "InferenceRefunded", "CrossChainRequested")

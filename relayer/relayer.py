@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -129,7 +129,7 @@ class Relayer:
             ids = [r.request_id for r in reqs]  # type: ignore[union-attr]
             outputs = [r.proof.output_ints for r in reqs]  # type: ignore[union-attr]
             proofs = [HexBytes(r.proof.calldata) for r in reqs]  # type: ignore[union-attr]
-            gas = sum(self._gas_for(r) for r in reqs)  # type: ignore[arg-type]
+            gas = sum(self._gas_for(r) for r in reqs if r is not None)
             if len(reqs) == 1:
                 fn = self.oracle.functions.fulfill(ids[0], outputs[0], proofs[0])
                 kind = "fulfill"
@@ -186,7 +186,7 @@ class Relayer:
             "maxFeePerGas": fees.max_fee,
             "maxPriorityFeePerGas": fees.priority_fee,
         }
-        signed = self.account.sign_transaction(tx)
+        signed = self.account.sign_transaction(tx)  # type: ignore[arg-type]
         row = RelayerTx(
             chain_id=self.cfg.chain_id, account=self.account.address, nonce=nonce, kind=kind,
             request_pks=pks, tx_hash="0x" + bytes(signed.hash).hex(), raw_tx="0x" + bytes(signed.raw_transaction).hex(),
@@ -384,7 +384,7 @@ class Relayer:
     def _revert_reason(self, row: RelayerTx, block: int) -> str:
         try:
             self.w3.eth.call(
-                {"from": row.account, "to": row.to, "data": row.data, "gas": row.gas_limit}, block - 1
+                {"from": row.account, "to": row.to, "data": HexBytes(row.data), "gas": row.gas_limit}, block - 1
             )
         except Exception as e:
             data = getattr(e, "data", None)

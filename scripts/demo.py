@@ -215,7 +215,7 @@ class Demo:
         losses = [rng.choice([0.0, 0.0, rng.uniform(0, 0.1), rng.uniform(0.1, 0.4)]) for _ in range(3)]
         feats = [*shares[:3], *losses, shares[3], rng.uniform(0, 0.2)]
         one = 1 << self.qm.input_scale
-        return [int(round(f * one)) for f in feats]
+        return [round(f * one) for f in feats]
 
     def _journey(self, label: str, receipt: object) -> Journey:
         r = receipt  # a TxReceipt
@@ -258,7 +258,7 @@ class Demo:
         lat = sorted(j.latency for j in done)
         print(f"requests {len(self.journeys)}, fulfilled {len(done)}, store states {sorted(set(states))}")
         if lat:
-            p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
+            p95 = lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))]
             print(f"inclusion -> callback latency (block timestamps, 1 s blocks): p50 {statistics.median(lat):.1f} s, "
                   f"p95 {p95:.1f} s")
         pt = [v * 1000 for v in proving.values() if v]

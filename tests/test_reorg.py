@@ -14,7 +14,7 @@ from oracle.chain.client import Chain
 from oracle.chain.deploy import Deployment
 from oracle.circuits.quantize import QuantizedModel, quantized_forward
 from oracle.service.app import OracleService
-from oracle.store.models import Request, StateChange, State
+from oracle.store.models import Request, State, StateChange
 from tests.protocol import Protocol, last_request_id, setup_protocol
 from tests.service_harness import RELAYER_KEY_INDEX, models_dir_with, service_config, wait_for
 

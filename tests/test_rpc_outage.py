@@ -32,8 +32,9 @@ def test_oracle_recovers_from_a_10s_rpc_outage(risk_circuit: Path, tmp_path: Pat
         chain = Chain.connect(node.url, Account.from_key(DEV_KEYS[0]))
         d = deploy_all(chain)
         p = setup_protocol(chain, d, risk_circuit, vault_deposit=0)
-        cfg = service_config(node.url, d.oracle, models_dir_with(tmp_path, risk_circuit),
-                             f"sqlite:///{tmp_path / 'oracle.db'}")
+        cfg = service_config(
+            node.url, d.oracle, models_dir_with(tmp_path, risk_circuit), f"sqlite:///{tmp_path / 'oracle.db'}"
+        )
         fee = int(p.oracle.functions.quoteFee(p.model_id, 0).call())
         ids: list[int] = []
 
@@ -50,9 +51,9 @@ def test_oracle_recovers_from_a_10s_rpc_outage(risk_circuit: Path, tmp_path: Pat
             for k in range(4):
                 request(k)
             wait_for(all_fulfilled, 60, "requests before the outage")
-            for k in range(4, 6):           # in flight when the node goes away
+            for k in range(4, 6):  # in flight when the node goes away
                 request(k)
-            node.stop()                     # SIGTERM: anvil dumps its state
+            node.stop()  # SIGTERM: anvil dumps its state
             assert state.exists()
             time.sleep(10)
             node = Anvil(port=port, state_file=state).start()
@@ -62,7 +63,9 @@ def test_oracle_recovers_from_a_10s_rpc_outage(risk_circuit: Path, tmp_path: Pat
                 request(k)
             wait_for(all_fulfilled, 90, "every request after the node came back")
             failures = sum(b.failures for b in svc._backoff.values())
-        per_id = Counter(int(e["args"]["requestId"]) for e in p.oracle.events.InferenceFulfilled().get_logs(from_block=0))
+        per_id = Counter(
+            int(e["args"]["requestId"]) for e in p.oracle.events.InferenceFulfilled().get_logs(from_block=0)
+        )
         assert all(per_id[i] == 1 for i in ids)
         assert len(ids) == 9
         assert failures == 0, "every job recovered (no job left in back-off)"

@@ -7,14 +7,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any, cast
 
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
-from eth_utils import function_abi_to_4byte_selector, to_checksum_address
+from eth_utils.abi import function_abi_to_4byte_selector
+from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError
-from web3.types import TxParams, TxReceipt
+from web3.types import TxParams, TxReceipt, Wei
 
 from oracle.chain.compiler import Artifact, compile_project
 
@@ -146,7 +147,7 @@ class Chain:
     def _base_tx(self, value: int = 0) -> TxParams:
         if self.account is None:
             raise RuntimeError("this Chain has no signing account")
-        return {"from": self.account.address, "value": value, "chainId": self.chain_id}
+        return {"from": self.account.address, "value": Wei(value), "chainId": self.chain_id}
 
     def _send(self, tx: TxParams) -> TxReceipt:
         assert self.account is not None

@@ -68,7 +68,7 @@ def load_account(
 
 def write_keystore(private_key: str, password: str, path: Path) -> Path:
     """Encrypts a key into a standard (scrypt) keystore file, mode 0600."""
-    blob = Account.encrypt(private_key, password)
+    blob = Account.encrypt(bytes.fromhex(private_key.removeprefix("0x")), password)
     path.write_text(json.dumps(blob))
     path.chmod(0o600)
     return path

@@ -25,9 +25,9 @@ HALO2_DEFAULT_GAS = 1_500_000
 
 @dataclass(frozen=True)
 class Registration:
-    model_id: str        # 0x-prefixed bytes32
-    verifier: str        # generated verifier
-    adapter: str         # IInferenceVerifier registered for the model
+    model_id: str  # 0x-prefixed bytes32
+    verifier: str  # generated verifier
+    adapter: str  # IInferenceVerifier registered for the model
     circuit_id: str
     verify_gas: int
 
@@ -64,9 +64,7 @@ def register_circuit(
     elif manifest.backend == "groth16":
         adapter = chain.deploy("Groth16VerifierAdapter", verifier, manifest.input_size, manifest.output_size)
     else:
-        adapter = chain.deploy(
-            "Halo2VerifierAdapter", verifier, manifest.input_size, manifest.output_size, gas
-        )
+        adapter = chain.deploy("Halo2VerifierAdapter", verifier, manifest.input_size, manifest.output_size, gas)
     mid = model_id or manifest.circuit_id
     model = (
         adapter,
@@ -77,16 +75,20 @@ def register_circuit(
         manifest.output_scale,
         manifest.input_bits,
         manifest.output_bits,
-        False,   # frozen
-        batch,   # batchVerify: the adapter implements IBatchInferenceVerifier
+        False,  # frozen
+        batch,  # batchVerify: the adapter implements IBatchInferenceVerifier
         bytes.fromhex(manifest.circuit_id.removeprefix("0x")),
         fee_wei,
         gas,
     )
     reg = chain.contract("ModelRegistry", registry)
     chain.transact(reg.functions.register(bytes.fromhex(mid.removeprefix("0x")), model))
-    log.info("registered model %s (%s, circuit %s) with adapter %s", mid, manifest.backend, manifest.circuit_id, adapter)
-    return Registration(model_id=mid, verifier=verifier, adapter=adapter, circuit_id=manifest.circuit_id, verify_gas=gas)
+    log.info(
+        "registered model %s (%s, circuit %s) with adapter %s", mid, manifest.backend, manifest.circuit_id, adapter
+    )
+    return Registration(
+        model_id=mid, verifier=verifier, adapter=adapter, circuit_id=manifest.circuit_id, verify_gas=gas
+    )
 
 
 def _hex(s: str) -> str:

@@ -70,5 +70,5 @@ class ProofBackend(abc.ABC):
     def verify(self, circuit_dir: Path, proof: Proof) -> bool:
         """Verify off-chain, checking public signals equal (input_fixed, output_fixed)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op for stateless backends
         """Release long-lived resources (prover processes)."""

@@ -53,7 +53,7 @@ class _Backoff:
 
     def fail(self) -> float:
         self.failures += 1
-        delay = min(10.0, 0.5 * 2 ** (self.failures - 1))
+        delay = min(10.0, 0.5 * 2.0 ** (self.failures - 1))
         self.until = time.monotonic() + delay
         return delay
 

@@ -40,10 +40,10 @@ class State(enum.StrEnum):
     VERIFIED = "verified"
     SUBMITTED = "submitted"
     FULFILLED = "fulfilled"
-    REJECTED = "rejected"      # bad input; reason recorded
-    EXPIRED = "expired"        # deadline passed before fulfilment
-    FAILED = "failed"          # retries exhausted; reason recorded
-    ORPHANED = "orphaned"      # its block left the canonical chain (reorg)
+    REJECTED = "rejected"  # bad input; reason recorded
+    EXPIRED = "expired"  # deadline passed before fulfilment
+    FAILED = "failed"  # retries exhausted; reason recorded
+    ORPHANED = "orphaned"  # its block left the canonical chain (reorg)
 
 
 TERMINAL = frozenset({State.FULFILLED, State.REJECTED, State.EXPIRED, State.FAILED, State.ORPHANED})
@@ -57,7 +57,9 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.DISPATCHED: frozenset(
         {State.PROVEN, State.CONFIRMED, State.FAILED, State.EXPIRED, State.ORPHANED, State.FULFILLED}
     ),
-    State.PROVEN: frozenset({State.VERIFIED, State.CONFIRMED, State.FAILED, State.EXPIRED, State.ORPHANED, State.FULFILLED}),
+    State.PROVEN: frozenset(
+        {State.VERIFIED, State.CONFIRMED, State.FAILED, State.EXPIRED, State.ORPHANED, State.FULFILLED}
+    ),
     State.VERIFIED: frozenset({State.SUBMITTED, State.EXPIRED, State.ORPHANED, State.FULFILLED, State.FAILED}),
     State.SUBMITTED: frozenset({State.FULFILLED, State.VERIFIED, State.EXPIRED, State.FAILED, State.ORPHANED}),
     State.FULFILLED: frozenset({State.VERIFIED, State.ORPHANED}),  # a reorg can undo a fulfilment
@@ -81,7 +83,7 @@ class Request(Base):
     request_id: Mapped[int] = mapped_column(BigInteger)
     model_id: Mapped[str] = mapped_column(String(66))
     requester: Mapped[str] = mapped_column(String(42))
-    input: Mapped[list[str]] = mapped_column(JSON)       # decimal strings: int256 overflows JSON numbers elsewhere
+    input: Mapped[list[str]] = mapped_column(JSON)  # decimal strings: int256 overflows JSON numbers elsewhere
     callback: Mapped[str] = mapped_column(String(42))
     callback_gas_limit: Mapped[int] = mapped_column(BigInteger)
     deadline: Mapped[int] = mapped_column(BigInteger)
@@ -129,8 +131,8 @@ class Proof(Base):
     output: Mapped[list[str]] = mapped_column(JSON)
     calldata: Mapped[str] = mapped_column(Text)
     public_signals: Mapped[list[str]] = mapped_column(JSON)
-    native: Mapped[Any] = mapped_column(JSON, nullable=True)   # backend-native proof object
-    prover: Mapped[str] = mapped_column(String(80))    # "local" or a miner hotkey
+    native: Mapped[Any] = mapped_column(JSON, nullable=True)  # backend-native proof object
+    prover: Mapped[str] = mapped_column(String(80))  # "local" or a miner hotkey
     prove_seconds: Mapped[float] = mapped_column(Float)
     verified: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -172,10 +174,10 @@ class RelayerTx(Base):
     chain_id: Mapped[int] = mapped_column(BigInteger)
     account: Mapped[str] = mapped_column(String(42))
     nonce: Mapped[int] = mapped_column(BigInteger)
-    kind: Mapped[str] = mapped_column(String(16))            # fulfill | fulfillBatch | noop
+    kind: Mapped[str] = mapped_column(String(16))  # fulfill | fulfillBatch | noop
     request_pks: Mapped[list[int]] = mapped_column(JSON)
     tx_hash: Mapped[str] = mapped_column(String(66))
-    raw_tx: Mapped[str] = mapped_column(Text)                 # signed bytes, for rebroadcast
+    raw_tx: Mapped[str] = mapped_column(Text)  # signed bytes, for rebroadcast
     to: Mapped[str] = mapped_column(String(42))
     data: Mapped[str] = mapped_column(Text)
     gas_limit: Mapped[int] = mapped_column(BigInteger)
@@ -193,11 +195,11 @@ class RelayerTx(Base):
 class DeliveryState(enum.StrEnum):
     """A cross-chain delivery (one per cross-chain request), on the destination chain."""
 
-    WAITING = "waiting"          # source request not fulfilled yet, or retrying after a failure
-    SUBMITTED = "submitted"      # deliver tx signed, stored and broadcast (tx_pk)
-    DELIVERED = "delivered"      # CrossChainDelivered seen at confirmation depth (or delivered by someone else)
-    FAILED = "failed"            # retries exhausted; reason recorded
-    CANCELLED = "cancelled"      # the source request will never be fulfilled (expired, rejected, ...)
+    WAITING = "waiting"  # source request not fulfilled yet, or retrying after a failure
+    SUBMITTED = "submitted"  # deliver tx signed, stored and broadcast (tx_pk)
+    DELIVERED = "delivered"  # CrossChainDelivered seen at confirmation depth (or delivered by someone else)
+    FAILED = "failed"  # retries exhausted; reason recorded
+    CANCELLED = "cancelled"  # the source request will never be fulfilled (expired, rejected, ...)
 
 
 class Delivery(Base):
@@ -228,7 +230,7 @@ class Delivery(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_until: Mapped[float] = mapped_column(Float, default=0.0)
     tx_pk: Mapped[int | None] = mapped_column(ForeignKey("relayer_txs.id"), nullable=True)
-    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)   # the tx that mined
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)  # the tx that mined
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     gas_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     callback_succeeded: Mapped[bool | None] = mapped_column(nullable=True)

@@ -191,7 +191,11 @@ def set_checkpoint(
 ) -> None:
     cp = s.get(Checkpoint, (chain_id, oracle))
     if cp is None:
-        s.add(Checkpoint(chain_id=chain_id, oracle=oracle, block_number=number, block_hash=block_hash, recent_hashes=recent))
+        s.add(
+            Checkpoint(
+                chain_id=chain_id, oracle=oracle, block_number=number, block_hash=block_hash, recent_hashes=recent
+            )
+        )
     else:
         cp.block_number = number
         cp.block_hash = block_hash
@@ -212,9 +216,7 @@ def reserve_nonce(s: Session, chain_id: int, account: str, chain_nonce: int) -> 
 
 def release_stale_leases(s: Session, owner: str) -> int:
     """At start-up: leases held by this worker's previous life are void."""
-    res = s.execute(
-        update(Request).where(Request.lease_owner == owner).values(lease_owner=None, lease_until=0.0)
-    )
+    res = s.execute(update(Request).where(Request.lease_owner == owner).values(lease_owner=None, lease_until=0.0))
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -231,8 +233,16 @@ def record_cross_chain(
         return None  # cannot happen: InferenceRequested precedes it in the same transaction
     d = s.execute(select(Delivery).where(Delivery.request_pk == req.id)).scalar_one_or_none()
     if d is None:
-        d = Delivery(request_pk=req.id, src_chain_id=chain_id, src_oracle=oracle, request_id=request_id,
-                     state=DeliveryState.WAITING.value, attempts=0, next_attempt_at=0.0, lease_until=0.0)
+        d = Delivery(
+            request_pk=req.id,
+            src_chain_id=chain_id,
+            src_oracle=oracle,
+            request_id=request_id,
+            state=DeliveryState.WAITING.value,
+            attempts=0,
+            next_attempt_at=0.0,
+            lease_until=0.0,
+        )
         s.add(d)
     elif d.state not in (DeliveryState.WAITING.value, DeliveryState.CANCELLED.value):
         return None  # already sent: the inbox keys on the whole message, so nothing is lost
@@ -248,7 +258,5 @@ def record_cross_chain(
 
 def release_stale_delivery_leases(s: Session, owner: str) -> int:
     """At start-up: delivery leases held by this worker's previous life are void."""
-    res = s.execute(
-        update(Delivery).where(Delivery.lease_owner == owner).values(lease_owner=None, lease_until=0.0)
-    )
+    res = s.execute(update(Delivery).where(Delivery.lease_owner == owner).values(lease_owner=None, lease_until=0.0))
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
