@@ -2,7 +2,9 @@
 
 Features (all fractions in [0, 1]) for a vault with three restaking strategies:
   f0..f2  share of vault assets allocated to strategy 0..2
-  f3..f5  loss ratio of strategy 0..2 (slashing: 1 - balance/principal, clamped to [0, 1])
+  f3..f5  loss ratio of strategy 0..2 in [0, 1]: the larger of the current shortfall
+          (1 - balance/principal) and the lifetime loss of one token held through every
+          slash (RestakingStrategy.lossRatioWad), so a drained strategy keeps its history
   f6      idle ratio (idle assets / total assets)
   f7      withdrawal pressure (assets withdrawn since last rebalance / total, clamped [0, 1])
 Output: one risk score in [0, 1] per strategy.
