@@ -72,6 +72,17 @@ def main() -> None:
             r = chain.transact(oracle.functions.fulfill(rid, p.output_fixed, HexBytes(p.calldata)), gas=2_000_000)
             rows.append(("fulfill, batch adapter (single path), no callback", f"{int(r['gasUsed']):,}"))
 
+            # A light consumer callback (stores the output): the integrator's typical case.
+            board = chain.deploy("ScoreBoard", d.oracle, bytes.fromhex(plain.model_id[2:]))
+            mid = bytes.fromhex(plain.model_id[2:])
+            cb_fee = int(oracle.functions.quoteFee(mid, 100_000).call())
+            x = [5, 10, 15, 20, 25, 30, 35, 40]
+            chain.transact(oracle.functions.requestInference(mid, x, board, 100_000, deadline), value=cb_fee)
+            rid = int(oracle.functions.nextRequestId().call()) - 1
+            p = backend.prove(circuit, x)
+            r = chain.transact(oracle.functions.fulfill(rid, p.output_fixed, HexBytes(p.calldata)), gas=2_000_000)
+            rows.append(("fulfill + ScoreBoard callback (stores 3 outputs)", f"{int(r['gasUsed']):,}"))
+
             # The vault: request (features + fee) and fulfil with its rebalancing callback.
             chain.transact(vault.functions.setRiskModel(bytes.fromhex(plain.model_id[2:])))
             chain.transact(token.functions.mint(me, 1000 * ETH))
