@@ -1,6 +1,8 @@
 """On-chain gas of the protocol for the 8-input / 3-output risk model with real Groth16 proofs,
 on a local anvil: requestInference, fulfill (verification included, with and without the vault
-callback) and fulfillBatch per request, with the plain snarkjs adapter and the batch adapter.
+callback) and fulfillBatch per request, with the plain snarkjs adapter and the batch adapter
+(circuit with one public signal per value: 11 signals) and with the packed adapters (the default
+circuit, 8 + 3 values of 12 bits packed into 2 public signals, oracle/circuits/packing.py).
 
     .venv/bin/python bench/bench_gas.py [--batch 1 5 10 16]
 
@@ -20,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from eth_account import Account  # noqa: E402
 from hexbytes import HexBytes  # noqa: E402
+from web3.types import Wei  # noqa: E402
 
 from oracle.chain.anvil import DEV_KEYS, Anvil  # noqa: E402
 from oracle.chain.client import Chain  # noqa: E402
@@ -39,7 +42,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     backend = Groth16Backend(pool_size=2)
     circuit = compile_cached(backend, ROOT / "models/risk/model.onnx", ROOT / "models/risk/calibration.json",
-                             ROOT / ".cache/bench-circuits/risk-groth16")
+                             ROOT / ".cache/bench-circuits/risk-groth16", packed=False)
+    packed_circuit = compile_cached(backend, ROOT / "models/risk/model.onnx", ROOT / "models/risk/calibration.json",
+                                    ROOT / ".cache/bench-circuits/risk-groth16-packed", packed=True)
+    circuit_of: dict[str, Path] = {}
     rows: list[tuple[str, str]] = []
     try:
         with Anvil() as node:
@@ -47,6 +53,11 @@ def main() -> None:
             d = deploy_all(chain)
             plain = register_circuit(chain, d.registry, circuit, model_id="0x" + "11" * 32, batch=False)
             batch = register_circuit(chain, d.registry, circuit, model_id="0x" + "22" * 32, batch=True)
+            packed = register_circuit(chain, d.registry, packed_circuit, model_id="0x" + "33" * 32, batch=False)
+            packed_batch = register_circuit(chain, d.registry, packed_circuit, model_id="0x" + "44" * 32, batch=True)
+            for reg, c in ((plain, circuit), (batch, circuit), (packed, packed_circuit),
+                           (packed_batch, packed_circuit)):
+                circuit_of[reg.model_id] = c
             oracle = chain.contract("InferenceOracle", d.oracle)
             vault = chain.contract("LRTVault", d.vault)
             token = chain.contract("LRTToken", d.token)
@@ -71,6 +82,11 @@ def main() -> None:
             p = backend.prove(circuit, x)
             r = chain.transact(oracle.functions.fulfill(rid, p.output_fixed, HexBytes(p.calldata)), gas=2_000_000)
             rows.append(("fulfill, batch adapter (single path), no callback", f"{int(r['gasUsed']):,}"))
+            for label, reg in (("packed adapter", packed), ("packed batch adapter (single path)", packed_batch)):
+                rid, x, _ = request(reg.model_id)
+                p = backend.prove(packed_circuit, x)
+                r = chain.transact(oracle.functions.fulfill(rid, p.output_fixed, HexBytes(p.calldata)), gas=2_000_000)
+                rows.append((f"fulfill, {label}, no callback", f"{int(r['gasUsed']):,}"))
 
             # A light consumer callback (stores the output): the integrator's typical case.
             board = chain.deploy("ScoreBoard", d.oracle, bytes.fromhex(plain.model_id[2:]))
@@ -84,25 +100,31 @@ def main() -> None:
             rows.append(("fulfill + ScoreBoard callback (stores 3 outputs)", f"{int(r['gasUsed']):,}"))
 
             # The vault: request (features + fee) and fulfil with its rebalancing callback.
-            chain.transact(vault.functions.setRiskModel(bytes.fromhex(plain.model_id[2:])))
             chain.transact(token.functions.mint(me, 1000 * ETH))
             chain.transact(token.functions.approve(d.vault, 1000 * ETH))
             chain.transact(vault.functions.deposit(1000 * ETH))
-            chain.w3.eth.send_transaction({"from": me, "to": d.vault, "value": ETH})
-            r = chain.transact(vault.functions.requestRebalance())
-            rows.append(("LRTVault.requestRebalance (features + request)", f"{int(r['gasUsed']):,}"))
-            vid = int(oracle.functions.nextRequestId().call()) - 1
-            vin = [int(v) for v in oracle.functions.getRequest(vid).call()[8]]
-            p = backend.prove(circuit, vin)
-            r = chain.transact(oracle.functions.fulfill(vid, p.output_fixed, HexBytes(p.calldata)), gas=3_000_000)
-            rows.append(("fulfill + LRTVault callback (re-weighting)", f"{int(r['gasUsed']):,}"))
+            chain.w3.eth.send_transaction({"from": me, "to": d.vault, "value": Wei(ETH)})
+            # Both callbacks from the same vault state: snapshot, measure one, revert, the other.
+            snap = chain.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+            for label, reg in (("snarkjs adapter", plain), ("packed adapter", packed)):
+                if reg is packed:
+                    chain.w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
+                chain.transact(vault.functions.setRiskModel(bytes.fromhex(reg.model_id[2:])))
+                r = chain.transact(vault.functions.requestRebalance())
+                rows.append((f"LRTVault.requestRebalance (features + request), {label}", f"{int(r['gasUsed']):,}"))
+                vid = int(oracle.functions.nextRequestId().call()) - 1
+                vin = [int(v) for v in oracle.functions.getRequest(vid).call()[8]]
+                p = backend.prove(circuit_of[reg.model_id], vin)
+                r = chain.transact(oracle.functions.fulfill(vid, p.output_fixed, HexBytes(p.calldata)), gas=3_000_000)
+                rows.append((f"fulfill + LRTVault callback (re-weighting), {label}", f"{int(r['gasUsed']):,}"))
 
-            for label, model in (("snarkjs adapter", plain.model_id), ("batch adapter", batch.model_id)):
+            for label, model in (("snarkjs adapter", plain.model_id), ("batch adapter", batch.model_id),
+                                 ("packed adapter", packed.model_id), ("packed batch adapter", packed_batch.model_id)):
                 for n in args.batch:
                     ids, outs, proofs = [], [], []
                     for _ in range(n):
                         rid, x, _ = request(model)
-                        pr = backend.prove(circuit, x)
+                        pr = backend.prove(circuit_of[model], x)
                         ids.append(rid)
                         outs.append(pr.output_fixed)
                         proofs.append(HexBytes(pr.calldata))
@@ -114,8 +136,8 @@ def main() -> None:
     print(f"{'operation':<{width}}  gas")
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
-    print("anchors: snarkjs verify ~207k + ~7k/signal (11 signals: ~284k); RISC Zero router ~316k/tx; "
-          "Chainlink Functions callback cap 300k")
+    print("anchors: snarkjs verify ~207k + ~7k/signal (11 signals: ~284k, 2 packed: ~221k); RISC Zero router "
+          "~316k/tx; Chainlink Functions callback cap 300k")
 
 
 if __name__ == "__main__":

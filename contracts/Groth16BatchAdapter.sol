@@ -3,12 +3,22 @@ pragma solidity ^0.8.24;
 
 import {Groth16VerifierAdapter, FieldEncoding, IBatchInferenceVerifier} from "./Verifier.sol";
 
-/// @title Groth16BatchAdapter
-/// @notice A Groth16 adapter that also verifies a batch of proofs of the same circuit with one
-///         pairing check, using a random linear combination (Bellare–Garay–Rabin small-exponent
-///         batching). One proof costs 4 pairings; k proofs cost k + 3 pairings and the
-///         public-input multi-scalar multiplication is done once for the whole batch.
-/// @dev Single proofs still go through the snarkjs-generated verifier (the parent adapter).
+/// @title Groth16ProofErrors
+/// @notice `MalformedProof(uint256)` for code that cannot inherit it from an adapter. Same
+///         signature, hence same selector, as `Groth16VerifierAdapter.MalformedProof`, so callers
+///         (and the oracle's FulfillmentSkipped reasons) see one error whatever the adapter.
+library Groth16ProofErrors {
+    /// @notice The proof bytes (or a point in them) are not a valid Groth16 proof encoding.
+    error MalformedProof(uint256 length);
+}
+
+/// @title Groth16BatchVerifier
+/// @notice Verifies a batch of Groth16 proofs of the same circuit with one pairing check, using a
+///         random linear combination (Bellare–Garay–Rabin small-exponent batching). One proof
+///         costs 4 pairings; k proofs cost k + 3 pairings and the public-input multi-scalar
+///         multiplication is done once for the whole batch.
+/// @dev Abstract: the concrete adapter says how an entry's (input, output) become its public
+///      signals (`_entrySignals`), so plain and packed signal layouts share this code.
 ///      The batch path needs the verification key itself, stored as contract code (cheap to
 ///      read). `vkHash` lets anyone check it is the key of the registered circuit: the deploy
 ///      tool derives both from the same verification_key.json, and the tests check that the
@@ -16,7 +26,7 @@ import {Groth16VerifierAdapter, FieldEncoding, IBatchInferenceVerifier} from "./
 ///
 ///      Randomness: r_i = H(transcript, i) where the transcript hashes every proof and public
 ///      signal of the batch (Fiat-Shamir), so a prover cannot choose proofs after seeing r.
-contract Groth16BatchAdapter is Groth16VerifierAdapter, IBatchInferenceVerifier {
+abstract contract Groth16BatchVerifier is IBatchInferenceVerifier {
     /// @dev Base field of BN254 (coordinates).
     uint256 private constant Q = 21888242871839275222246405745257275088696311157297823662689037894645226208583;
     uint256 private constant R = FieldEncoding.R;
@@ -29,21 +39,20 @@ contract Groth16BatchAdapter is Groth16VerifierAdapter, IBatchInferenceVerifier 
     address public immutable vkPointer;
     /// @notice keccak256 of the verification key words.
     bytes32 public immutable vkHash;
+    /// @dev Public signals per proof (the key has one IC point more).
+    uint256 private immutable _batchSignals;
 
     error InvalidVerificationKey(uint256 words, uint256 expected);
     error BatchLengthMismatch(uint256 inputs, uint256 outputs, uint256 proofs);
     error EmptyBatch();
 
-    /// @param verifier_ The snarkjs-generated verifier (used for single proofs).
-    /// @param numInputs_ Model input size.
-    /// @param numOutputs_ Model output size.
+    /// @param numSignals Public signals per proof.
     /// @param vk Verification key words: alpha1 (x, y), beta2, gamma2, delta2 (each x_im, x_re,
-    ///        y_im, y_re: EIP-197 order), then IC[0..n] (x, y) with n = inputs + outputs.
-    constructor(address verifier_, uint256 numInputs_, uint256 numOutputs_, uint256[] memory vk)
-        Groth16VerifierAdapter(verifier_, numInputs_, numOutputs_)
-    {
-        uint256 expected = 14 + 2 * (numInputs_ + numOutputs_ + 1);
+    ///        y_im, y_re: EIP-197 order), then IC[0..n] (x, y) with n = numSignals.
+    constructor(uint256 numSignals, uint256[] memory vk) {
+        uint256 expected = 14 + 2 * (numSignals + 1);
         if (vk.length != expected) revert InvalidVerificationKey(vk.length, expected);
+        _batchSignals = numSignals;
         bytes memory words = abi.encodePacked(vk);
         vkHash = keccak256(words);
         // Runtime code = 0x00 (STOP, so the data can never be executed) ++ words.
@@ -78,7 +87,7 @@ contract Groth16BatchAdapter is Groth16VerifierAdapter, IBatchInferenceVerifier 
         return _finish(acc, k);
     }
 
-    /// @dev Public signals as field elements, circom order (outputs, then inputs).
+    /// @dev Public signals of every entry, each checked by the concrete adapter.
     function _allSignals(int256[][] calldata inputs, int256[][] calldata outputs, bytes[] calldata proofs)
         private
         view
@@ -86,16 +95,22 @@ contract Groth16BatchAdapter is Groth16VerifierAdapter, IBatchInferenceVerifier 
     {
         signals = new uint256[][](proofs.length);
         for (uint256 i; i < proofs.length; ++i) {
-            _checkSizes(inputs[i], outputs[i]);
-            if (proofs[i].length != PROOF_LENGTH) revert MalformedProof(proofs[i].length);
-            signals[i] = _signals(inputs[i], outputs[i]);
+            signals[i] = _entrySignals(inputs[i], outputs[i], proofs[i]);
         }
     }
+
+    /// @dev One entry's public signals as field elements, in the circuit's order; reverts when
+    ///      the sizes, the proof length or a value is not acceptable.
+    function _entrySignals(int256[] calldata input, int256[] calldata output, bytes calldata proof)
+        internal
+        view
+        virtual
+        returns (uint256[] memory);
 
     /// @dev Pairing input: k pairs (-r_i A_i, B_i), then three pairs filled by `_finish`.
     function _accumulate(uint256[][] memory signals, bytes[] calldata proofs) private view returns (Acc memory acc) {
         uint256 k = proofs.length;
-        uint256 n = numInputs + numOutputs;
+        uint256 n = _batchSignals;
         bytes32 transcript = keccak256(abi.encode(vkHash, signals, proofs));
         acc.pairing = new uint256[](6 * (k + 3));
         acc.coeff = new uint256[](n);
@@ -129,17 +144,7 @@ contract Groth16BatchAdapter is Groth16VerifierAdapter, IBatchInferenceVerifier 
     /// @notice The verification key words, as passed to the constructor.
     /// @return The words.
     function verificationKey() external view returns (uint256[] memory) {
-        return _vkWords(14 + 2 * (numInputs + numOutputs + 1));
-    }
-
-    function _signals(int256[] calldata input, int256[] calldata output) private pure returns (uint256[] memory s) {
-        s = new uint256[](input.length + output.length);
-        for (uint256 j; j < output.length; ++j) {
-            s[j] = FieldEncoding.toField(output[j]);
-        }
-        for (uint256 j; j < input.length; ++j) {
-            s[output.length + j] = FieldEncoding.toField(input[j]);
-        }
+        return _vkWords(14 + 2 * (_batchSignals + 1));
     }
 
     /// @dev Writes the pair (-r A, B) at position i; returns r C.
@@ -168,9 +173,9 @@ contract Groth16BatchAdapter is Groth16VerifierAdapter, IBatchInferenceVerifier 
         (a, b, c) = abi.decode(proof, (uint256[2], uint256[4], uint256[2]));
         // Canonical coordinates only: the precompiles reject points not on the curve, this
         // rejects the same point written with an out-of-range coordinate.
-        if (a[0] >= Q || a[1] >= Q || c[0] >= Q || c[1] >= Q) revert MalformedProof(proof.length);
+        if (a[0] >= Q || a[1] >= Q || c[0] >= Q || c[1] >= Q) revert Groth16ProofErrors.MalformedProof(proof.length);
         for (uint256 t; t < 4; ++t) {
-            if (b[t] >= Q) revert MalformedProof(proof.length);
+            if (b[t] >= Q) revert Groth16ProofErrors.MalformedProof(proof.length);
         }
     }
 
@@ -201,7 +206,7 @@ contract Groth16BatchAdapter is Groth16VerifierAdapter, IBatchInferenceVerifier 
         assembly {
             ok := staticcall(ECADD_GAS, 6, input, 128, r, 64)
         }
-        if (!ok) revert MalformedProof(0);
+        if (!ok) revert Groth16ProofErrors.MalformedProof(0);
     }
 
     function _ecMul(uint256[2] memory p, uint256 s) private view returns (uint256[2] memory r) {
@@ -210,7 +215,7 @@ contract Groth16BatchAdapter is Groth16VerifierAdapter, IBatchInferenceVerifier 
         assembly {
             ok := staticcall(ECMUL_GAS, 7, input, 96, r, 64)
         }
-        if (!ok) revert MalformedProof(0);
+        if (!ok) revert Groth16ProofErrors.MalformedProof(0);
     }
 
     function _pairing(uint256[] memory words) private view returns (bool) {
@@ -227,5 +232,39 @@ contract Groth16BatchAdapter is Groth16VerifierAdapter, IBatchInferenceVerifier 
         // A failed precompile call (invalid G2 point, or out of gas) is "not valid": the
         // oracle then falls back to verifying one by one, where the gas floor applies.
         return ok && result == 1;
+    }
+}
+
+/// @title Groth16BatchAdapter
+/// @notice A Groth16 adapter that also verifies a batch of proofs of the same circuit with one
+///         pairing check (see `Groth16BatchVerifier`). Public signals: one field element per
+///         value, outputs first, then inputs (circom's order).
+/// @dev Single proofs still go through the snarkjs-generated verifier (the parent adapter).
+contract Groth16BatchAdapter is Groth16VerifierAdapter, Groth16BatchVerifier {
+    /// @param verifier_ The snarkjs-generated verifier (used for single proofs).
+    /// @param numInputs_ Model input size.
+    /// @param numOutputs_ Model output size.
+    /// @param vk Verification key words (see `Groth16BatchVerifier`), n = inputs + outputs.
+    constructor(address verifier_, uint256 numInputs_, uint256 numOutputs_, uint256[] memory vk)
+        Groth16VerifierAdapter(verifier_, numInputs_, numOutputs_)
+        Groth16BatchVerifier(numInputs_ + numOutputs_, vk)
+    {}
+
+    /// @dev Public signals as field elements, circom order (outputs, then inputs).
+    function _entrySignals(int256[] calldata input, int256[] calldata output, bytes calldata proof)
+        internal
+        view
+        override
+        returns (uint256[] memory s)
+    {
+        _checkSizes(input, output);
+        if (proof.length != PROOF_LENGTH) revert MalformedProof(proof.length);
+        s = new uint256[](input.length + output.length);
+        for (uint256 j; j < output.length; ++j) {
+            s[j] = FieldEncoding.toField(output[j]);
+        }
+        for (uint256 j; j < input.length; ++j) {
+            s[output.length + j] = FieldEncoding.toField(input[j]);
+        }
     }
 }

@@ -78,7 +78,8 @@ contract InferenceOracle is Owned, ReentrancyGuard {
     uint256 public constant FULFILL_OVERHEAD_GAS = 90_000;
     /// @dev Destination-chain delivery gas outside verification and callback, priced into the
     ///      fee of a cross-chain request (CrossChainInbox.deliver: calldata, replay record,
-    ///      event, transaction base). Measured by bench/bench_crosschain.py.
+    ///      event, transaction base). Measured 84 k for the 8-input risk model
+    ///      (bench/bench_crosschain.py); the margin covers larger inputs and outputs.
     uint256 public constant DELIVERY_OVERHEAD_GAS = 110_000;
 
     ModelRegistry public immutable registry;

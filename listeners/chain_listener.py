@@ -107,6 +107,7 @@ class ChainListener:
         log.warning("chain %d: reorg detected at block %d; rewinding to %d", self.cfg.chain_id, number, fork)
         res.notes.append(f"reorg: rewound from {number} to {fork}")
         with self.db.session() as s:
+            repo.lock_listener(s, self.cfg.chain_id, self.oracle)
             orphaned = self._orphan_after(s, fork)
             res.orphaned += orphaned
             kept = {k: v for k, v in recent.items() if int(k) <= fork}
@@ -129,7 +130,7 @@ class ChainListener:
                 Request.oracle == self.oracle,
                 Request.block_number > fork,
                 Request.state.not_in([State.ORPHANED.value, State.REJECTED.value, State.EXPIRED.value]),
-            )
+            ).with_for_update()
         ).scalars()
         hashes: dict[int, str | None] = {}
         count = 0
@@ -164,6 +165,9 @@ class ChainListener:
     def _store_range(self, logs: list[LogReceipt], end: int, end_hash: str, res: PollResult) -> None:
         """All logs of one range and the new checkpoint commit together."""
         with self.db.session() as s:
+            # Another instance's listener may be storing the same range: take turns, and read
+            # the store only once it has committed (record_seen then finds its rows).
+            repo.lock_listener(s, self.cfg.chain_id, self.oracle)
             for lg in sorted(logs, key=lambda x: (x["blockNumber"], x["logIndex"])):
                 name = self._events.get(HexBytes(lg["topics"][0]))
                 if name == "InferenceRequested":
@@ -221,7 +225,7 @@ class ChainListener:
                 Request.chain_id == self.cfg.chain_id,
                 Request.oracle == self.oracle,
                 Request.request_id == request_id,
-            )
+            ).with_for_update()  # no stale read against another instance's relayer/dispatcher
         ).scalar_one_or_none()
         return row
 
@@ -251,13 +255,14 @@ class ChainListener:
     def _confirm(self, head: int, res: PollResult) -> None:
         depth_ok = head - self.cfg.confirmations + 1
         with self.db.session() as s:
+            repo.lock_listener(s, self.cfg.chain_id, self.oracle)
             rows = s.execute(
                 select(Request).where(
                     Request.chain_id == self.cfg.chain_id,
                     Request.oracle == self.oracle,
                     Request.state == State.SEEN.value,
                     Request.block_number <= depth_ok,
-                )
+                ).with_for_update()
             ).scalars().all()
             if not rows:
                 return

@@ -63,7 +63,7 @@ def cmd_models_compile(a: argparse.Namespace) -> int:
         raise ValueError("--ptau is for the groth16 backend; use --srs with ezkl")
     if a.srs and a.backend != "ezkl":
         raise ValueError("--srs is for the ezkl backend; use --ptau with groth16")
-    m = compile_model(a.model, a.backend, a.out, a.calibration, setup)
+    m = compile_model(a.model, a.backend, a.out, a.calibration, setup, packed_signals=not a.unpacked_signals)
     if m.dev_keys:
         log.warning("DEVELOPMENT KEYS: %s was set up without a ceremony file; do not use in production", a.out)
     print(json.dumps({"circuit_id": m.circuit_id, "backend": m.backend, "out": str(a.out),
@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--calibration", type=Path)
     c.add_argument("--ptau", type=Path, help="powers-of-tau ceremony file (groth16)")
     c.add_argument("--srs", type=Path, help="KZG SRS ceremony file (ezkl)")
+    c.add_argument("--unpacked-signals", action="store_true",
+                   help="groth16: one public signal per value instead of packed words (more verification gas)")
     c.set_defaults(func=cmd_models_compile)
     r = m.add_parser("register", help="deploy the circuit's verifier + adapter and register the model")
     r.add_argument("circuit_dir", type=Path)

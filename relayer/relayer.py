@@ -83,7 +83,10 @@ class Relayer:
     def submit_ready(self) -> int:
         """Sends verified requests (one tx, batched when several); returns requests sent."""
         with self.db.session() as s:
-            reqs = repo.claim(s, [State.VERIFIED], self.cfg.owner, limit=self.cfg.max_batch, lease_seconds=60)
+            # Only this chain's: leasing another chain's verified requests (and dropping them
+            # below) blocked that chain's relayer for the whole lease.
+            reqs = repo.claim(s, [State.VERIFIED], self.cfg.owner, limit=self.cfg.max_batch, lease_seconds=60,
+                              chain_id=self.cfg.chain_id)
             reqs = [r for r in reqs if r.chain_id == self.cfg.chain_id and r.oracle == self.oracle.address]
             ids = [r.id for r in reqs]
         if not ids:

@@ -5,6 +5,8 @@ reference risk model (Groth16), starts the oracle service as its own process, th
   1. LRTVault asks for a proven risk assessment of its own state and re-weights;
   2. a restaking strategy gets slashed; the vault asks again and moves money away from it;
   3. plain accounts request inferences;
+  4. a request made on chain A is answered on chain B (a second anvil, another chain id): the
+     oracle fulfils it on A and delivers the same proof to B's CrossChainInbox;
 and prints each request's journey and a summary. Everything it starts is stopped at the end.
 """
 
@@ -30,7 +32,7 @@ from web3.logs import DISCARD  # noqa: E402
 
 from oracle.chain.anvil import DEV_KEYS, Anvil  # noqa: E402
 from oracle.chain.client import Chain  # noqa: E402
-from oracle.chain.deploy import deploy_all  # noqa: E402
+from oracle.chain.deploy import DEFAULT_GAS_PRICE_WEI, deploy_all, deploy_cross_chain  # noqa: E402
 from oracle.chain.registration import register_circuit  # noqa: E402
 from oracle.circuits.quantize import QuantizedModel, quantized_forward  # noqa: E402
 from oracle.proving.groth16 import Groth16Backend  # noqa: E402
@@ -41,6 +43,7 @@ from oracle.store.models import Request  # noqa: E402
 ETH = 10**18
 RELAYER_KEY = DEV_KEYS[5]
 NO_CALLBACK = "0x" + "00" * 20
+CHAIN_B = 31338
 log = logging.getLogger("demo")
 
 
@@ -82,9 +85,29 @@ class Demo:
         finally:
             backend.close()
         self.qm = QuantizedModel.load(self.circuit / "quantized.json")
-        with Anvil(block_time=1) as node:
-            print(f"anvil on {node.url} (1 s blocks)")
+        # Chain B mines on demand: its set-up adds well under a second to the demo.
+        with Anvil(block_time=1) as node, Anvil(chain_id=CHAIN_B) as node_b:
+            print(f"anvil on {node.url} (1 s blocks); chain B (id {CHAIN_B}) on {node_b.url}")
+            self.node_b = node_b
             return self._on_chain(node)
+
+    def _setup_chain_b(self) -> None:
+        """Chain B: its own registry, oracle, verifier and inbox; the same circuit registered under
+        the same model id; a consumer that accepts results only for inputs it committed to."""
+        b = Chain.connect(self.node_b.url, Account.from_key(DEV_KEYS[0]))
+        me = b.account.address  # type: ignore[union-attr]
+        registry = b.deploy("ModelRegistry", me)
+        self.oracle_b = b.deploy("InferenceOracle", registry, me, DEFAULT_GAS_PRICE_WEI)
+        reg = register_circuit(b, registry, self.circuit)
+        assert reg.model_id == "0x" + self.model_id.hex(), "same model id on both chains"
+        x = deploy_cross_chain(b, registry)
+        consumer = b.deploy("CommittedInputConsumer", x.inbox, self.model_id, me)
+        self.b, self.inbox = b, b.contract("CrossChainInbox", x.inbox)
+        self.results = b.contract("ProvenResults", x.proven_results)
+        self.consumer = b.contract("CommittedInputConsumer", consumer)
+        self.chain.transact(self.oracle.functions.setDestination(CHAIN_B, True))
+        print(f"chain B: registry {registry}, inbox {x.inbox}, consumer {consumer}; "
+              f"A's oracle accepts destination {CHAIN_B}")
 
     def _on_chain(self, node: Anvil) -> int:
         owner = Chain.connect(node.url, Account.from_key(DEV_KEYS[0]))
@@ -110,6 +133,7 @@ class Demo:
         owner.w3.eth.wait_for_transaction_receipt(
             owner.w3.eth.send_transaction({"from": me, "to": d.vault, "value": 2 * ETH}))
         print(f"vault holds {self._assets():.1f} rstETH from 3 depositors; allocations {self._alloc()}")
+        self._setup_chain_b()
 
         db_url = f"sqlite:///{self.workdir / 'oracle.db'}"
         for f in self.workdir.glob("oracle.db*"):
@@ -119,12 +143,18 @@ class Demo:
         link = models / "risk-groth16"
         if not link.exists():
             link.symlink_to(self.circuit.resolve(), target_is_directory=True)
-        banner("start the oracle service (listener, dispatcher, local Groth16 prover pool, relayer)")
+        banner("start the oracle service (listeners, dispatcher, local Groth16 prover pool, relayers)")
+        config = self.workdir / "oracle.toml"
+        config.write_text(
+            f'[database]\nurl = "{db_url}"\n\n[prover]\nmodels_dir = "{models}"\nworkers = 2\n\n'
+            f'[[chains]]\nname = "A"\nrpc_url = "{node.url}"\noracle = "{d.oracle}"\nconfirmations = 1\n\n'
+            f'[[chains]]\nname = "B"\nrpc_url = "{self.node_b.url}"\noracle = "{self.oracle_b}"\n'
+            f'inbox = "{self.inbox.address}"\nconfirmations = 1\n'
+        )
         log_file = (self.workdir / "oracle.log").open("w")
         env = dict(os.environ, ORACLE_PRIVATE_KEY=RELAYER_KEY)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "oracle.cli", "run", "--rpc", node.url, "--oracle", d.oracle,
-             "--models", str(models), "--db", db_url, "--confirmations", "1"],
+            [sys.executable, "-m", "oracle.cli", "run", "--config", str(config)],
             stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
         )
         print(f"oracle pid {proc.pid}, relayer {Account.from_key(RELAYER_KEY).address}, log {log_file.name}")
@@ -163,8 +193,50 @@ class Demo:
         self._vault_round("rebalance #2")
         banner(f"3. {self.plain_requests} plain accounts request inferences")
         self._plain_round()
+        banner(f"4. a request on chain A (id {self.chain.chain_id}) answered on chain B (id {CHAIN_B})")
+        delivered = self._cross_chain_round()
         self._summary(db_url)
-        return 0 if all(j.output is not None for j in self.journeys) else 1
+        return 0 if delivered and all(j.output is not None for j in self.journeys) else 1
+
+    def _cross_chain_round(self, timeout: float = 60.0) -> bool:
+        x = self._random_vault_state(random.Random(4))
+        self.b.transact(self.consumer.functions.expect(x))
+        fee = int(self.oracle.functions.quoteFeeTo(self.model_id, 300_000).call())
+        deadline = int(self.chain.w3.eth.get_block("latest")["timestamp"]) + 600
+        r = self.chain.transact(self.oracle.functions.requestInferenceTo(
+            CHAIN_B, self.consumer.address, self.model_id, x, 300_000, deadline), value=fee)
+        print(f"consumer on B committed to input {x}; requestInferenceTo(B) on A, fee {fee / 1e9:,.0f} gwei "
+              f"(source fulfilment + delivery)")
+        j = self._journey("cross-chain A -> B", r)
+        self._wait([j])
+        print(f"fulfilled on A: tx {j.fulfil_tx[:18]}..  gas {j.fulfil_gas:,}  output {j.output}  "
+              f"{j.latency:.1f} s after inclusion")
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            evs = [e for e in self.inbox.events.CrossChainDelivered().get_logs(from_block=0)
+                   if int(e["args"]["requestId"]) == j.request_id]
+            if evs:
+                break
+            time.sleep(0.3)
+        else:
+            print(f"!! not delivered on B within {timeout:.0f} s")
+            return False
+        ev = evs[0]
+        rc = self.b.w3.eth.get_transaction_receipt(ev["transactionHash"])
+        got = [int(v) for v in self.consumer.functions.outputOf(x).call()]
+        ref = quantized_forward(self.qm, x)
+        print(f"delivered on B: tx {'0x' + bytes(ev['transactionHash']).hex()[:16]}..  gas {int(rc['gasUsed']):,} "
+              f"(B verified the same proof with its own verifier)  callback "
+              f"{'ok' if ev['args']['callbackSucceeded'] else 'FAILED'}")
+        print(f"consumer on B stored {got} {'== numpy reference' if got == ref else '!= reference ' + str(ref)}")
+        # Anyone can now record the same proof in B's ProvenResults for every protocol on B to read.
+        tx = self.b.w3.eth.get_transaction(ev["transactionHash"])
+        _, args = self.inbox.decode_function_input(tx["input"])
+        self.b.transact(self.results.functions.submit(self.model_id, x, args["output"], args["proof"]),
+                        gas=1_500_000)
+        out, proven = self.results.functions.provenOutput(self.model_id, x).call()
+        print(f"ProvenResults on B: provenOutput(model, input) = {[int(v) for v in out]}, proven={proven}")
+        return bool(ev["args"]["callbackSucceeded"]) and got == ref and bool(proven)
 
     def _vault_round(self, label: str) -> None:
         before = self._alloc()
@@ -192,7 +264,8 @@ class Demo:
         deadline = int(self.chain.w3.eth.get_block("latest")["timestamp"]) + 600
         pending: list[tuple[Journey, list[int]]] = []
         for k in range(self.plain_requests):
-            user = Chain(w3=self.chain.w3, account=Account.from_key(DEV_KEYS[6 + k % 4]), artifacts=self.chain.artifacts)
+            user = Chain(w3=self.chain.w3, account=Account.from_key(DEV_KEYS[6 + k % 4]),
+                         artifacts=self.chain.artifacts)
             o = user.contract("InferenceOracle", self.d.oracle)
             x = self._random_vault_state(rng)
             r = user.transact(o.functions.requestInference(self.model_id, x, NO_CALLBACK, 0, deadline), value=fee)

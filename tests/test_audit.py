@@ -223,7 +223,8 @@ def test_audit_misregistered_model(chain: Chain, deployment: Deployment, risk_ci
     m = Manifest.load(risk_circuit)
     art = json.loads((risk_circuit / "verifier.json").read_text())
     verifier = chain.deploy("Groth16Verifier", artifact=Artifact("Groth16Verifier", art["abi"], art["bytecode"]))
-    adapter = chain.deploy("Groth16VerifierAdapter", verifier, m.input_size, m.output_size)
+    assert m.packed is not None  # the default layout: the packed adapter rebuilds the words
+    adapter = chain.deploy("PackedGroth16Adapter", verifier, m.input_size, m.output_size, m.input_bits, m.output_bits)
     model_id = bytes(31) + b"\x01"
     registry = chain.contract("ModelRegistry", deployment.registry)
     chain.transact(registry.functions.register(model_id, (

@@ -10,6 +10,7 @@ that needs it. Chain A is the session anvil (31337); chain B is a second anvil (
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from oracle.cli import main as oracle_cli
 from oracle.proving.groth16 import Groth16Backend
 from oracle.service.config import ChainConfig, ProverConfig, RelayerSettings, ServiceConfig
 from oracle.store.models import Delivery, DeliveryState, RelayerTx
+from relayer.delivery import _Message, delivery_key
 from tests.service_harness import models_dir_with, running_service, wait_for
 
 CHAIN_B = 31338
@@ -159,7 +161,8 @@ def test_request_on_a_delivered_on_b_with_the_same_proof(
             assert all(d.callback_succeeded for d in deliveries)
             assert all(d.dst_chain_id == CHAIN_B and d.consumer == t.consumer.address for d in deliveries)
             b_txs = [tx for tx in s.query(RelayerTx).all() if tx.chain_id == CHAIN_B and tx.status != "replaced"]
-            proofs = {d.request_id: (d.request.proof.output_ints, d.request.proof.calldata) for d in deliveries}
+            stored = {d.request_id: d.request.proof for d in deliveries}
+            proofs = {rid: (pr.output_ints, pr.calldata) for rid, pr in stored.items() if pr is not None}
     # Fulfilled once on A, delivered once on B, outputs = the numpy integer reference.
     for rid, x in zip(ids, xs, strict=True):
         assert int(t.oracle_a.functions.requestStatus(rid).call()) == 2
@@ -181,6 +184,18 @@ def test_request_on_a_delivered_on_b_with_the_same_proof(
 def _delivery_states(svc: object) -> set[str]:
     with svc.db.session() as s:  # type: ignore[attr-defined]
         return {d.state for d in s.query(Delivery).all()}
+
+
+def test_deploy_cli_with_cross_chain_contracts(
+    anvil_b: Anvil, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ORACLE_PRIVATE_KEY", DEV_KEYS[0])
+    capsys.readouterr()
+    assert oracle_cli(["deploy", "--rpc", anvil_b.url, "--cross-chain"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    b = Chain.connect(anvil_b.url)
+    assert b.contract("CrossChainInbox", out["inbox"]).functions.registry().call() == out["registry"]
+    assert b.contract("ProvenResults", out["proven_results"]).functions.registry().call() == out["registry"]
 
 
 def test_b_rejects_tampered_proof_and_unknown_destination_is_clear(
@@ -270,3 +285,67 @@ def test_b_down_does_not_stop_a_and_deliveries_resume(
             assert [int(v) for v in t.consumer.functions.outputOf(x).call()] == quantized_forward(qm, x)
     finally:
         node_b.stop()
+
+
+def test_delivery_is_stored_before_broadcast_and_uses_another_relayers_proof(
+    chain: Chain, anvil_b: Anvil, risk_circuit: Path, groth16_backend: Groth16Backend, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Jobs driven one by one: a third party fulfils on A before we prove anything, so the output
+    and proof come from its fulfil calldata; the delivery tx is committed before its broadcast,
+    a 'crash' before the broadcast loses nothing and sends nothing twice."""
+    from oracle.service.app import OracleService
+    from tests.service_harness import RELAYER_KEY_INDEX
+
+    t = setup_two_chains(chain, Chain.connect(anvil_b.url, Account.from_key(DEV_KEYS[0])), risk_circuit,
+                         monkeypatch, capsys)
+    x = _input(42)
+    t.b.transact(t.consumer.functions.expect(x))
+    rid = t.request_to(x)
+    cfg = two_chain_config(t, models_dir_with(tmp_path, risk_circuit), f"sqlite:///{tmp_path / 'oracle.db'}")
+    svc = OracleService(cfg, account=Account.from_key(DEV_KEYS[RELAYER_KEY_INDEX]))
+    try:
+        rt_a, rt_b = svc.chains[chain.chain_id], svc.chains[CHAIN_B]
+        assert rt_b.delivery is not None
+        rt_a.listener.poll()
+        p = groth16_backend.prove(risk_circuit, x)
+        other = Chain(w3=chain.w3, account=Account.from_key(DEV_KEYS[7]), artifacts=chain.artifacts)
+        other.transact(other.contract("InferenceOracle", t.da.oracle).functions.fulfill(
+            rid, list(p.output_fixed), HexBytes(p.calldata)), gas=1_500_000)
+        rt_a.listener.poll()                               # sees the fulfilment by someone else
+        with svc.db.session() as s:
+            d = s.query(Delivery).one()
+            assert d.request.state == "fulfilled" and d.request.proof is None
+            assert d.state == DeliveryState.WAITING.value
+        sent: list[str] = []
+        monkeypatch.setattr(rt_b.relayer, "broadcast", lambda raw, h: sent.append(h))  # crash before broadcast
+        assert rt_b.delivery.submit_ready() == 1
+        assert rt_b.delivery.submit_ready() == 0           # idempotent: no second transaction
+        with svc.db.session() as s:
+            d = s.query(Delivery).one()
+            txs = s.query(RelayerTx).filter(RelayerTx.chain_id == CHAIN_B).all()
+            assert d.state == DeliveryState.SUBMITTED.value and len(txs) == 1 and txs[0].kind == "deliver"
+            assert txs[0].id == d.tx_pk and sent == [txs[0].tx_hash]
+        monkeypatch.undo()
+        assert not t.inbox.functions.isDelivered(_key(t, rid, x)).call()   # never reached the node
+        rt_b.relayer.track()                               # unknown to the node: rebroadcast from the store
+        wait_for(lambda: rt_b.relayer.track() == 1, 10, "the receipt at confirmation depth")
+        assert rt_b.delivery.track() == 1
+        with svc.db.session() as s:
+            d = s.query(Delivery).one()
+            assert d.state == DeliveryState.DELIVERED.value and d.callback_succeeded
+        assert t.inbox.functions.isDelivered(_key(t, rid, x)).call()
+        assert [int(v) for v in t.consumer.functions.outputOf(x).call()] == list(p.output_fixed)
+    finally:
+        svc.stop()
+
+
+def _key(t: TwoChains, rid: int, x: list[int]) -> bytes:
+    onchain = bytes(t.inbox.functions.deliveryKey(t.a.chain_id, t.da.oracle, rid, t.model_id, x,
+                                                  t.consumer.address, DST_GAS).call())
+    # The delivery job computes the key locally for its "already delivered?" check.
+    local = delivery_key(_Message(pk=0, src_chain_id=t.a.chain_id, src_oracle=t.da.oracle, request_id=rid,
+                                  model_id=t.model_id, input=x, output=[], proof=b"", circuit_id=None,
+                                  consumer=t.consumer.address, gas_limit=DST_GAS))
+    assert local == onchain
+    return onchain

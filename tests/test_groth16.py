@@ -22,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 from oracle.circuits.commands import prove_file, verify_file
 from oracle.circuits.fixedpoint import BN254_R, to_field
 from oracle.circuits.manifest import Manifest
+from oracle.circuits.packing import Packing
 from oracle.circuits.quantize import QuantizedModel
 from oracle.proving.base import BackendError, CompileOptions, Proof, UnsupportedOperator
 from oracle.proving.groth16 import Groth16Backend
@@ -49,7 +50,9 @@ def _random_inputs(m: Manifest, n: int, seed: int) -> list[list[int]]:
 def test_manifest_describes_the_folder(risk_circuit: Path) -> None:
     m = Manifest.load(risk_circuit)
     m.check_circuit_id(risk_circuit)
-    assert m.backend == "groth16" and m.signal_layout == "outputs_then_inputs"
+    assert m.backend == "groth16" and m.signal_layout == "packed_outputs_then_inputs"
+    assert m.packing == {"input_bits": 12, "output_bits": 12, "per_word_in": 21, "per_word_out": 21}
+    assert m.stats["public_signals"] == m.n_public_signals == 2
     assert m.input_shape == [1, 8] and m.output_shape == [1, 3]
     assert m.verifier_contract == "Groth16Verifier" and m.dev_keys
     for role in ("onnx", "r1cs", "wasm", "zkey", "pk", "vk", "verifier_sol", "verifier_json"):
@@ -66,23 +69,30 @@ def test_valid_proof_verifies(groth16_backend: Groth16Backend, risk_circuit: Pat
     x = [512, 256, 0, 0, 700, 0, 256, 100]
     p = groth16_backend.prove(risk_circuit, x)
     assert p.output_fixed == qm.forward_batch(np.array([x]))[0].tolist()
-    assert p.public_signals == [str(to_field(v)) for v in p.output_fixed + x]
+    # packed: one output word, one input word, each value offset by 2^11, 12 bits apiece
+    assert p.public_signals == [str(sum((v + 2048) << (12 * i) for i, v in enumerate(vals)))
+                                for vals in (p.output_fixed, x)]
     assert p.calldata.startswith("0x") and len(p.calldata) == 2 + 2 * 256
     assert p.circuit_id == m.circuit_id
     assert groth16_backend.verify(risk_circuit, p)
     assert all(0 <= v <= 1 << m.output_scale for v in p.output_fixed)
 
 
+@pytest.mark.parametrize("layout", ["packed", "unpacked"])
 def test_circuit_equals_numpy_reference_bit_for_bit(
-    groth16_backend: Groth16Backend, risk_circuit: Path
+    groth16_backend: Groth16Backend, request: pytest.FixtureRequest, layout: str
 ) -> None:
-    m, qm = _model(risk_circuit)
+    circuit = request.getfixturevalue("risk_circuit" if layout == "packed" else "risk_circuit_unpacked")
+    m, qm = _model(circuit)
+    assert (m.packed is not None) == (layout == "packed")
     xs = _random_inputs(m, 24, seed=11)
     # Concurrent calls also exercise the pool's thread safety.
     with ThreadPoolExecutor(4) as ex:
-        proofs = list(ex.map(lambda x: groth16_backend.prove(risk_circuit, x), xs))
+        proofs = list(ex.map(lambda x: groth16_backend.prove(circuit, x), xs))
     ref = qm.forward_batch(np.array(xs, dtype=np.int64)).tolist()
     assert [p.output_fixed for p in proofs] == ref
+    assert all(groth16_backend.verify(circuit, p) for p in proofs[:4])
+    assert all(p.public_signals == m.public_signals(x, p.output_fixed) for p, x in zip(proofs, xs, strict=True))
     # negative inputs are part of the range and must be proven too
     assert any(v < 0 for x in xs for v in x)
 
@@ -90,7 +100,6 @@ def test_circuit_equals_numpy_reference_bit_for_bit(
 def test_tampering_is_rejected(groth16_backend: Groth16Backend, risk_circuit: Path) -> None:
     x = [300, 300, 300, 10, 0, 900, 124, 50]
     p = groth16_backend.prove(risk_circuit, x)
-    n_out = len(p.output_fixed)
 
     bad_a = json.loads(json.dumps(p.proof))
     bad_a["pi_a"][0] = str((int(bad_a["pi_a"][0]) + 1) % BN254_R)
@@ -99,21 +108,60 @@ def test_tampering_is_rejected(groth16_backend: Groth16Backend, risk_circuit: Pa
     # A valid proof object with calldata for another proof
     assert not groth16_backend.verify(risk_circuit, replace(p, calldata="0x" + "00" * 256))
 
+    m = Manifest.load(risk_circuit)
     x2 = [*x[:-1], x[-1] + 1]
-    sig_in = [str(to_field(v)) for v in p.output_fixed + x2]
+    sig_in = m.public_signals(x2, p.output_fixed)
     assert not groth16_backend.verify(risk_circuit, replace(p, input_fixed=x2))
     assert not groth16_backend.verify(risk_circuit,
                                       replace(p, input_fixed=x2, public_signals=sig_in))
 
     y2 = [p.output_fixed[0] ^ 1, *p.output_fixed[1:]]
-    sig_out = [str(to_field(v)) for v in y2 + x]
+    sig_out = m.public_signals(x, y2)
     assert not groth16_backend.verify(risk_circuit, replace(p, output_fixed=y2))
     assert not groth16_backend.verify(risk_circuit,
                                       replace(p, output_fixed=y2, public_signals=sig_out))
-    swapped = p.public_signals[n_out:] + p.public_signals[:n_out]
+    swapped = p.public_signals[::-1]          # [input word, output word]
+    assert swapped != p.public_signals
     assert not groth16_backend.verify(risk_circuit, replace(p, public_signals=swapped))
     assert not groth16_backend.verify(risk_circuit, replace(p, circuit_id="0x" + "11" * 32))
     assert groth16_backend.verify(risk_circuit, p)       # the original still verifies
+
+
+def test_tampering_is_rejected_unpacked(groth16_backend: Groth16Backend, risk_circuit_unpacked: Path) -> None:
+    """The one-signal-per-value layout still proves, verifies and rejects tampering."""
+    c = risk_circuit_unpacked
+    m = Manifest.load(c)
+    x = [300, -300, 300, 10, 0, 900, 124, 50]
+    p = groth16_backend.prove(c, x)
+    assert m.signal_layout == "outputs_then_inputs" and m.packing is None
+    assert p.public_signals == [str(to_field(v)) for v in p.output_fixed + x]
+    assert groth16_backend.verify(c, p)
+    y2 = [p.output_fixed[0] + 1, *p.output_fixed[1:]]
+    assert not groth16_backend.verify(c, replace(p, output_fixed=y2, public_signals=m.public_signals(x, y2)))
+    x2 = [x[0] + 1, *x[1:]]
+    sig_in = m.public_signals(x2, p.output_fixed)
+    assert not groth16_backend.verify(c, replace(p, input_fixed=x2, public_signals=sig_in))
+
+
+def test_packed_costs_few_constraints_and_two_signals(risk_circuit: Path, risk_circuit_unpacked: Path) -> None:
+    """Unpacking the input words replaces the per-input range checks one for one; what packing
+    adds is the outputs' range check (n_out * output_bits bits), for 9 public signals fewer."""
+    packed, plain = Manifest.load(risk_circuit), Manifest.load(risk_circuit_unpacked)
+    assert plain.stats["public_signals"] == 11 and packed.stats["public_signals"] == 2
+    extra = packed.stats["constraints"] - plain.stats["constraints"]
+    assert 0 <= extra <= packed.output_size * packed.output_bits + 8, extra
+    src = (risk_circuit / packed.files["circom"]).read_text()
+    assert "UnpackSigned(8, 12)" in src and "PackSigned(3, 12)" in src
+
+
+def test_packed_signals_reject_out_of_range_claims(groth16_backend: Groth16Backend, risk_circuit: Path) -> None:
+    """A claimed output outside output_bits has no packed encoding: rejected with the reason,
+    and never by carrying into the neighbouring value."""
+    m = Manifest.load(risk_circuit)
+    p = groth16_backend.prove(risk_circuit, [10] * 8)
+    carry = [p.output_fixed[0] + 4096, p.output_fixed[1] - 1, p.output_fixed[2]]
+    assert not groth16_backend.verify(risk_circuit, replace(p, output_fixed=carry))
+    assert "outside the 12-bit signed range" in (groth16_backend.mismatch(m, replace(p, output_fixed=carry)) or "")
 
 
 def test_bad_inputs_raise_clear_errors(groth16_backend: Groth16Backend,
@@ -264,6 +312,23 @@ def test_checked_in_solidity_fixture_verifies(groth16_backend: Groth16Backend) -
     # the Solidity verifier embeds the same key: compare one constant (delta x1)
     delta = json.loads(vk.read_text())["vk_delta_2"][0][1]
     assert delta in sol
+
+
+def test_checked_in_packed_solidity_fixture_verifies(groth16_backend: Groth16Backend) -> None:
+    """contracts/test/fixtures/risk_groth16_packed.json: packed words of its values, valid for its key."""
+    fx = json.loads((FIXTURES / "risk_groth16_packed.json").read_text())
+    vk = FIXTURES / "risk_groth16_packed_vk.json"
+    packing = Packing.from_dict(fx["packing"])
+    assert fx["public_signals"] == [str(w) for w in packing.signals(fx["input"], fx["output"])]
+    assert len(fx["batch"]) == 16 and any(v < 0 for e in fx["batch"] for v in e["input"])
+    assert fx["proof"] == encode_proof(fx["proof_json"])
+    resp = groth16_backend.pool.request({"cmd": "verify", "vk": str(vk), "proof": fx["proof_json"],
+                                         "publicSignals": fx["public_signals"]})
+    assert resp["valid"] is True
+    sol = (FIXTURES / "RiskGroth16PackedVerifier.sol").read_text()
+    assert "contract RiskPackedGroth16Verifier" in sol
+    assert json.loads(vk.read_text())["vk_delta_2"][0][1] in sol
+    assert json.loads(vk.read_text())["nPublic"] == 2
 
 
 def test_proof_dataclass_shape(groth16_backend: Groth16Backend, risk_circuit: Path) -> None:

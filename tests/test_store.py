@@ -1,27 +1,54 @@
 """The SQL store: migrations match the models, the state machine, idempotent reads, leases,
-nonces; and the service configuration."""
+nonces, concurrent workers; and the service configuration. Every store test runs on SQLite
+and on a real PostgreSQL server (tests/pg_server.py)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.orm.exc import StaleDataError
 
 from oracle.service.config import ConfigError, ServiceConfig
 from oracle.store import repo
-from oracle.store.db import Database
+from oracle.store.db import Database, normalize_url
 from oracle.store.models import Base, Request, State, StateChange
+
+T = TypeVar("T")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 't.db'}"
+    return str(request.getfixturevalue("postgres").create_database())
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    d = Database(f"sqlite:///{tmp_path / 't.db'}")
-    yield d  # type: ignore[misc]
+def db(db_url: str) -> Iterator[Database]:
+    d = Database(db_url)
+    yield d
     d.dispose()
+
+
+def _in_threads(n: int, fn: Callable[[int], T]) -> list[T]:
+    """Runs fn(0..n-1) on n threads released together; returns the results in order."""
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> T:
+        barrier.wait()
+        return fn(i)
+
+    with ThreadPoolExecutor(n) as ex:
+        return list(ex.map(run, range(n)))
 
 
 def _seen(rid: int, block_hash: str = "0xaa", inp: list[int] | None = None) -> repo.SeenRequest:
@@ -89,6 +116,94 @@ def test_nonces_are_consecutive_and_never_below_the_chain(db: Database) -> None:
     assert got == [4, 5, 6]
     with db.session() as s:
         assert repo.reserve_nonce(s, 1, "0xabc", chain_nonce=10) == 10  # used elsewhere: skip ahead
+
+
+def test_claims_from_concurrent_workers_never_overlap(db: Database) -> None:
+    with db.session() as s:
+        for rid in range(1, 41):
+            r = repo.record_seen(s, _seen(rid))
+            assert r is not None
+            repo.transition(s, r, State.CONFIRMED)
+
+    def worker(i: int) -> list[int]:
+        got: list[int] = []
+        while True:
+            with db.session() as s:
+                batch = [r.request_id for r in repo.claim(s, [State.CONFIRMED], f"w{i}", limit=3)]
+            if not batch:
+                return got
+            got += batch
+
+    per_worker = _in_threads(6, worker)
+    claimed = [rid for ids in per_worker for rid in ids]
+    assert sorted(claimed) == list(range(1, 41)), "each request claimed exactly once"
+    with db.session() as s:
+        owners = {r.request_id: r.lease_owner for r in s.query(Request)}
+    assert all(owners[rid] == f"w{i}" for i, ids in enumerate(per_worker) for rid in ids)
+
+
+def test_concurrent_nonce_reservations_are_distinct_and_consecutive(db: Database) -> None:
+    # Eight relayers sharing one account, all starting on a counter that does not exist yet.
+    def worker(_i: int) -> list[int]:
+        out = []
+        for _ in range(10):
+            with db.session() as s:
+                out.append(repo.reserve_nonce(s, 1, "0xshared", chain_nonce=7))
+        return out
+
+    got = sorted(n for ns in _in_threads(8, worker) for n in ns)
+    assert got == list(range(7, 87))
+
+
+def test_listeners_of_two_instances_take_turns(db: Database) -> None:
+    # The same log stored by four listeners at once: one row, one insert, no unique-key error.
+    def listener(_i: int) -> bool:
+        with db.session() as s:
+            repo.lock_listener(s, 1, "0x" + "11" * 20)
+            return repo.record_seen(s, _seen(5)) is not None
+
+    assert sorted(_in_threads(4, listener)) == [False, False, False, True]
+    with db.session() as s:
+        assert s.query(Request).count() == 1
+        assert s.query(StateChange).count() == 1
+
+
+def test_a_change_computed_from_a_stale_read_is_refused(db: Database) -> None:
+    with db.session() as s:
+        r = repo.record_seen(s, _seen(1))
+        assert r is not None
+        repo.transition(s, r, State.CONFIRMED)
+    with db.session() as s:
+        stale = s.query(Request).one()   # instance B reads `confirmed` ...
+    with db.session() as s:
+        fresh = s.query(Request).one()   # ... instance A moves it on meanwhile
+        fresh.lease_owner = "A/dispatch"
+        repo.transition(s, fresh, State.DISPATCHED)
+    with pytest.raises(StaleDataError), db.session() as s:
+        s.add(stale)                     # B's decision, based on `confirmed`, must not land
+        repo.transition(s, stale, State.EXPIRED, "deadline passed")
+    with db.session() as s:
+        r = s.query(Request).one()
+        assert r.state == State.DISPATCHED.value and r.version == 3
+        hist = [(c.to_state, c.lease_owner) for c in s.query(StateChange).order_by(StateChange.id)]
+        assert hist == [("seen", None), ("confirmed", None), ("dispatched", "A/dispatch")]
+
+
+def test_instances_starting_together_migrate_once(db_url: str) -> None:
+    dbs = _in_threads(3, lambda _i: Database(db_url))
+    try:
+        with dbs[0].engine.connect() as conn:
+            assert MigrationContext.configure(conn).get_current_revision() == "0003"
+    finally:
+        for d in dbs:
+            d.dispose()
+
+
+def test_database_urls() -> None:
+    assert normalize_url("postgres://u:p@h:5433/db") == "postgresql+psycopg://u:p@h:5433/db"
+    assert normalize_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("sqlite:///x.db") == "sqlite:///x.db"
 
 
 def test_config_file(tmp_path: Path) -> None:

@@ -3,16 +3,18 @@ output and the ``bytes proof`` of the fulfil call. Nothing comes from the oracle
 
 from __future__ import annotations
 
-from oracle.circuits.fixedpoint import to_field
 from oracle.circuits.manifest import Manifest
+from oracle.circuits.packing import PackingError
 from oracle.proving.base import BackendError, Proof
 
 
 def public_signals(m: Manifest, input_fixed: list[int], output_fixed: list[int]) -> list[str]:
-    """Public signals in the circuit's own order, as decimal field elements (p - |v| if v < 0)."""
-    ordered = [*output_fixed, *input_fixed] if m.signal_layout == "outputs_then_inputs" \
-        else [*input_fixed, *output_fixed]
-    return [str(to_field(v)) for v in ordered]
+    """Public signals in the circuit's own order, as decimal field elements (p - |v| if v < 0, or
+    packed words for a packed layout), exactly as the on-chain adapter rebuilds them."""
+    try:
+        return m.public_signals(list(input_fixed), list(output_fixed))
+    except PackingError as e:   # the chain's adapter refuses such a value too
+        raise BackendError(f"cannot rebuild the public signals: {e}") from e
 
 
 def proof_from_chain(m: Manifest, input_fixed: list[int], output_fixed: list[int], proof: bytes) -> Proof:

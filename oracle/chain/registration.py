@@ -34,8 +34,8 @@ class Registration:
 
 def verify_gas_for(manifest: Manifest) -> int:
     if manifest.backend == "groth16":
-        signals = manifest.input_size + manifest.output_size
-        return GROTH16_BASE_GAS + GROTH16_GAS_PER_SIGNAL * signals
+        # Packed circuits: words, not values (the adapter's gas floor is priced the same way).
+        return GROTH16_BASE_GAS + GROTH16_GAS_PER_SIGNAL * manifest.n_public_signals
     measured = manifest.stats.get("verify_gas")
     return int(measured * 1.3) if isinstance(measured, int) else HALO2_DEFAULT_GAS
 
@@ -58,7 +58,16 @@ def register_circuit(
     verifier = chain.deploy(manifest.verifier_contract, artifact=verifier_art)
     gas = verify_gas_for(manifest)
     batch = batch and manifest.backend == "groth16"
-    if batch:
+    packed = manifest.packed
+    if packed is not None:  # values packed several per public signal: the packed adapters
+        bits = (packed.input_bits, packed.output_bits)
+        sizes = (manifest.input_size, manifest.output_size)
+        if batch:
+            words = groth16_vk_words(manifest.path(circuit_dir, "vk"))
+            adapter = chain.deploy("PackedGroth16BatchAdapter", verifier, *sizes, *bits, words)
+        else:
+            adapter = chain.deploy("PackedGroth16Adapter", verifier, *sizes, *bits)
+    elif batch:
         words = groth16_vk_words(manifest.path(circuit_dir, "vk"))
         adapter = chain.deploy("Groth16BatchAdapter", verifier, manifest.input_size, manifest.output_size, words)
     elif manifest.backend == "groth16":

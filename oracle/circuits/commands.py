@@ -29,7 +29,7 @@ CALIBRATION_FILE = "calibration.json"
 
 
 def compile_model(onnx: Path, backend: str, out: Path, calibration: Path | None = None,
-                  setup_file: Path | None = None) -> Manifest:
+                  setup_file: Path | None = None, packed_signals: bool = True) -> Manifest:
     """Build a circuit folder. Without --calibration, a calibration.json next to the model
     is used if present."""
     if not onnx.is_file():
@@ -38,7 +38,7 @@ def compile_model(onnx: Path, backend: str, out: Path, calibration: Path | None 
         calibration = onnx.parent / CALIBRATION_FILE
         log.info("using calibration data %s", calibration)
     return get_backend(backend).compile(
-        onnx, out, CompileOptions(calibration=calibration, setup_file=setup_file)
+        onnx, out, CompileOptions(calibration=calibration, setup_file=setup_file, packed_signals=packed_signals)
     )
 
 

@@ -10,14 +10,20 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
+
+from oracle.circuits.fixedpoint import to_field
+from oracle.circuits.packing import Packing
 
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
 
 Backend = Literal["groth16", "ezkl"]
-# Order of public signals in the proof, as the on-chain adapter rebuilds them.
-SignalLayout = Literal["outputs_then_inputs", "inputs_then_outputs"]
+# Order of public signals in the proof, as the on-chain adapter rebuilds them. The packed layout
+# (see oracle.circuits.packing and the manifest's ``packing`` entry) is output words, then
+# input words, several values per field element.
+SignalLayout = Literal["outputs_then_inputs", "inputs_then_outputs", "packed_outputs_then_inputs"]
+PACKED_LAYOUT: Final = "packed_outputs_then_inputs"
 
 # On-chain ProofSystem enum in contracts/ModelRegistry.sol.
 PROOF_SYSTEM_IDS: dict[str, int] = {"groth16": 1, "ezkl": 2}
@@ -46,6 +52,8 @@ class Manifest:
     settings: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     format: int = FORMAT_VERSION
+    # Set iff signal_layout is packed: {"input_bits", "output_bits", "per_word_in", "per_word_out"}.
+    packing: dict[str, int] | None = None
 
     @property
     def input_size(self) -> int:
@@ -54,6 +62,36 @@ class Manifest:
     @property
     def output_size(self) -> int:
         return _prod(self.output_shape)
+
+    @property
+    def packed(self) -> Packing | None:
+        """The signal packing, or None for one value per public signal."""
+        if self.signal_layout != PACKED_LAYOUT:
+            return None
+        if self.packing is None:
+            raise ManifestError(f"manifest of {self.name}: packed signal layout without a packing entry")
+        try:
+            p = Packing.from_dict(self.packing)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ManifestError(f"manifest of {self.name}: bad packing entry ({e})") from e
+        if (p.input_bits, p.output_bits) != (self.input_bits, self.output_bits):
+            raise ManifestError(f"manifest of {self.name}: packing bit widths differ from input/output_bits")
+        return p
+
+    @property
+    def n_public_signals(self) -> int:
+        return len(self.public_signals([0] * self.input_size, [0] * self.output_size))
+
+    def public_signals(self, input_fixed: list[int], output_fixed: list[int]) -> list[str]:
+        """The proof's public signals for (input, output), as decimal field elements, in the order
+        the on-chain adapter rebuilds them. Raises PackingError for a value outside its packed
+        bit width (no proof can exist for it)."""
+        p = self.packed
+        if p is not None:
+            return [str(w) for w in p.signals(input_fixed, output_fixed)]
+        ordered = [*output_fixed, *input_fixed] if self.signal_layout == "outputs_then_inputs" \
+            else [*input_fixed, *output_fixed]
+        return [str(to_field(int(v))) for v in ordered]
 
     def path(self, circuit_dir: Path, role: str) -> Path:
         if role not in self.files:

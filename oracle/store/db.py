@@ -1,5 +1,10 @@
 """Engine and sessions. SQLite (embedded, WAL) by default; PostgreSQL by URL. The schema is
-created and upgraded by Alembic migrations at start-up."""
+created and upgraded by Alembic migrations at start-up.
+
+PostgreSQL (``postgresql://user:pass@host/db``; driver psycopg 3) may be shared by several
+oracle instances: transactions run at READ COMMITTED, work is handed out with row locks
+(``FOR UPDATE SKIP LOCKED``) and leases, and concurrent start-ups migrate one at a time
+(an advisory lock). See docs/postgres.md."""
 
 from __future__ import annotations
 
@@ -11,16 +16,30 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_URL = "sqlite:///oracle.db"
+# pg_advisory_xact_lock key held while migrating: instances starting together upgrade in turn.
+MIGRATION_LOCK_KEY = 0x6F7261636C65  # "oracle"
+
+
+def normalize_url(url: str) -> str:
+    """``postgres://`` and driver-less ``postgresql://`` URLs use psycopg 3 (the installed
+    driver); anything else is returned unchanged."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        return make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
 
 
 def make_engine(url: str = DEFAULT_URL) -> Engine:
+    url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -46,7 +65,10 @@ def make_engine(url: str = DEFAULT_URL) -> Engine:
             dbapi_conn.isolation_level = None
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # READ COMMITTED explicitly (whatever the server's default): every statement sees the
+    # latest commits, and a FOR UPDATE that waited on a row re-checks its WHERE clause on the
+    # row's newest version instead of failing with a serialization error.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, isolation_level="READ COMMITTED")
 
 
 def migrate(engine: Engine) -> None:
@@ -54,6 +76,10 @@ def migrate(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Transactional DDL: the lock is held until the upgrade commits, so a second
+            # instance starting at the same moment waits, then finds the schema at head.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
@@ -62,8 +88,8 @@ class Database:
     """An engine plus a session factory; one per process, passed explicitly (no globals)."""
 
     def __init__(self, url: str = DEFAULT_URL, *, run_migrations: bool = True) -> None:
-        self.url = url
-        self.engine = make_engine(url)
+        self.url = normalize_url(url)
+        self.engine = make_engine(self.url)
         if run_migrations:
             migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

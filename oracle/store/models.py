@@ -1,5 +1,14 @@
 """ORM models (SQLAlchemy 2). The schema itself is owned by the Alembic migrations in
-``migrations/``; these classes must stay in step with them (a test compares the two)."""
+``migrations/``; these classes must stay in step with them (a test compares the two).
+
+Portable across SQLite and PostgreSQL: generic types only (``JSON`` is ``json`` on
+PostgreSQL, so never compare, group or DISTINCT on a JSON column), integers that can exceed
+2^31 are ``BigInteger``, and 256-bit values (fees, wei) are decimal strings.
+
+``requests`` and ``deliveries`` carry a version counter (optimistic concurrency): every ORM
+update is ``... WHERE id = ? AND version = ?``, so a change computed from a stale read (two
+oracle instances on one PostgreSQL database) fails with ``StaleDataError`` and is retried,
+instead of silently overwriting a newer state."""
 
 from __future__ import annotations
 
@@ -103,8 +112,11 @@ class Request(Base):
     callback_succeeded: Mapped[bool | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
 
     proof: Mapped[Proof | None] = relationship(back_populates="request", uselist=False)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy reads it as is)
 
     @property
     def input_ints(self) -> list[int]:
@@ -120,6 +132,9 @@ class StateChange(Base):
     to_state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Who held the request's lease when it changed (e.g. "oracle-2/dispatch"); None for
+    # changes made outside a lease (listener, expiry). Tells which instance did the work.
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Proof(Base):
@@ -236,8 +251,11 @@ class Delivery(Base):
     callback_succeeded: Mapped[bool | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
 
     request: Mapped[Request] = relationship()
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
 
 class MinerScore(Base):

@@ -1,13 +1,21 @@
 """Store operations used by the listener, dispatcher and relayer. Each function runs inside
-the caller's transaction, so a state change and whatever it enables commit together."""
+the caller's transaction, so a state change and whatever it enables commit together.
+
+Several oracle instances may share one PostgreSQL database: ``claim`` hands each ready
+request to one worker (row locks with SKIP LOCKED, then a lease), ``reserve_nonce`` takes a
+row lock on the account's counter, and ``lock_listener`` makes the instances' listeners of
+one (chain, oracle) take turns. On SQLite every transaction already holds the write lock
+(BEGIN IMMEDIATE), so these locks are no-ops there."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from oracle.store.models import (
@@ -55,12 +63,13 @@ def transition(s: Session, req: Request, to: State, reason: str | None = None) -
         return
     if to not in TRANSITIONS[frm]:
         raise InvalidTransition(f"request {req.chain_id}:{req.request_id}: {frm} -> {to} is not allowed")
+    owner = req.lease_owner
     req.state = to.value
     if reason is not None:
         req.reason = reason
     if to in TERMINAL:
         release(req)
-    s.add(StateChange(request_pk=req.id, from_state=frm.value, to_state=to.value, reason=reason))
+    s.add(StateChange(request_pk=req.id, from_state=frm.value, to_state=to.value, reason=reason, lease_owner=owner))
 
 
 def release(req: Request) -> None:
@@ -132,10 +141,12 @@ def in_states(
 
 
 def claim(
-    s: Session, states: Iterable[State], owner: str, *, limit: int = 16, lease_seconds: float = 120.0
+    s: Session, states: Iterable[State], owner: str, *, limit: int = 16, lease_seconds: float = 120.0,
+    chain_id: int | None = None,
 ) -> list[Request]:
     """Leases up to ``limit`` ready requests to ``owner`` so several workers (or several
-    oracle instances on one PostgreSQL database) never work on the same request."""
+    oracle instances on one PostgreSQL database) never work on the same request. With
+    ``chain_id``, only that chain's (a per-chain relayer must not lease another chain's)."""
     now = time.time()
     q = (
         select(Request)
@@ -147,7 +158,11 @@ def claim(
         .order_by(Request.id)
         .limit(limit)
     )
-    if s.bind is not None and s.bind.dialect.name == "postgresql":
+    if chain_id is not None:
+        q = q.where(Request.chain_id == chain_id)
+    if _dialect(s) == "postgresql":
+        # Rows another instance is claiming right now are skipped, not waited for; once that
+        # commits, its lease (lease_until) keeps them out of every later claim.
         q = q.with_for_update(skip_locked=True)
     reqs = list(s.execute(q).scalars().all())
     for r in reqs:
@@ -204,19 +219,61 @@ def set_checkpoint(
 
 def reserve_nonce(s: Session, chain_id: int, account: str, chain_nonce: int) -> int:
     """Takes the next nonce for (chain, account). The stored counter never goes below the
-    chain's own count, so a nonce used outside the oracle is skipped, not reused."""
-    row = s.get(Nonce, (chain_id, account), with_for_update=True)
-    if row is None:
-        row = Nonce(chain_id=chain_id, account=account, next_nonce=chain_nonce)
-        s.add(row)
+    chain's own count, so a nonce used outside the oracle is skipped, not reused.
+
+    The counter row is locked (FOR UPDATE) until the caller commits the transaction that
+    signs and stores the transaction using it, so relayers of several instances sharing an
+    account get consecutive, distinct nonces. On PostgreSQL the row is first created with
+    ON CONFLICT DO NOTHING: two instances reserving the account's very first nonce at once
+    do not collide on the primary key."""
+    if _dialect(s) == "postgresql":
+        s.execute(
+            pg_insert(Nonce)
+            .values(chain_id=chain_id, account=account, next_nonce=chain_nonce)
+            .on_conflict_do_nothing(index_elements=[Nonce.chain_id, Nonce.account])
+        )
+        row: Nonce | None = s.execute(
+            select(Nonce)
+            .where(Nonce.chain_id == chain_id, Nonce.account == account)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalar_one()
+    else:
+        row = s.get(Nonce, (chain_id, account), with_for_update=True)
+        if row is None:
+            row = Nonce(chain_id=chain_id, account=account, next_nonce=chain_nonce)
+            s.add(row)
+    assert row is not None
     nonce = max(row.next_nonce, chain_nonce)
     row.next_nonce = nonce + 1
     return nonce
 
 
+def lock_listener(s: Session, chain_id: int, oracle: str) -> None:
+    """Makes the listeners of one (chain, oracle) in several instances take turns: held until
+    the caller's transaction ends (PostgreSQL advisory lock; SQLite: already serialized).
+    Without it two listeners reading the same logs would insert the same request twice (a
+    unique-key error) and confirm from stale reads."""
+    if _dialect(s) == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key("listener", str(chain_id), oracle.lower())})
+
+
+def _lock_key(*parts: str) -> int:
+    """A stable signed 64-bit key for pg_advisory_xact_lock."""
+    return int.from_bytes(hashlib.sha256(":".join(parts).encode()).digest()[:8], "big", signed=True)
+
+
+def _dialect(s: Session) -> str:
+    return s.get_bind().dialect.name
+
+
 def release_stale_leases(s: Session, owner: str) -> int:
     """At start-up: leases held by this worker's previous life are void."""
-    res = s.execute(update(Request).where(Request.lease_owner == owner).values(lease_owner=None, lease_until=0.0))
+    res = s.execute(
+        update(Request)
+        .where(Request.lease_owner == owner)
+        .values(lease_owner=None, lease_until=0.0, version=Request.version + 1)
+    )
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -258,5 +315,9 @@ def record_cross_chain(
 
 def release_stale_delivery_leases(s: Session, owner: str) -> int:
     """At start-up: delivery leases held by this worker's previous life are void."""
-    res = s.execute(update(Delivery).where(Delivery.lease_owner == owner).values(lease_owner=None, lease_until=0.0))
+    res = s.execute(
+        update(Delivery)
+        .where(Delivery.lease_owner == owner)
+        .values(lease_owner=None, lease_until=0.0, version=Delivery.version + 1)
+    )
     return int(res.rowcount or 0)  # type: ignore[attr-defined]

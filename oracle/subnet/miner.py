@@ -37,8 +37,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from oracle.circuits.catalog import Circuit, CircuitCatalog
-from oracle.circuits.fixedpoint import to_field
 from oracle.circuits.manifest import ManifestError
+from oracle.circuits.packing import PackingError
 from oracle.proving.base import BackendError, Proof
 from oracle.proving.registry import get_backend
 from oracle.subnet import protocol as P
@@ -206,7 +206,11 @@ def _prove(circuit: Circuit, input_fixed: list[int], behaviour: str) -> Proof:
     p = backend.prove(circuit.dir, input_fixed)
     if behaviour == "wrong_output":
         out = [p.output_fixed[0] + 1, *p.output_fixed[1:]]
-        signals = [str(to_field(v)) for v in [*out, *p.input_fixed]]
+        # Signals consistent with the wrong claim, so only the proof check can catch it.
+        try:
+            signals = circuit.manifest.public_signals(list(p.input_fixed), out)
+        except PackingError:   # out of the packed range: no consistent signals exist
+            signals = list(p.public_signals)
         return replace(p, output_fixed=out, public_signals=signals)
     if behaviour == "invalid_proof":
         from oracle.proving.groth16.calldata import encode_proof

@@ -13,7 +13,10 @@ Circuit folder (all names relative, see ``Manifest.files``)::
     manifest.json
 
 Public signals are ``[outputs..., inputs...]`` (circom lists main's outputs first, then its
-public inputs), as field elements: a negative v is p - |v|.
+public inputs). By default (``CompileOptions.packed_signals``) several values share one signal:
+``[output words..., input words...]``, signal_layout "packed_outputs_then_inputs", see
+``oracle.circuits.packing``; unpacked circuits (signal_layout "outputs_then_inputs") carry one
+field element per value, a negative v being p - |v|.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from typing import Any, Final
 import numpy as np
 
 from oracle.circuits.fixedpoint import BN254_R, from_field, to_field
-from oracle.circuits.manifest import Manifest, circuit_id_of
+from oracle.circuits.manifest import PACKED_LAYOUT, Manifest, SignalLayout, circuit_id_of
+from oracle.circuits.packing import Packing, PackingError, n_words, unpack
 from oracle.circuits.quantize import (
     QuantizedModel,
     QuantSettings,
@@ -50,7 +54,7 @@ log = logging.getLogger(__name__)
 
 NAME: Final = "groth16"
 VERIFIER_CONTRACT = "Groth16Verifier"   # the name snarkjs' template gives the contract
-GENERATOR_VERSION = 1                   # bump when the generated circuit changes meaning
+GENERATOR_VERSION = 2                   # bump when the generated circuit changes meaning
 
 FILES = {
     "onnx": "model.onnx",
@@ -146,14 +150,24 @@ class Groth16Backend(ProofBackend):
         shutil.copyfile(onnx_path, out_dir / FILES["onnx"])
         (out_dir / FILES["calibration"]).write_text(json.dumps({"input": calib.tolist()}) + "\n")
         qm.save(out_dir / FILES["quantized"])
-        src, est = circuit.generate(qm)
+        packing: Packing | None = None
+        if options.packed_signals:
+            try:
+                packing = Packing.for_bits(qm.input_bits, qm.output_bits)
+            except PackingError as e:
+                raise BackendError(f"{onnx_path}: {e}") from e
+        src, est = circuit.generate(qm, packed=packing is not None)
         (out_dir / FILES["circom"]).write_text(src)
 
         t0 = time.monotonic()
         self._circom(out_dir)
         circom_s = time.monotonic() - t0
         info = r1cs_info(out_dir / FILES["r1cs"])
-        if info.n_outputs != qm.output_size or info.n_public_inputs != qm.input_size:
+        want_out, want_in = qm.output_size, qm.input_size
+        if packing is not None:
+            want_out = n_words(qm.output_size, packing.output_bits)
+            want_in = n_words(qm.input_size, packing.input_bits)
+        if info.n_outputs != want_out or info.n_public_inputs != want_in:
             raise BackendError(f"{out_dir}: r1cs public signals do not match the model")
         power = ptau.power_for(info.n_constraints, info.n_public_inputs + info.n_outputs)
 
@@ -186,6 +200,7 @@ class Groth16Backend(ProofBackend):
         name = options.name or (onnx_path.parent.name if onnx_path.stem == "model"
                                 else onnx_path.stem)
         sizes = {role: (out_dir / f).stat().st_size for role, f in FILES.items()}
+        layout: SignalLayout = PACKED_LAYOUT if packing is not None else "outputs_then_inputs"
         manifest = Manifest(
             backend=NAME,
             name=name,
@@ -196,7 +211,8 @@ class Groth16Backend(ProofBackend):
             output_scale=qm.output_scale,
             input_bits=qm.input_bits,
             output_bits=qm.output_bits,
-            signal_layout="outputs_then_inputs",
+            signal_layout=layout,
+            packing=packing.to_dict() if packing is not None else None,
             files=dict(FILES),
             verifier_contract=VERIFIER_CONTRACT,
             dev_keys=dev_keys,
@@ -212,6 +228,7 @@ class Groth16Backend(ProofBackend):
                      "out_scale": ly.out_scale, "shift": ly.shift, "clip": [ly.lo, ly.hi]}
                     for ly in qm.layers
                 ],
+                "packed_signals": packing is not None,
                 "circom_flags": ["--O2"],
                 "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
                 "ptau": {"file": ptau_file.name, "power": power, "local_dev_ceremony": dev_keys,
@@ -290,25 +307,35 @@ class Groth16Backend(ProofBackend):
         self.check_input(m, input_fixed)
         x = [int(v) for v in input_fixed]
         expected = [int(v) for v in c.model.forward_batch(np.array([x], dtype=np.int64))[0]]
+        packing = m.packed
+        # The witness input is what the circuit takes publicly: the values, or their words.
+        wit = packing.signals(x, []) if packing is not None else [to_field(v) for v in x]
         t0 = time.monotonic()
         resp = self.pool.request({
             "cmd": "prove", "wasm": str(c.wasm), "zkey": str(c.zkey),
-            "input": {"in": [str(to_field(v)) for v in x]},
+            "input": {"in": [str(w) for w in wit]},
         })
         elapsed = time.monotonic() - t0
         signals = [str(s) for s in resp["publicSignals"]]
-        n_out = m.output_size
-        if len(signals) != n_out + m.input_size:
-            raise BackendError(f"circuit returned {len(signals)} public signals, "
-                               f"expected {n_out + m.input_size}")
-        got = [from_field(int(s), BN254_R) for s in signals[:n_out]]
+        n_out = len(signals) - len(wit)
+        try:
+            if packing is not None:
+                got = unpack([int(s) for s in signals[:n_out]], packing.output_bits, m.output_size)
+            elif n_out != m.output_size:
+                raise BackendError(f"circuit returned {len(signals)} public signals, "
+                                   f"expected {m.output_size + m.input_size}")
+            else:
+                got = [from_field(int(s), BN254_R) for s in signals[:n_out]]
+        except PackingError as e:
+            raise BackendError(f"circuit output words are not a packing of {m.output_size} outputs ({e}): "
+                               f"circuit folder {circuit_dir} is inconsistent") from e
         if got != expected:
             raise BackendError(
                 f"circuit output {got} differs from the numpy reference {expected} "
                 f"(circuit folder {circuit_dir} is inconsistent)"
             )
-        if signals[n_out:] != [str(to_field(v)) for v in x]:
-            raise BackendError("circuit public inputs differ from the requested input")
+        if signals != m.public_signals(x, got):
+            raise BackendError("circuit public signals differ from the requested input and its output")
         proof = resp["proof"]
         return Proof(
             backend=NAME,
@@ -321,9 +348,6 @@ class Groth16Backend(ProofBackend):
             prove_seconds=elapsed,
             extra={"daemon_ms": resp.get("ms", {})},
         )
-
-    def expected_signals(self, input_fixed: list[int], output_fixed: list[int]) -> list[str]:
-        return [str(to_field(int(v))) for v in [*output_fixed, *input_fixed]]
 
     def verify(self, circuit_dir: Path, proof: Proof) -> bool:
         c = self.load(circuit_dir)
@@ -350,11 +374,13 @@ class Groth16Backend(ProofBackend):
         if len(proof.input_fixed) != m.input_size or len(proof.output_fixed) != m.output_size:
             return "input/output sizes do not match the manifest"
         try:
-            expected = self.expected_signals(proof.input_fixed, proof.output_fixed)
+            expected = m.public_signals(list(proof.input_fixed), list(proof.output_fixed))
+        except PackingError as e:       # out of range: no proof of it can exist
+            return str(e)
         except (TypeError, ValueError):
             return "input/output are not integers"
         if list(proof.public_signals) != expected:
-            return "public signals do not equal [output_fixed..., input_fixed...]"
+            return f"public signals do not encode (output_fixed, input_fixed) as {m.signal_layout}"
         try:
             if encode_proof(proof.proof) != proof.calldata.lower():
                 return "calldata does not encode the proof"

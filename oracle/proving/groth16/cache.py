@@ -25,24 +25,26 @@ _SOURCES = [
     "oracle/circuits/quantize.py",
     "oracle/proving/groth16/circuit.py",
     "oracle/proving/groth16/backend.py",
+    "oracle/circuits/packing.py",
 ]
 
 
-def build_key(backend: Groth16Backend, onnx: Path, calibration: Path | None) -> str:
+def build_key(backend: Groth16Backend, onnx: Path, calibration: Path | None, packed: bool = True) -> str:
     root = Path(__file__).resolve().parents[3]
     h = hashlib.sha256()
     h.update(onnx.read_bytes())
     h.update(calibration.read_bytes() if calibration else b"-")
     h.update(json.dumps(asdict(backend.settings), sort_keys=True).encode())
     h.update(str(GENERATOR_VERSION).encode())
+    h.update(b"packed" if packed else b"unpacked")
     for src in _SOURCES:
         h.update((root / src).read_bytes())
     return h.hexdigest()
 
 
 def compile_cached(backend: Groth16Backend, onnx: Path, calibration: Path | None,
-                   out_dir: Path, cache_dir: Path | None = None) -> Path:
-    key = build_key(backend, onnx, calibration)
+                   out_dir: Path, cache_dir: Path | None = None, packed: bool = True) -> Path:
+    key = build_key(backend, onnx, calibration, packed)
     key_file = out_dir / KEY_FILE
     if key_file.is_file() and key_file.read_text().strip() == key:
         try:
@@ -52,6 +54,6 @@ def compile_cached(backend: Groth16Backend, onnx: Path, calibration: Path | None
             log.warning("cached circuit %s unusable (%s): rebuilding", out_dir, e)
     key_file.unlink(missing_ok=True)
     backend.compile(onnx, out_dir,
-                    CompileOptions(calibration=calibration, cache_dir=cache_dir))
+                    CompileOptions(calibration=calibration, cache_dir=cache_dir, packed_signals=packed))
     key_file.write_text(key + "\n")
     return out_dir

@@ -13,12 +13,20 @@ So each neuron of a layer is one decomposition of its accumulator, shared by
 
 Sides that interval arithmetic proves inactive are skipped (e.g. ReLU of a neuron that can never
 be negative). Inputs are range-checked to ``input_bits`` signed bits.
+
+Packed signals (``packed=True``, see ``oracle.circuits.packing``): the public inputs are words of
+k = floor(253 / input_bits) offset inputs each. Decomposing a word into exactly k * input_bits
+bits is the same number of constraints as range-checking its k inputs one by one, and both
+unpacks and range-checks them. Each output is decomposed to ``output_bits`` signed bits (also a
+range check: should the worst-case bounds of the quantizer ever be wrong, proving fails instead
+of a carry into the neighbouring value) and the bits are summed into the public output words.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from oracle.circuits.packing import per_word
 from oracle.circuits.quantize import QLayer, QuantizedModel, signed_bits
 
 TEMPLATES = """\
@@ -35,6 +43,50 @@ template SignedBits(n) {
         e = e + e;
     }
     lc === in + (1 << (n - 1));
+}
+
+// A word holding k values of b bits (little-endian, each offset by 2^(b-1)) as k*b boolean
+// bits: unique since k*b <= 253 < log2(r), and each value is thereby in [-2^(b-1), 2^(b-1)).
+template UnpackSigned(k, b) {
+    signal input word;
+    signal output out[k];
+    signal bits[k * b];
+    var lc = 0;
+    var e = 1;
+    for (var i = 0; i < k * b; i++) {
+        bits[i] <-- (word >> i) & 1;
+        bits[i] * (bits[i] - 1) === 0;
+        lc += bits[i] * e;
+        e = e + e;
+    }
+    lc === word;
+    for (var i = 0; i < k; i++) {
+        var v = 0;
+        var f = 1;
+        for (var j = 0; j < b; j++) {
+            v += bits[i * b + j] * f;
+            f = f + f;
+        }
+        out[i] <== v - (1 << (b - 1));
+    }
+}
+
+// The inverse: k signed values, each range-checked to b bits, packed into one word.
+template PackSigned(k, b) {
+    signal input in[k];
+    signal output word;
+    component sb[k];
+    var lc = 0;
+    var e = 1;
+    for (var i = 0; i < k; i++) {
+        sb[i] = SignedBits(b);
+        sb[i].in <== in[i];
+        for (var j = 0; j < b; j++) {
+            lc += sb[i].bits[j] * e;
+            e = e + e;
+        }
+    }
+    word <== lc;
 }
 
 // q = floor(in / 2^k) (rounds towards -infinity, like numpy's >>); pos = 1 iff in >= 0.
@@ -154,34 +206,42 @@ class _Gen:
         return val, (lo >> k) + offset, (hi >> k) + offset
 
 
-def generate(qm: QuantizedModel, template_name: str = "Model") -> tuple[str, CircuitStats]:
-    """Circom source whose main has public inputs ``in`` and outputs ``out``."""
+def generate(qm: QuantizedModel, template_name: str = "Model",
+             packed: bool = False) -> tuple[str, CircuitStats]:
+    """Circom source whose main has public inputs ``in`` and outputs ``out``: the values
+    themselves, or (``packed``) their packed words, see ``oracle.circuits.packing``."""
     g = _Gen()
     n_in, n_out = qm.input_size, qm.output_size
     g.lines.append(f"template {template_name}() {{")
-    g.lines.append(f"    signal input in[{n_in}];")
-    g.lines.append(f"    signal output out[{n_out}];")
-    g.lines.append(f"    // inputs: {qm.input_bits}-bit signed range, as checked on-chain")
-    g.lines.append(f"    component rin[{n_in}];")
-    g.lines.append(f"    for (var i = 0; i < {n_in}; i++) {{")
-    g.lines.append(f"        rin[i] = SignedBits({qm.input_bits});")
-    g.lines.append("        rin[i].in <== in[i];")
-    g.lines.append("    }")
-    g.constraints += n_in * qm.input_bits
-    g.bits += n_in * qm.input_bits
-    names = {0: "in"}
+    if packed:
+        _packed_inputs(g, n_in, qm.input_bits, len(_word_sizes(n_out, qm.output_bits)))
+        names = {0: "x0"}
+    else:
+        g.lines.append(f"    signal input in[{n_in}];")
+        g.lines.append(f"    signal output out[{n_out}];")
+        g.lines.append(f"    // inputs: {qm.input_bits}-bit signed range, as checked on-chain")
+        g.lines.append(f"    component rin[{n_in}];")
+        g.lines.append(f"    for (var i = 0; i < {n_in}; i++) {{")
+        g.lines.append(f"        rin[i] = SignedBits({qm.input_bits});")
+        g.lines.append("        rin[i].in <== in[i];")
+        g.lines.append("    }")
+        g.constraints += n_in * qm.input_bits
+        g.bits += n_in * qm.input_bits
+        names = {0: "in"}
     for li, ly in enumerate(qm.layers):
         last = li == len(qm.layers) - 1
-        name = "out" if last else f"x{li + 1}"
+        name = ("y" if packed else "out") if last else f"x{li + 1}"
         names[li + 1] = name
         g.lines.append(
             f"    // step {li + 1} ({ly.node}): {ly.size} x {ly.act}, shift {ly.shift}, "
             f"scale {ly.acc_scale} -> {ly.out_scale}"
         )
-        if not last:
+        if not last or packed:
             g.lines.append(f"    signal {name}[{ly.size}];")
         for j in range(ly.size):
             g.neuron(ly, j, names, f"{name}[{j}]")
+    if packed:
+        _packed_outputs(g, n_out, qm.output_bits)
     g.lines.append("}")
     src = "\n".join([
         "pragma circom 2.1.0;",
@@ -194,3 +254,35 @@ def generate(qm: QuantizedModel, template_name: str = "Model") -> tuple[str, Cir
         "",
     ])
     return src, CircuitStats(g.constraints, g.bits)
+
+
+def _word_sizes(n: int, bits: int) -> list[int]:
+    k = per_word(bits)
+    return [min(k, n - i) for i in range(0, n, k)]
+
+
+def _packed_inputs(g: _Gen, n_in: int, bits: int, out_words: int) -> None:
+    sizes = _word_sizes(n_in, bits)
+    g.lines.append(f"    signal input in[{len(sizes)}];")
+    g.lines.append(f"    signal output out[{out_words}];")
+    g.lines.append(f"    // inputs: {len(sizes)} packed word(s) of {bits}-bit signed values, unpacked + range-checked")
+    g.lines.append(f"    signal x0[{n_in}];")
+    at = 0
+    for w, k in enumerate(sizes):
+        c = g.comp(f"UnpackSigned({k}, {bits})", k * bits, 1)
+        g.lines.append(f"    {c}.word <== in[{w}];")
+        for i in range(k):
+            g.lines.append(f"    x0[{at + i}] <== {c}.out[{i}];")
+        at += k
+
+
+def _packed_outputs(g: _Gen, n_out: int, bits: int) -> None:
+    g.lines.append(f"    // outputs: range-checked to {bits} signed bits and packed")
+    at = 0
+    for w, k in enumerate(_word_sizes(n_out, bits)):
+        c = g.comp(f"PackSigned({k}, {bits})", k * bits, 1)
+        g.lines.append(f"    for (var i = 0; i < {k}; i++) {{")
+        g.lines.append(f"        {c}.in[i] <== y[{at} + i];")
+        g.lines.append("    }")
+        g.lines.append(f"    out[{w}] <== {c}.word;")
+        at += k

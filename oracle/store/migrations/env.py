@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 
 from alembic import context
-from sqlalchemy import create_engine
-
+from oracle.store.db import make_engine
 from oracle.store.models import Base
 
 target_metadata = Base.metadata
@@ -21,7 +20,7 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(os.environ.get("ORACLE_DB_URL", "sqlite:///oracle.db"))
+    engine = make_engine(os.environ.get("ORACLE_DB_URL", "sqlite:///oracle.db"))
     with engine.begin() as c:
         context.configure(connection=c, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {IInferenceVerifier, VerifierAdapterBase} from "./Verifier.sol";
+import {Groth16BatchVerifier} from "./Groth16BatchAdapter.sol";
+
+/// @title PackedGroth16Adapter
+/// @notice Calls a snarkjs-generated verifier whose circuit takes its public values PACKED:
+///         several small signed values per BN254 field element, so a model with 8 inputs and 3
+///         outputs of 12 bits has 2 public signals instead of 11 (each signal costs the verifier
+///         an ecMul + ecAdd, ~6-7 k gas).
+/// @dev Encoding (oracle/circuits/packing.py, the circuit generator and this contract agree):
+///      a value v of b signed bits becomes u = v + 2^(b-1) in [0, 2^b); a word holds up to
+///      k = floor(253 / b) of them, little-endian by index: word = sum_i u_i * 2^(b*i). Inputs
+///      and outputs are packed separately (b = inputBits, outputBits); public signals are
+///      [output words..., input words...]. The circuit decomposes every word into exactly k*b
+///      bits. The adapter builds the words itself from the request's input and the claimed
+///      output, refusing any value outside its bit width: packing is injective only on in-range
+///      values (an out-of-range value would carry into its neighbour), so a proof for another
+///      input or output can never verify.
+///      Proof encoding: abi.encode(uint256[2] a, uint256[2][2] b, uint256[2] c), 256 bytes.
+contract PackedGroth16Adapter is VerifierAdapterBase {
+    /// @dev Execution gas of a snarkjs verifyProof is ~190 k + ~7 k per public signal (TOOLCHAIN.md).
+    uint256 public constant BASE_GAS = 230_000;
+    uint256 public constant GAS_PER_SIGNAL = 8_000;
+    uint256 public constant PROOF_LENGTH = 256;
+    /// @dev Bits per word: below log2 of the BN254 scalar field order (~253.6), so every word is
+    ///      a canonical field element.
+    uint256 public constant WORD_BITS = 253;
+
+    /// @notice Signed bit width of each input / output value.
+    uint256 public immutable inputBits;
+    uint256 public immutable outputBits;
+    /// @notice Values per word: floor(253 / bits).
+    uint256 public immutable perWordIn;
+    uint256 public immutable perWordOut;
+    /// @notice Public signals: output words, then input words.
+    uint256 public immutable inputWords;
+    uint256 public immutable outputWords;
+    /// @notice `verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[inputWords + outputWords])`.
+    bytes4 public immutable selector;
+
+    /// @notice The proof bytes (or a point in them) are not a valid Groth16 proof encoding.
+    error MalformedProof(uint256 length);
+    /// @notice A bit width of 0 or more than 253 cannot be packed.
+    error InvalidPackingBits(uint256 bits);
+    /// @notice input[index] is outside [-2^(inputBits-1), 2^(inputBits-1)).
+    error PackedInputOutOfRange(uint256 index, int256 value);
+    /// @notice output[index] is outside [-2^(outputBits-1), 2^(outputBits-1)).
+    error PackedOutputOutOfRange(uint256 index, int256 value);
+
+    /// @param verifier_ The snarkjs-generated verifier of the packed circuit.
+    /// @param numInputs_ Model input size (values, not words).
+    /// @param numOutputs_ Model output size (values, not words).
+    /// @param inputBits_ Signed bit width of each input (manifest input_bits).
+    /// @param outputBits_ Signed bit width of each output (manifest output_bits).
+    constructor(address verifier_, uint256 numInputs_, uint256 numOutputs_, uint256 inputBits_, uint256 outputBits_)
+        VerifierAdapterBase(
+            verifier_,
+            numInputs_,
+            numOutputs_,
+            BASE_GAS + GAS_PER_SIGNAL * (_words(numInputs_, inputBits_) + _words(numOutputs_, outputBits_))
+        )
+    {
+        inputBits = inputBits_;
+        outputBits = outputBits_;
+        perWordIn = WORD_BITS / inputBits_;
+        perWordOut = WORD_BITS / outputBits_;
+        inputWords = _words(numInputs_, inputBits_);
+        outputWords = _words(numOutputs_, outputBits_);
+        selector = bytes4(
+            keccak256(
+                abi.encodePacked(
+                    "verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[",
+                    _toString(inputWords + outputWords),
+                    "])"
+                )
+            )
+        );
+    }
+
+    /// @inheritdoc IInferenceVerifier
+    function verify(int256[] calldata input, int256[] calldata output, bytes calldata proof)
+        external
+        view
+        returns (bool)
+    {
+        uint256[] memory words = _checkedSignals(input, output, proof);
+        return _call(abi.encodePacked(selector, proof, words));
+    }
+
+    /// @notice The public signals the verifier is called with for (input, output).
+    /// @param input Model input (fixed point).
+    /// @param output Claimed model output (fixed point).
+    /// @return words [output words..., input words...].
+    function packSignals(int256[] calldata input, int256[] calldata output)
+        external
+        view
+        returns (uint256[] memory words)
+    {
+        _checkSizes(input, output);
+        return _pack(input, output);
+    }
+
+    /// @dev Sizes, proof length and value ranges checked; the packed public signals.
+    function _checkedSignals(int256[] calldata input, int256[] calldata output, bytes calldata proof)
+        internal
+        view
+        returns (uint256[] memory)
+    {
+        _checkSizes(input, output);
+        if (proof.length != PROOF_LENGTH) revert MalformedProof(proof.length);
+        return _pack(input, output);
+    }
+
+    function _pack(int256[] calldata input, int256[] calldata output) private view returns (uint256[] memory words) {
+        words = new uint256[](outputWords + inputWords);
+        uint256 b = outputBits;
+        uint256 k = perWordOut;
+        int256 half = int256(1 << (b - 1));
+        for (uint256 i; i < output.length; ++i) {
+            int256 v = output[i];
+            if (v < -half || v >= half) revert PackedOutputOutOfRange(i, v);
+            // v + half is in [0, 2^b): no carry into the next value's bits.
+            words[i / k] |= uint256(v + half) << (b * (i % k));
+        }
+        uint256 base = outputWords;
+        b = inputBits;
+        k = perWordIn;
+        half = int256(1 << (b - 1));
+        for (uint256 i; i < input.length; ++i) {
+            int256 v = input[i];
+            if (v < -half || v >= half) revert PackedInputOutOfRange(i, v);
+            words[base + i / k] |= uint256(v + half) << (b * (i % k));
+        }
+    }
+
+    /// @dev Words needed for n values of `bits` bits; reverts on an unpackable width (also used
+    ///      in constructor base arguments, where immutables cannot be read yet).
+    function _words(uint256 n, uint256 bits) internal pure returns (uint256) {
+        if (bits == 0 || bits > WORD_BITS) revert InvalidPackingBits(bits);
+        uint256 k = WORD_BITS / bits;
+        return (n + k - 1) / k;
+    }
+
+    function _toString(uint256 v) private pure returns (string memory) {
+        if (v == 0) return "0";
+        uint256 len;
+        for (uint256 t = v; t != 0; t /= 10) ++len;
+        bytes memory s = new bytes(len);
+        for (; v != 0; v /= 10) s[--len] = bytes1(uint8(48 + v % 10));
+        return string(s);
+    }
+}
+
+/// @title PackedGroth16BatchAdapter
+/// @notice The packed adapter plus batch verification of several proofs of the same circuit with
+///         one pairing check (`Groth16BatchVerifier`); each entry's public signals are its packed
+///         words, so the batch's multi-scalar multiplication has 2 terms instead of 11 for the
+///         8-input / 3-output risk model.
+contract PackedGroth16BatchAdapter is PackedGroth16Adapter, Groth16BatchVerifier {
+    /// @param verifier_ The snarkjs-generated verifier of the packed circuit (single proofs).
+    /// @param numInputs_ Model input size (values).
+    /// @param numOutputs_ Model output size (values).
+    /// @param inputBits_ Signed bit width of each input.
+    /// @param outputBits_ Signed bit width of each output.
+    /// @param vk Verification key words (see `Groth16BatchVerifier`), n = input words + output words.
+    constructor(
+        address verifier_,
+        uint256 numInputs_,
+        uint256 numOutputs_,
+        uint256 inputBits_,
+        uint256 outputBits_,
+        uint256[] memory vk
+    )
+        PackedGroth16Adapter(verifier_, numInputs_, numOutputs_, inputBits_, outputBits_)
+        Groth16BatchVerifier(_words(numInputs_, inputBits_) + _words(numOutputs_, outputBits_), vk)
+    {}
+
+    /// @dev The packed words, with the same checks as a single verification.
+    function _entrySignals(int256[] calldata input, int256[] calldata output, bytes calldata proof)
+        internal
+        view
+        override
+        returns (uint256[] memory)
+    {
+        return _checkedSignals(input, output, proof);
+    }
+}
