@@ -43,6 +43,7 @@ bench: setup
 	$(PY) bench/bench_circuits.py
 	$(PY) bench/bench_service.py
 	$(PY) bench/bench_subnet.py
+	$(PY) bench/bench_crosschain.py
 	$(PY) bench/bench_ezkl.py --models risk digits
 
 lint: setup
