@@ -1,7 +1,8 @@
 """`make demo`: the whole system on one machine, end to end, on embedded defaults.
 
 Starts a local anvil chain (1 s blocks), deploys the protocol, compiles and registers the
-reference risk model (Groth16), starts the oracle service as its own process, then:
+reference risk model (Groth16), starts three miners (separate processes with Bittensor hotkeys,
+signed HTTP) and the oracle service as their validator (its own process), then:
   1. LRTVault asks for a proven risk assessment of its own state and re-weights;
   2. a restaking strategy gets slashed; the vault asks again and moves money away from it;
   3. plain accounts request inferences;
@@ -143,10 +144,21 @@ class Demo:
         link = models / "risk-groth16"
         if not link.exists():
             link.symlink_to(self.circuit.resolve(), target_is_directory=True)
-        banner("start the oracle service (listeners, dispatcher, local Groth16 prover pool, relayers)")
+        banner("start 3 miners (Bittensor hotkeys, signed HTTP) and the oracle service as their validator")
+        from oracle.subnet.auth import hotkey_of, load_or_create_wallet
+        from oracle.subnet.local import start_local_miners, stop_local_miners
+
+        subnet_dir = self.workdir / "subnet"
+        wallet_dir = subnet_dir / "wallets"
+        validator = load_or_create_wallet("validator", wallet_dir)
+        miners = start_local_miners(3, models, hotkey_of(validator), base_dir=subnet_dir, workers=2)
+        for m in miners:
+            print(f"miner {m.hotkey[:12]}.. on {m.url} (pid {m.proc.pid})")
         config = self.workdir / "oracle.toml"
         config.write_text(
-            f'[database]\nurl = "{db_url}"\n\n[prover]\nmodels_dir = "{models}"\nworkers = 2\n\n'
+            f'[database]\nurl = "{db_url}"\n\n[prover]\nmodels_dir = "{models}"\nworkers = 4\n\n'
+            f'[subnet]\nmetagraph = "{subnet_dir / "miners.json"}"\nwallet_name = "validator"\n'
+            f'wallet_path = "{wallet_dir}"\nk = 2\nminer_timeout = 20.0\nhedge_delay = 2.0\n\n'
             f'[[chains]]\nname = "A"\nrpc_url = "{node.url}"\noracle = "{d.oracle}"\nconfirmations = 1\n\n'
             f'[[chains]]\nname = "B"\nrpc_url = "{self.node_b.url}"\noracle = "{self.oracle_b}"\n'
             f'inbox = "{self.inbox.address}"\nconfirmations = 1\n'
@@ -157,10 +169,13 @@ class Demo:
             [sys.executable, "-m", "oracle.cli", "run", "--config", str(config)],
             stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
         )
-        print(f"oracle pid {proc.pid}, relayer {Account.from_key(RELAYER_KEY).address}, log {log_file.name}")
+        print(f"oracle pid {proc.pid} (validator {hotkey_of(validator)[:12]}..), "
+              f"relayer {Account.from_key(RELAYER_KEY).address}, log {log_file.name}")
         try:
             self._wait_ready(proc, self.workdir / "oracle.log")
-            return self._scenario(db_url)
+            rc = self._scenario(db_url)
+            self._miner_scores(db_url)
+            return rc
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -169,6 +184,21 @@ class Demo:
                 proc.kill()
             log_file.close()
             print(f"oracle stopped (exit {proc.returncode})")
+            stop_local_miners(miners)
+            print("miners stopped")
+
+    @staticmethod
+    def _miner_scores(db_url: str) -> None:
+        from oracle.store.models import MinerScore
+
+        db = Database(db_url, run_migrations=False)
+        with db.session() as s:
+            rows = s.query(MinerScore).order_by(MinerScore.score.desc()).all()
+            print("miner scores (EMA of verified proofs, latency, size):")
+            for r in rows:
+                print(f"  {r.hotkey[:12]}..  score {r.score:.3f}  ok {r.successes}  failed {r.failures}  "
+                      f"invalid {r.invalid}  latency ema {r.latency_ema * 1000:.0f} ms")
+        db.dispose()
 
     @staticmethod
     def _wait_ready(proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 60.0) -> None:
@@ -336,7 +366,7 @@ class Demo:
                   f"p95 {p95:.1f} s")
         pt = [v * 1000 for v in proving.values() if v]
         if pt:
-            print(f"proving time per request: median {statistics.median(pt):.0f} ms (warm Groth16 prover)")
+            print(f"proving time per request: median {statistics.median(pt):.0f} ms (Groth16, proven by the miners, as measured by the winning miner)")
         print(f"fulfilment gas: median {statistics.median([j.fulfil_gas for j in done]):,.0f}")
 
     def _alloc(self) -> list[str]:
