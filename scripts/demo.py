@@ -366,7 +366,8 @@ class Demo:
                   f"p95 {p95:.1f} s")
         pt = [v * 1000 for v in proving.values() if v]
         if pt:
-            print(f"proving time per request: median {statistics.median(pt):.0f} ms (Groth16, proven by the miners, as measured by the winning miner)")
+            print(f"proving time per request: median {statistics.median(pt):.0f} ms "
+                  "(Groth16, as reported with the winning miner's proof)")
         print(f"fulfilment gas: median {statistics.median([j.fulfil_gas for j in done]):,.0f}")
 
     def _alloc(self) -> list[str]:
