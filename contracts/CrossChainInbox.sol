@@ -5,6 +5,7 @@ import {ModelRegistry} from "./ModelRegistry.sol";
 import {ICrossChainConsumer} from "./ICrossChainConsumer.sol";
 import {InferenceCheck} from "./utils/InferenceCheck.sol";
 import {ReentrancyGuard} from "./utils/ReentrancyGuard.sol";
+import {ExactGasCall} from "./utils/CallLib.sol";
 
 /// @title CrossChainInbox
 /// @notice The destination end of a cross-chain request: anyone may deliver the output and
@@ -35,8 +36,6 @@ contract CrossChainInbox is InferenceCheck, ReentrancyGuard {
     }
 
     uint32 public constant MAX_CALLBACK_GAS = 2_500_000;
-    /// @dev As InferenceOracle: gas kept aside by the exact-gas check for the CALL itself.
-    uint256 private constant GAS_FOR_CALL_EXACT_CHECK = 5_000;
 
     /// @notice Delivered messages by `deliveryKey`.
     mapping(bytes32 key => Delivery) public deliveries;
@@ -170,24 +169,13 @@ contract CrossChainInbox is InferenceCheck, ReentrancyGuard {
         if (deliveries[key].relayer != address(0)) revert AlreadyDelivered(m.srcChainId, m.srcOracle, m.requestId);
     }
 
-    /// @dev InferenceOracle's exact-gas call: `target` gets exactly `gasAmount` or the delivery
-    ///      reverts (a relayer cannot starve the consumer to make its callback fail); return
-    ///      data is never copied.
+    /// @dev Exactly `gasAmount` for the consumer, or the delivery reverts (ExactGasCall).
     function _callWithExactGas(uint256 requestId, uint32 gasAmount, address target, bytes memory data)
         private
         returns (bool success)
     {
         bool enough;
-        assembly {
-            let g := gas()
-            if gt(g, GAS_FOR_CALL_EXACT_CHECK) {
-                g := sub(g, GAS_FOR_CALL_EXACT_CHECK)
-                enough := gt(sub(g, div(g, 64)), gasAmount)
-            }
-        }
+        (enough, success) = ExactGasCall.call(target, gasAmount, data);
         if (!enough) revert InsufficientGasForCallback(requestId, gasAmount);
-        assembly {
-            success := call(gasAmount, target, 0, add(data, 0x20), mload(data), 0, 0)
-        }
     }
 }

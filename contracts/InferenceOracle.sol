@@ -6,6 +6,7 @@ import {IInferenceVerifier, IBatchInferenceVerifier} from "./Verifier.sol";
 import {IInferenceConsumer} from "./IInferenceConsumer.sol";
 import {Owned} from "./utils/Owned.sol";
 import {ReentrancyGuard} from "./utils/ReentrancyGuard.sol";
+import {ExactGasCall, SignedRange} from "./utils/CallLib.sol";
 
 /// @title InferenceOracle
 /// @notice Requests for AI inferences, paid in advance and fulfilled by anyone who brings a
@@ -70,9 +71,6 @@ contract InferenceOracle is Owned, ReentrancyGuard {
     uint32 public constant MAX_CALLBACK_GAS = 2_500_000;
     uint64 public constant MIN_DEADLINE_DELAY = 30;
     uint64 public constant MAX_DEADLINE_DELAY = 30 days;
-    /// @dev Gas kept aside by the exact-gas check for the CALL itself (as Chainlink's
-    ///      callWithExactGas): cold account access, value-less call, memory.
-    uint256 private constant GAS_FOR_CALL_EXACT_CHECK = 5_000;
     /// @dev Fulfilment gas outside verification and callback, priced into the fee quote.
     ///      Measured: ~60 k execution + 21 k transaction base + calldata.
     uint256 public constant FULFILL_OVERHEAD_GAS = 90_000;
@@ -572,27 +570,14 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         emit InferenceFulfilled(requestId, modelId, output, msg.sender, callbackSucceeded);
     }
 
-    /// @dev Calls `target` with exactly `gasAmount` gas, or reverts when the transaction cannot
-    ///      provide it after the 63/64 rule: a relayer cannot starve the consumer to make its
-    ///      callback fail. Return data is never copied, so a consumer cannot grief with it.
+    /// @dev Exactly `gasAmount` for the callback, or the fulfilment reverts (ExactGasCall).
     function _callWithExactGas(uint256 requestId, uint32 gasAmount, address target, bytes memory data)
         private
         returns (bool success)
     {
         bool enough;
-        assembly {
-            let g := gas()
-            if gt(g, GAS_FOR_CALL_EXACT_CHECK) {
-                g := sub(g, GAS_FOR_CALL_EXACT_CHECK)
-                enough := gt(sub(g, div(g, 64)), gasAmount)
-            }
-        }
+        (enough, success) = ExactGasCall.call(target, gasAmount, data);
         if (!enough) revert InsufficientGasForCallback(requestId, gasAmount);
-        // Code can be gone by fulfilment time (deployed-and-destroyed in one transaction).
-        if (target.code.length == 0) return false;
-        assembly {
-            success := call(gasAmount, target, 0, add(data, 0x20), mload(data), 0, 0)
-        }
     }
 
     /// @dev Sends ETH without copying return data: `(bool ok,) = to.call{value: v}("")` copies it,
@@ -612,12 +597,7 @@ contract InferenceOracle is Owned, ReentrancyGuard {
     }
 
     function _firstOutOfRange(int256[] calldata values, uint16 bits) private pure returns (uint256) {
-        int256 hi = int256((uint256(1) << (bits - 1)) - 1);
-        int256 lo = -hi - 1;
-        for (uint256 i; i < values.length; ++i) {
-            if (values[i] < lo || values[i] > hi) return i;
-        }
-        return type(uint256).max;
+        return SignedRange.firstOutOfRange(values, bits);
     }
 
     /// @dev Packs values of `bits` bits (two's complement) into words: an 8-feature 16-bit

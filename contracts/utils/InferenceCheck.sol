@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {ModelRegistry} from "../ModelRegistry.sol";
 import {IInferenceVerifier} from "../Verifier.sol";
+import {SignedRange} from "./CallLib.sol";
 
 /// @title InferenceCheck
 /// @notice What the contracts that verify a proof outside a request share (CrossChainInbox,
@@ -48,11 +49,6 @@ abstract contract InferenceCheck {
     }
 
     function _firstOutOfRange(int256[] calldata values, uint16 bits) private pure returns (uint256) {
-        int256 hi = int256((uint256(1) << (bits - 1)) - 1);
-        int256 lo = -hi - 1;
-        for (uint256 i; i < values.length; ++i) {
-            if (values[i] < lo || values[i] > hi) return i;
-        }
-        return type(uint256).max;
+        return SignedRange.firstOutOfRange(values, bits);
     }
 }
