@@ -89,15 +89,16 @@ def main() -> None:
                 rows.append((f"fulfill, {label}, no callback", f"{int(r['gasUsed']):,}"))
 
             # A light consumer callback (stores the output): the integrator's typical case.
-            board = chain.deploy("ScoreBoard", d.oracle, bytes.fromhex(plain.model_id[2:]))
-            mid = bytes.fromhex(plain.model_id[2:])
-            cb_fee = int(oracle.functions.quoteFee(mid, 100_000).call())
-            x = [5, 10, 15, 20, 25, 30, 35, 40]
-            chain.transact(oracle.functions.requestInference(mid, x, board, 100_000, deadline), value=cb_fee)
-            rid = int(oracle.functions.nextRequestId().call()) - 1
-            p = backend.prove(circuit, x)
-            r = chain.transact(oracle.functions.fulfill(rid, p.output_fixed, HexBytes(p.calldata)), gas=2_000_000)
-            rows.append(("fulfill + ScoreBoard callback (stores 3 outputs)", f"{int(r['gasUsed']):,}"))
+            for label, reg, circ in (("snarkjs adapter", plain, circuit), ("packed adapter", packed, packed_circuit)):
+                mid = bytes.fromhex(reg.model_id[2:])
+                board = chain.deploy("ScoreBoard", d.oracle, mid)
+                cb_fee = int(oracle.functions.quoteFee(mid, 100_000).call())
+                x = [5, 10, 15, 20, 25, 30, 35, 40]
+                chain.transact(oracle.functions.requestInference(mid, x, board, 100_000, deadline), value=cb_fee)
+                rid = int(oracle.functions.nextRequestId().call()) - 1
+                p = backend.prove(circ, x)
+                r = chain.transact(oracle.functions.fulfill(rid, p.output_fixed, HexBytes(p.calldata)), gas=2_000_000)
+                rows.append((f"fulfill + ScoreBoard callback (stores 3 outputs), {label}", f"{int(r['gasUsed']):,}"))
 
             # The vault: request (features + fee) and fulfil with its rebalancing callback.
             chain.transact(token.functions.mint(me, 1000 * ETH))
