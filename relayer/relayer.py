@@ -317,7 +317,7 @@ class Relayer:
             old.status = "replaced"
             old.replaced_by = new.id
             for rp in old.request_pks:
-                req = s.get(Request, rp)
+                req = s.get(Request, rp, with_for_update=True)
                 if req is not None and req.state == State.SUBMITTED.value:
                     req.fulfil_tx = new.tx_hash
             raw, tx_hash = new.raw_tx, new.tx_hash
@@ -326,7 +326,8 @@ class Relayer:
         self._broadcast(raw, tx_hash)
 
     def _on_receipt(self, pk: int, siblings: list[int], receipt: Any, head: int) -> int:
-        depth = head - int(receipt["blockNumber"]) + 1
+        # The head was read before the receipt: a block mined in between must not look unmined.
+        depth = max(head, int(receipt["blockNumber"])) - int(receipt["blockNumber"]) + 1
         with self.db.session() as s:
             row = s.get(RelayerTx, pk)
             assert row is not None
@@ -345,7 +346,7 @@ class Relayer:
                 row.revert_reason = self._revert_reason(row, int(receipt["blockNumber"]))
                 log.error("chain %d: tx %s reverted: %s", self.cfg.chain_id, row.tx_hash, row.revert_reason)
                 for rp in row.request_pks:
-                    req = s.get(Request, rp)
+                    req = s.get(Request, rp, with_for_update=True)
                     if req is not None and req.state == State.SUBMITTED.value:
                         self._retry(s, req, f"tx reverted: {row.revert_reason}")
                 return 1
@@ -360,7 +361,7 @@ class Relayer:
         for ev in self.oracle.events.FulfillmentSkipped().process_receipt(receipt, errors=DISCARD):
             skipped[int(ev["args"]["requestId"])] = self.errors.name_of(bytes(ev["args"]["reason"]))
         for rp in row.request_pks:
-            req = s.get(Request, rp)
+            req = s.get(Request, rp, with_for_update=True)
             if req is None or req.state != State.SUBMITTED.value:
                 continue
             if req.request_id in fulfilled:

@@ -86,7 +86,7 @@ def binaries() -> Path:
 def _as_user_prefix() -> tuple[list[str], int | None, int | None]:
     """Command prefix that drops root to an unprivileged user, and that user's uid/gid."""
     if os.geteuid() != 0:
-        return [], None, None
+        return (["setpriv", "--pdeathsig", "INT", "--"] if shutil.which("setpriv") else []), None, None
     name = os.environ.get("ORACLE_TEST_PG_USER", "nobody")
     try:
         pw = pwd.getpwnam(name)
@@ -96,10 +96,41 @@ def _as_user_prefix() -> tuple[list[str], int | None, int | None]:
             "(set ORACLE_TEST_PG_USER to an existing unprivileged user)"
         ) from e
     if shutil.which("setpriv"):
-        return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", "--"], pw.pw_uid, pw.pw_gid
+        # --pdeathsig: the server shuts down (SIGINT = fast) if the test process dies
+        # without its teardown (SIGKILL, a killed CI job).
+        return (["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", "--pdeathsig", "INT",
+                 "--"], pw.pw_uid, pw.pw_gid)
     if shutil.which("runuser"):
         return ["runuser", "-u", name, "--"], pw.pw_uid, pw.pw_gid
     raise PostgresUnavailable("running as root, and neither setpriv nor runuser is available to drop privileges")
+
+
+def _sweep_stale(tmp: Path) -> None:
+    """Removes folders of earlier test servers that are gone (their test process was killed
+    before its teardown). A folder without a live postmaster is stale once 10 minutes old."""
+    for d in tmp.glob("oracle-pg-*"):
+        pid_file = d / "data" / "postmaster.pid"
+        try:
+            if pid_file.exists():
+                pid = int(pid_file.read_text().split()[0])
+                if Path(f"/proc/{pid}").exists():
+                    continue
+            elif time.time() - d.stat().st_mtime < 600:
+                continue  # perhaps another session's server, still starting
+        except (OSError, ValueError, IndexError):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _runs(prefix: list[str], bin_dir: Path, env: dict[str, str]) -> bool:
+    """Whether the (unprivileged) user can run the binaries: load their shared libraries
+    (``initdb --version``) and read the data files ``initdb`` copies from share/."""
+    checks = [[str(bin_dir / "initdb"), "--version"]]
+    checks += [["test", "-r", str(f)] for f in (bin_dir.parent / "share").rglob("postgres.bki")]
+    return all(
+        subprocess.run([*prefix, *c], env=env, capture_output=True, timeout=30, check=False).returncode == 0
+        for c in checks
+    )
 
 
 def _free_port() -> int:
@@ -134,6 +165,7 @@ def embedded_postgres_server() -> Iterator[PostgresServer]:
     """initdb + postgres in a temporary folder; stopped and removed on exit."""
     bin_dir = binaries()
     prefix, uid, gid = _as_user_prefix()
+    _sweep_stale(Path(tempfile.gettempdir()))
     root = Path(tempfile.mkdtemp(prefix="oracle-pg-"))
     data, logfile = root / "data", root / "server.log"
     if uid is not None and gid is not None:
@@ -144,6 +176,20 @@ def embedded_postgres_server() -> Iterator[PostgresServer]:
     proc: subprocess.Popen[bytes] | None = None
     try:
         t0 = time.monotonic()
+        if prefix and not _runs(prefix, bin_dir, env):
+            # The venv is not reachable by the unprivileged user (e.g. a checkout under a
+            # private home): run a copy of the binaries from our folder (~35 MB; the layout
+            # is kept, their RPATH points at ../../../embedded_postgres.libs).
+            pkg = bin_dir.parent.parent
+            copy = root / "pg" / pkg.name
+            shutil.copytree(pkg / "pginstall", copy / "pginstall", symlinks=True,
+                            ignore=shutil.ignore_patterns("include"))
+            libs = pkg.parent / f"{pkg.name}.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, copy.parent / libs.name, symlinks=True)
+            bin_dir = copy / "pginstall" / "bin"
+            if not _runs(prefix, bin_dir, env):
+                raise PostgresUnavailable(f"{prefix[0]} could not run {bin_dir / 'postgres'} as an unprivileged user")
         r = subprocess.run(
             [*prefix, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
              "--encoding=UTF8", "--locale=C", "--no-sync"],

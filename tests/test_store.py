@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 from sqlalchemy.orm.exc import StaleDataError
 
 from oracle.service.config import ConfigError, ServiceConfig
 from oracle.store import repo
-from oracle.store.db import Database, normalize_url
+from oracle.store.db import MIGRATIONS, Database, make_engine, normalize_url
 from oracle.store.models import Base, Request, State, StateChange
 
 T = TypeVar("T")
@@ -197,6 +200,33 @@ def test_instances_starting_together_migrate_once(db_url: str) -> None:
     finally:
         for d in dbs:
             d.dispose()
+
+
+def test_upgrade_to_0003_keeps_existing_rows(db_url: str) -> None:
+    engine = make_engine(db_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        conn.execute(text(
+            "INSERT INTO requests (chain_id, oracle, request_id, model_id, requester, input, callback, "
+            "callback_gas_limit, deadline, fee, block_number, block_hash, tx_hash, log_index, state, attempts, "
+            "next_attempt_at, lease_until, created_at, updated_at) VALUES (1, '0xo', 9, '0xm', '0xr', '[\"1\"]', "
+            "'0xc', 0, 99, '5', 7, '0xb', '0xt', 0, 'confirmed', 0, 0, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        ))
+    engine.dispose()
+    d = Database(db_url)
+    try:
+        with d.session() as s:
+            r = s.query(Request).one()
+            assert (r.request_id, r.version, r.input_ints) == (9, 1, [1])
+            r.lease_owner = "x/dispatch"
+            repo.transition(s, r, State.DISPATCHED)
+        with d.session() as s:
+            assert s.query(Request).one().version == 2
+    finally:
+        d.dispose()
 
 
 def test_database_urls() -> None:

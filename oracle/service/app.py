@@ -241,6 +241,8 @@ class OracleService:
                         Request.state.in_([State.SEEN.value, State.CONFIRMED.value, State.VERIFIED.value]),
                         Request.lease_until < time.time(),
                     )
+                    # Another instance's worker may hold the row: skip it rather than clash.
+                    .with_for_update(skip_locked=True)
                 ).scalars().all()
                 for r in rows:
                     repo.transition(s, r, State.EXPIRED, "deadline passed")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from alembic import context
+
 from oracle.store.db import make_engine
 from oracle.store.models import Base
 
