@@ -9,6 +9,8 @@ oracle instances: transactions run at READ COMMITTED, work is handed out with ro
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,12 +48,21 @@ def make_engine(url: str = DEFAULT_URL) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _rec: Any) -> None:
             cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA busy_timeout=30000")
             # WAL: readers never block the writer; synchronous=NORMAL is durable in WAL mode
             # against process crashes (SIGKILL), which is what the crash-safety test exercises.
-            cur.execute("PRAGMA journal_mode=WAL")
+            # Switching a new file to WAL needs an exclusive lock and SQLite answers "database
+            # is locked" at once (no busy handler) while another process holds one: retry.
+            for attempt in range(300):
+                try:
+                    cur.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as e:
+                    if "locked" not in str(e) or attempt == 299:
+                        raise
+                    time.sleep(0.1)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
         @event.listens_for(engine, "begin")
