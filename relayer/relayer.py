@@ -25,7 +25,7 @@ from hexbytes import HexBytes
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
 from web3.logs import DISCARD
 
 from oracle.chain.client import ErrorDecoder
@@ -104,7 +104,13 @@ class Relayer:
             for pk in pks:
                 req = s.get(Request, pk)
                 assert req is not None
-                on = self.oracle.functions.getRequest(req.request_id).call()
+                try:
+                    on = self.oracle.functions.getRequest(req.request_id).call()
+                except (ContractCustomError, ContractLogicError):
+                    # UnknownRequest: the block that carried it left the chain (reorg). The
+                    # listener re-reads it if the new chain includes it again.
+                    repo.transition(s, req, State.ORPHANED, "request no longer exists on-chain (reorg)")
+                    continue
                 status, deadline, onchain_input = int(on[7]), int(on[5]), [int(v) for v in on[8]]
                 if status == ST_FULFILLED:
                     repo.transition(s, req, State.FULFILLED, "already fulfilled on-chain (another relayer)")

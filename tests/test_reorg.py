@@ -134,3 +134,29 @@ def test_reincluded_request_is_fulfilled_once(
             chain.w3.eth.get_transaction_count(relayer, "pending")
     finally:
         svc.stop()
+
+
+def test_request_that_vanished_from_the_chain_does_not_block_the_others(
+    chain: Chain, deployment: Deployment, risk_circuit: Path, tmp_path: Path
+) -> None:
+    """A verified request whose block was reorged away (getRequest reverts UnknownRequest) is
+    orphaned by the relayer's pre-check; the requests claimed with it still go out."""
+    p = setup_protocol(chain, deployment, risk_circuit, vault_deposit=0)
+    svc = _service(chain, deployment, risk_circuit, tmp_path)
+    rt = next(iter(svc.chains.values()))
+    try:
+        _send_raw(chain, _signed_request(chain, p, [1, 1, 1, 1, 1, 1, 1, 1]))
+        keep = last_request_id(p)
+        snap = _rpc(chain, "evm_snapshot")
+        _send_raw(chain, _signed_request(chain, p, [2, 2, 2, 2, 2, 2, 2, 2]))
+        gone = last_request_id(p)
+        rt.listener.poll()
+        assert svc.dispatcher.run_once() == 2           # both verified off-chain
+        assert _rpc(chain, "evm_revert", snap) is True  # `gone` no longer exists on-chain
+        assert rt.relayer.submit_ready() == 1           # `keep` is sent; no exception
+        hist = _history(svc, gone)
+        assert hist[-1] == State.ORPHANED.value
+        wait_for(lambda: (svc.step(), int(p.oracle.functions.requestStatus(keep).call()) == 2)[1], 30,
+                 "the surviving request fulfilled")
+    finally:
+        svc.stop()
