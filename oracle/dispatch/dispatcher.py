@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+
+import requests
+from web3.exceptions import Web3RPCError
 
 from oracle.circuits.catalog import Circuit, CircuitCatalog
 from oracle.circuits.fixedpoint import check_range
@@ -23,6 +27,11 @@ from oracle.store.db import Database
 from oracle.store.models import Proof, Request, State
 
 log = logging.getLogger(__name__)
+
+# Infrastructure failures that say nothing about the request itself.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    ConnectionError, TimeoutError, OSError, requests.exceptions.RequestException, Web3RPCError,
+)
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,16 @@ class Dispatcher:
     def _process(self, pk: int) -> int:
         try:
             return self._process_inner(pk)
+        except TRANSIENT as e:
+            # The chain's RPC (model lookup, chain time) is unreachable: not the request's
+            # fault, so it costs no attempt; the request waits and is claimed again.
+            log.warning("dispatch of request row %d waits for the RPC: %s: %s", pk, type(e).__name__, e)
+            with self.db.session() as s:
+                req = s.get(Request, pk)
+                if req is not None:
+                    repo.release(req)
+                    req.next_attempt_at = time.time() + self.cfg.retry_delay
+            return 0
         except Exception:
             log.exception("dispatch of request row %d failed unexpectedly", pk)
             with self.db.session() as s:
