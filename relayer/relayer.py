@@ -91,10 +91,21 @@ class Relayer:
             ids = [r.id for r in reqs]
         if not ids:
             return 0
-        ready = self._precheck(ids)
-        if not ready:
-            return 0
-        return self._send(ready)
+        try:
+            ready = self._precheck(ids)
+            return self._send(ready) if ready else 0
+        except Exception:
+            # RPC down mid-way: hand the requests back at once instead of holding them for the
+            # whole lease, so relaying resumes as soon as the node answers again.
+            self._release(ids)
+            raise
+
+    def _release(self, pks: list[int]) -> None:
+        with self.db.session() as s:
+            for pk in pks:
+                req = s.get(Request, pk)
+                if req is not None and req.state == State.VERIFIED.value and req.lease_owner == self.cfg.owner:
+                    repo.release(req)
 
     def _precheck(self, pks: list[int]) -> list[int]:
         """Drops requests that need no transaction, reading the chain (no wasted gas)."""
