@@ -55,6 +55,15 @@ def cmd_deploy(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_destination(a: argparse.Namespace) -> int:
+    chain = _connect(a.rpc, keystore=a.keystore)
+    oracle = chain.contract("InferenceOracle", a.oracle)
+    allowed = not a.disable
+    chain.transact(oracle.functions.setDestination(a.chain_id, allowed))
+    print(json.dumps({"oracle": a.oracle, "destination": a.chain_id, "allowed": allowed}))
+    return 0
+
+
 def cmd_models_compile(a: argparse.Namespace) -> int:
     from oracle.circuits.commands import compile_model
 
@@ -114,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--cross-chain", action="store_true",
                    help="also deploy CrossChainInbox and ProvenResults (docs/cross-chain.md)")
     d.set_defaults(func=cmd_deploy)
+
+    ds = sub.add_parser("destination", help="allow (or disable) a destination chain for requestInferenceTo")
+    ds.add_argument("--rpc", required=True, help="the source chain")
+    ds.add_argument("--oracle", required=True, help="the source chain's InferenceOracle")
+    ds.add_argument("--chain-id", type=int, required=True, help="the destination chain id")
+    ds.add_argument("--disable", action="store_true")
+    ds.add_argument("--keystore", type=Path)
+    ds.set_defaults(func=cmd_destination)
 
     m = sub.add_parser("models", help="compile and register models").add_subparsers(dest="models_cmd", required=True)
     c = m.add_parser("compile", help="ONNX model -> circuit folder (keys, verifier, manifest)")

@@ -130,3 +130,18 @@ def test_register_prints_model_id(compiled: Path, anvil: Anvil, deployment: Depl
     assert reg.functions.isRegistered(bytes.fromhex(model_id[2:])).call()
     again = oracle("models", "register", str(compiled), "--rpc", anvil.url, "--registry", deployment.registry)
     assert again.returncode == 2 and "ModelAlreadyRegistered" in again.stderr
+
+
+def test_destination_command(anvil: Anvil, deployment: Deployment) -> None:
+    from oracle.chain.compiler import compile_project
+
+    oracle_c = Web3(Web3.HTTPProvider(anvil.url)).eth.contract(
+        address=Web3.to_checksum_address(deployment.oracle), abi=compile_project()["InferenceOracle"].abi)
+    r = oracle("destination", "--rpc", anvil.url, "--oracle", deployment.oracle, "--chain-id", "424242")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["allowed"] is True and oracle_c.functions.isDestination(424242).call()
+    r = oracle("destination", "--rpc", anvil.url, "--oracle", deployment.oracle, "--chain-id", "424242", "--disable")
+    assert r.returncode == 0 and not oracle_c.functions.isDestination(424242).call()
+    own = str(Web3(Web3.HTTPProvider(anvil.url)).eth.chain_id)
+    r = oracle("destination", "--rpc", anvil.url, "--oracle", deployment.oracle, "--chain-id", own)
+    assert r.returncode == 2 and f"InvalidDestination(chainId={own})" in r.stderr and "Traceback" not in r.stderr
