@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {Decimal} from "./utils/Decimal.sol";
 import {IInferenceVerifier, VerifierAdapterBase} from "./Verifier.sol";
 import {Groth16BatchVerifier} from "./Groth16BatchAdapter.sol";
 
@@ -72,7 +73,7 @@ contract PackedGroth16Adapter is VerifierAdapterBase {
             keccak256(
                 abi.encodePacked(
                     "verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[",
-                    _toString(inputWords + outputWords),
+                    Decimal.toString(inputWords + outputWords),
                     "])"
                 )
             )
@@ -141,15 +142,6 @@ contract PackedGroth16Adapter is VerifierAdapterBase {
         if (bits == 0 || bits > WORD_BITS) revert InvalidPackingBits(bits);
         uint256 k = WORD_BITS / bits;
         return (n + k - 1) / k;
-    }
-
-    function _toString(uint256 v) private pure returns (string memory) {
-        if (v == 0) return "0";
-        uint256 len;
-        for (uint256 t = v; t != 0; t /= 10) ++len;
-        bytes memory s = new bytes(len);
-        for (; v != 0; v /= 10) s[--len] = bytes1(uint8(48 + v % 10));
-        return string(s);
     }
 }
 

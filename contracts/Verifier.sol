@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {Decimal} from "./utils/Decimal.sol";
+
 /// @title IInferenceVerifier
 /// @notice The one interface the oracle calls to check a proof of inference, whatever the proof
 ///         system. The caller passes the request's own input and the claimed output: the
@@ -119,7 +121,7 @@ contract Groth16VerifierAdapter is VerifierAdapterBase {
         selector = bytes4(
             keccak256(
                 abi.encodePacked(
-                    "verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[", _toString(numInputs_ + numOutputs_), "])"
+                    "verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[", Decimal.toString(numInputs_ + numOutputs_), "])"
                 )
             )
         );
@@ -157,15 +159,6 @@ contract Groth16VerifierAdapter is VerifierAdapterBase {
             pos += 32;
         }
         return _call(data);
-    }
-
-    function _toString(uint256 v) private pure returns (string memory) {
-        if (v == 0) return "0";
-        uint256 len;
-        for (uint256 t = v; t != 0; t /= 10) ++len;
-        bytes memory s = new bytes(len);
-        for (; v != 0; v /= 10) s[--len] = bytes1(uint8(48 + v % 10));
-        return string(s);
     }
 }
 

@@ -15,6 +15,9 @@ from oracle.proving.registry import get_backend
 class ProveResult:
     proof: Proof
     prover: str          # "local" or the miner's hotkey
+    # True only when the prover itself ran ``verify_offchain`` on this circuit and input (the
+    # subnet validator must, to pick the first valid answer): the dispatcher does not repeat it.
+    verified: bool = False
 
 
 class Prover(abc.ABC):

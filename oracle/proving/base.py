@@ -56,6 +56,18 @@ class CompileOptions:
     packed_signals: bool = True
 
 
+def shape_mismatch(backend: str, m: Manifest, proof: Proof) -> str | None:
+    """What every backend checks first: the proof claims this backend, this circuit and the
+    manifest's input/output sizes. None when it does."""
+    if proof.backend != backend:
+        return f"backend {proof.backend!r} is not {backend!r}"
+    if proof.circuit_id != m.circuit_id:
+        return f"circuit id {proof.circuit_id} is not {m.circuit_id}"
+    if len(proof.input_fixed) != m.input_size or len(proof.output_fixed) != m.output_size:
+        return "input/output sizes do not match the manifest"
+    return None
+
+
 class ProofBackend(abc.ABC):
     """One proof system. Implementations must be safe to call from several threads."""
 

@@ -51,7 +51,7 @@ import numpy as np
 from oracle.circuits.fixedpoint import BN254_R, from_field, to_field
 from oracle.circuits.manifest import Manifest, ManifestError, circuit_id_of
 from oracle.paths import CACHE_DIR, ROOT, SOLC
-from oracle.proving.base import BackendError, CompileOptions, Proof, ProofBackend
+from oracle.proving.base import BackendError, CompileOptions, Proof, ProofBackend, shape_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -495,12 +495,9 @@ class EzklBackend(ProofBackend):
 
     def mismatch(self, m: Manifest, proof: Proof) -> str | None:
         """Why ``proof`` cannot be for its (input_fixed, output_fixed) on this circuit, or None."""
-        if proof.backend != NAME:
-            return f"backend {proof.backend!r} is not {NAME!r}"
-        if proof.circuit_id != m.circuit_id:
-            return f"circuit id {proof.circuit_id} is not {m.circuit_id}"
-        if len(proof.input_fixed) != m.input_size or len(proof.output_fixed) != m.output_size:
-            return "input/output sizes do not match the manifest"
+        why = shape_mismatch(NAME, m, proof)
+        if why is not None:
+            return why
         for what, vals, bits in (("input", proof.input_fixed, m.input_bits),
                                  ("output", proof.output_fixed, m.output_bits)):
             lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1

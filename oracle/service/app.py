@@ -131,8 +131,11 @@ class OracleService:
         )
 
         def verify_gas(model_id: str) -> int:
-            m = registry.functions.getModel(bytes.fromhex(model_id[2:])).call()
-            return int(m[12])
+            # Through the dispatcher's cached registry view: no RPC per request on the send path.
+            model = self._model(chain_id, model_id)
+            if model is None:
+                raise LookupError(f"model {model_id} is not registered on chain {chain_id}")
+            return model.verify_gas
 
         relayer = Relayer(
             self.db, w3, account, oracle_abi, self.errors, verify_gas,
@@ -167,7 +170,7 @@ class OracleService:
         else:
             m = rt.registry.functions.getModel(bytes.fromhex(model_id[2:])).call()
             model = OnChainModel(circuit_id="0x" + bytes(m[10]).hex(), input_size=int(m[2]),
-                                 output_size=int(m[3]), input_bits=int(m[6]))
+                                 output_size=int(m[3]), input_bits=int(m[6]), verify_gas=int(m[12]))
         rt.models[model_id] = (time.monotonic(), model)
         return model
 

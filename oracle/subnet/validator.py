@@ -136,7 +136,7 @@ class SubnetProver(Prover):
             return self.fallback.prove(circuit, input_fixed, timeout=timeout)
         finally:
             self._last_real = time.monotonic()
-        return ProveResult(proof=attempt.proof, prover=attempt.miner.hotkey)
+        return ProveResult(proof=attempt.proof, prover=attempt.miner.hotkey, verified=True)
 
     def close(self) -> None:
         if self._stop.is_set():

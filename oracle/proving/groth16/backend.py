@@ -43,7 +43,7 @@ from oracle.circuits.quantize import (
     default_calibration,
     quantize,
 )
-from oracle.proving.base import BackendError, CompileOptions, Proof, ProofBackend
+from oracle.proving.base import BackendError, CompileOptions, Proof, ProofBackend, shape_mismatch
 from oracle.proving.groth16 import circuit, ptau, tools
 from oracle.proving.groth16.calldata import encode_proof
 from oracle.proving.groth16.pool import ProverPool, SnarkjsError
@@ -367,12 +367,9 @@ class Groth16Backend(ProofBackend):
 
     def mismatch(self, m: Manifest, proof: Proof) -> str | None:
         """Why a proof cannot be for (input_fixed, output_fixed) of this circuit, or None."""
-        if proof.backend != NAME:
-            return f"backend {proof.backend!r} is not {NAME!r}"
-        if proof.circuit_id != m.circuit_id:
-            return f"circuit id {proof.circuit_id} is not {m.circuit_id}"
-        if len(proof.input_fixed) != m.input_size or len(proof.output_fixed) != m.output_size:
-            return "input/output sizes do not match the manifest"
+        why = shape_mismatch(NAME, m, proof)
+        if why is not None:
+            return why
         try:
             expected = m.public_signals(list(proof.input_fixed), list(proof.output_fixed))
         except PackingError as e:       # out of range: no proof of it can exist
