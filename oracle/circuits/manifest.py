@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from oracle.circuits.fixedpoint import to_field
-from oracle.circuits.packing import Packing
+from oracle.circuits.packing import Packing, check_range
+from oracle.circuits.payee import payee_int, place_payee
 
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
@@ -54,6 +55,10 @@ class Manifest:
     format: int = FORMAT_VERSION
     # Set iff signal_layout is packed: {"input_bits", "output_bits", "per_word_in", "per_word_out"}.
     packing: dict[str, int] | None = None
+    # Set iff the circuit binds a payee address (oracle.circuits.payee): {"signal": i,
+    # "shift": s, "extra": 0|1}. extra=1: a signal of its own inserted at index i holding the
+    # payee; extra=0: payee << s added to signal i (spare high bits of a packed word).
+    payee: dict[str, int] | None = None
 
     @property
     def input_size(self) -> int:
@@ -82,16 +87,27 @@ class Manifest:
     def n_public_signals(self) -> int:
         return len(self.public_signals([0] * self.input_size, [0] * self.output_size))
 
-    def public_signals(self, input_fixed: list[int], output_fixed: list[int]) -> list[str]:
-        """The proof's public signals for (input, output), as decimal field elements, in the order
-        the on-chain adapter rebuilds them. Raises PackingError for a value outside its packed
-        bit width (no proof can exist for it)."""
+    @property
+    def binds_payee(self) -> bool:
+        return self.payee is not None
+
+    def public_signals(self, input_fixed: list[int], output_fixed: list[int], payee: str | None = None) -> list[str]:
+        """The proof's public signals for (input, output[, payee]), as decimal field elements, in
+        the order the on-chain adapter rebuilds them. Raises PackingError for a value outside its
+        bit width (no proof can exist for it, and on-chain it would be refused): without that
+        check ``v`` and ``v + r`` would share a field element."""
+        check_range(input_fixed, self.input_bits, "input")
+        check_range(output_fixed, self.output_bits, "output")
         p = self.packed
         if p is not None:
-            return [str(w) for w in p.signals(input_fixed, output_fixed)]
-        ordered = [*output_fixed, *input_fixed] if self.signal_layout == "outputs_then_inputs" \
-            else [*input_fixed, *output_fixed]
-        return [str(to_field(int(v))) for v in ordered]
+            signals = list(p.signals(input_fixed, output_fixed))
+        else:
+            ordered = [*output_fixed, *input_fixed] if self.signal_layout == "outputs_then_inputs" \
+                else [*input_fixed, *output_fixed]
+            signals = [to_field(int(v)) for v in ordered]
+        if self.payee is not None:
+            signals = place_payee(signals, self.payee, payee_int(payee))
+        return [str(v) for v in signals]
 
     def path(self, circuit_dir: Path, role: str) -> Path:
         if role not in self.files:

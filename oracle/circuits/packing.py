@@ -41,6 +41,17 @@ def n_words(n_values: int, bits: int) -> int:
     return (n_values + k - 1) // k
 
 
+def check_range(values: Sequence[int], bits: int, what: str = "value") -> None:
+    """PackingError unless every value is an integer in the ``bits``-bit signed range (what the
+    chain enforces; off-chain checks must refuse the same values, e.g. ``v + r`` aliases)."""
+    half = 1 << (bits - 1)
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise PackingError(f"{what} {i} = {v!r} is not an integer")
+        if not -half <= v < half:
+            raise PackingError(f"{what} {i} = {v} is outside the {bits}-bit signed range [{-half}, {half - 1}]")
+
+
 def pack(values: Sequence[int], bits: int, what: str = "value") -> list[int]:
     """Words for ``values`` (signed, ``bits`` wide each); PackingError when one is out of range."""
     k = per_word(bits)

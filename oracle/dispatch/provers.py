@@ -22,8 +22,9 @@ class ProveResult:
 
 class Prover(abc.ABC):
     @abc.abstractmethod
-    def prove(self, circuit: Circuit, input_fixed: list[int], *, timeout: float) -> ProveResult:
-        """Returns a proof (not yet verified by the caller). Raises BackendError for inputs the
+    def prove(self, circuit: Circuit, input_fixed: list[int], *, timeout: float,
+              payee: str | None = None) -> ProveResult:
+        """Returns a proof for ``payee`` (not yet verified by the caller). Raises BackendError for inputs the
         circuit cannot take, any other exception for transient failures."""
 
     def close(self) -> None:
@@ -33,13 +34,17 @@ class Prover(abc.ABC):
 class LocalProver(Prover):
     """Proves on this machine with the circuit's own backend (its prover pool)."""
 
-    def prove(self, circuit: Circuit, input_fixed: list[int], *, timeout: float) -> ProveResult:
+    def prove(self, circuit: Circuit, input_fixed: list[int], *, timeout: float,
+              payee: str | None = None) -> ProveResult:
         backend = get_backend(circuit.manifest.backend)
-        return ProveResult(proof=backend.prove(circuit.dir, input_fixed), prover="local")
+        return ProveResult(proof=backend.prove(circuit.dir, input_fixed, payee), prover="local")
 
 
-def verify_offchain(circuit: Circuit, proof: Proof, input_fixed: list[int]) -> str | None:
-    """None when ``proof`` is a valid proof for exactly this request's input; else why not."""
+def verify_offchain(circuit: Circuit, proof: Proof, input_fixed: list[int], payee: str | None = None) -> str | None:
+    """None when ``proof`` is a valid proof for exactly this request's input (and, when the
+    circuit binds one, for ``payee``); else why not."""
+    if circuit.manifest.binds_payee and (proof.payee or "").lower() != (payee or "").lower():
+        return f"proof pays {proof.payee}, expected {payee}"
     if proof.circuit_id.lower() != circuit.circuit_id.lower():
         return f"proof is for circuit {proof.circuit_id}, expected {circuit.circuit_id}"
     if list(proof.input_fixed) != list(input_fixed):

@@ -43,6 +43,9 @@ class Proof:
     calldata: str                   # 0x-hex: the `bytes proof` argument of fulfill()
     prove_seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    # 0x-address (lower case) the proof pays: part of its public signals when the circuit binds a
+    # payee (manifest ``payee``), so a copied fulfilment cannot be redirected. None otherwise.
+    payee: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,10 @@ class ProofBackend(abc.ABC):
         """Quantize, build the circuit, run the setup, export + compile the Solidity verifier."""
 
     @abc.abstractmethod
-    def prove(self, circuit_dir: Path, input_fixed: list[int]) -> Proof:
-        """Prove one inference. Raises BackendError on wrong size / out-of-range input."""
+    def prove(self, circuit_dir: Path, input_fixed: list[int], payee: str | None = None) -> Proof:
+        """Prove one inference for ``payee`` (the address the oracle will credit; bound into the
+        proof when the circuit supports it, else ignored). Raises BackendError on wrong size /
+        out-of-range input."""
 
     @abc.abstractmethod
     def verify(self, circuit_dir: Path, proof: Proof) -> bool:

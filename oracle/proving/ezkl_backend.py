@@ -414,7 +414,7 @@ class EzklBackend(ProofBackend):
             out.append(int(v))
         return out
 
-    def prove(self, circuit_dir: Path, input_fixed: list[int]) -> Proof:
+    def prove(self, circuit_dir: Path, input_fixed: list[int], payee: str | None = None) -> Proof:
         import ezkl
 
         c = self.load(circuit_dir)

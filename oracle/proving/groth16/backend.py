@@ -301,7 +301,7 @@ class Groth16Backend(ProofBackend):
                     f"[{lo}, {hi}]"
                 )
 
-    def prove(self, circuit_dir: Path, input_fixed: list[int]) -> Proof:
+    def prove(self, circuit_dir: Path, input_fixed: list[int], payee: str | None = None) -> Proof:
         c = self.load(circuit_dir)
         m = c.manifest
         self.check_input(m, input_fixed)
