@@ -59,3 +59,13 @@ def place_payee(signals: list[int], slot: dict[str, int], payee: int) -> list[in
     else:
         out[slot["signal"]] += payee << slot["shift"]
     return out
+
+
+def strip_payee(signals: list[int], slot: dict[str, int]) -> list[int]:
+    """``signals`` without the payee (the inverse of ``place_payee`` on the value part)."""
+    out = list(signals)
+    if slot["extra"]:
+        del out[slot["signal"]]
+    else:
+        out[slot["signal"]] &= (1 << slot["shift"]) - 1
+    return out

@@ -37,6 +37,7 @@ import numpy as np
 from oracle.circuits.fixedpoint import BN254_R, from_field, to_field
 from oracle.circuits.manifest import PACKED_LAYOUT, Manifest, SignalLayout, circuit_id_of
 from oracle.circuits.packing import Packing, PackingError, n_words, unpack
+from oracle.circuits.payee import PayeeError, normalize, payee_int, strip_payee
 from oracle.circuits.quantize import (
     QuantizedModel,
     QuantSettings,
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 
 NAME: Final = "groth16"
 VERIFIER_CONTRACT = "Groth16Verifier"   # the name snarkjs' template gives the contract
-GENERATOR_VERSION = 2                   # bump when the generated circuit changes meaning
+GENERATOR_VERSION = 3                   # bump when the generated circuit changes meaning
 
 FILES = {
     "onnx": "model.onnx",
@@ -157,6 +158,7 @@ class Groth16Backend(ProofBackend):
             except PackingError as e:
                 raise BackendError(f"{onnx_path}: {e}") from e
         src, est = circuit.generate(qm, packed=packing is not None)
+        payee_slot = circuit.payee_slot(qm, packing is not None)
         (out_dir / FILES["circom"]).write_text(src)
 
         t0 = time.monotonic()
@@ -167,6 +169,7 @@ class Groth16Backend(ProofBackend):
         if packing is not None:
             want_out = n_words(qm.output_size, packing.output_bits)
             want_in = n_words(qm.input_size, packing.input_bits)
+        want_out += payee_slot["extra"]
         if info.n_outputs != want_out or info.n_public_inputs != want_in:
             raise BackendError(f"{out_dir}: r1cs public signals do not match the model")
         power = ptau.power_for(info.n_constraints, info.n_public_inputs + info.n_outputs)
@@ -213,6 +216,7 @@ class Groth16Backend(ProofBackend):
             output_bits=qm.output_bits,
             signal_layout=layout,
             packing=packing.to_dict() if packing is not None else None,
+            payee=payee_slot,
             files=dict(FILES),
             verifier_contract=VERIFIER_CONTRACT,
             dev_keys=dev_keys,
@@ -310,22 +314,33 @@ class Groth16Backend(ProofBackend):
         packing = m.packed
         # The witness input is what the circuit takes publicly: the values, or their words.
         wit = packing.signals(x, []) if packing is not None else [to_field(v) for v in x]
+        witness_input: dict[str, Any] = {"in": [str(w) for w in wit]}
+        slot = m.payee
+        if slot is not None:
+            try:
+                payee = normalize(payee)
+                witness_input["payee"] = str(payee_int(payee))
+            except PayeeError as e:
+                raise BackendError(str(e)) from e
         t0 = time.monotonic()
         resp = self.pool.request({
-            "cmd": "prove", "wasm": str(c.wasm), "zkey": str(c.zkey),
-            "input": {"in": [str(w) for w in wit]},
+            "cmd": "prove", "wasm": str(c.wasm), "zkey": str(c.zkey), "input": witness_input,
         })
         elapsed = time.monotonic() - t0
         signals = [str(s) for s in resp["publicSignals"]]
         n_out = len(signals) - len(wit)
         try:
+            out_signals = [int(s) for s in signals[:n_out]]
+            if slot is not None:
+                out_signals = strip_payee(out_signals, slot)
+                n_out = len(out_signals)
             if packing is not None:
-                got = unpack([int(s) for s in signals[:n_out]], packing.output_bits, m.output_size)
+                got = unpack(out_signals, packing.output_bits, m.output_size)
             elif n_out != m.output_size:
                 raise BackendError(f"circuit returned {len(signals)} public signals, "
                                    f"expected {m.output_size + m.input_size}")
             else:
-                got = [from_field(int(s), BN254_R) for s in signals[:n_out]]
+                got = [from_field(v, BN254_R) for v in out_signals]
         except PackingError as e:
             raise BackendError(f"circuit output words are not a packing of {m.output_size} outputs ({e}): "
                                f"circuit folder {circuit_dir} is inconsistent") from e
@@ -334,7 +349,7 @@ class Groth16Backend(ProofBackend):
                 f"circuit output {got} differs from the numpy reference {expected} "
                 f"(circuit folder {circuit_dir} is inconsistent)"
             )
-        if signals != m.public_signals(x, got):
+        if signals != m.public_signals(x, got, payee):
             raise BackendError("circuit public signals differ from the requested input and its output")
         proof = resp["proof"]
         return Proof(
@@ -347,6 +362,7 @@ class Groth16Backend(ProofBackend):
             calldata=encode_proof(proof),
             prove_seconds=elapsed,
             extra={"daemon_ms": resp.get("ms", {})},
+            payee=payee if slot is not None else None,
         )
 
     def verify(self, circuit_dir: Path, proof: Proof) -> bool:
@@ -371,8 +387,8 @@ class Groth16Backend(ProofBackend):
         if why is not None:
             return why
         try:
-            expected = m.public_signals(list(proof.input_fixed), list(proof.output_fixed))
-        except PackingError as e:       # out of range: no proof of it can exist
+            expected = m.public_signals(list(proof.input_fixed), list(proof.output_fixed), proof.payee)
+        except (PackingError, PayeeError) as e:       # out of range: no proof of it can exist
             return str(e)
         except (TypeError, ValueError):
             return "input/output are not integers"

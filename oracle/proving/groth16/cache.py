@@ -26,6 +26,7 @@ _SOURCES = [
     "oracle/proving/groth16/circuit.py",
     "oracle/proving/groth16/backend.py",
     "oracle/circuits/packing.py",
+    "oracle/circuits/payee.py",
 ]
 
 

@@ -14,6 +14,10 @@ So each neuron of a layer is one decomposition of its accumulator, shared by
 Sides that interval arithmetic proves inactive are skipped (e.g. ReLU of a neuron that can never
 be negative). Inputs are range-checked to ``input_bits`` signed bits.
 
+Payee (``oracle.circuits.payee``): a private input ``payee`` decomposed into 160 bits and added
+into the spare high bits of the last output word (packed, when 160 bits fit), else exposed as a
+public output of its own right after the outputs; either way the proof names the fee recipient.
+
 Packed signals (``packed=True``, see ``oracle.circuits.packing``): the public inputs are words of
 k = floor(253 / input_bits) offset inputs each. Decomposing a word into exactly k * input_bits
 bits is the same number of constraints as range-checking its k inputs one by one, and both
@@ -27,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oracle.circuits.packing import per_word
+from oracle.circuits.payee import PAYEE_BITS, slot_for
 from oracle.circuits.quantize import QLayer, QuantizedModel, signed_bits
 
 TEMPLATES = """\
@@ -87,6 +92,22 @@ template PackSigned(k, b) {
         }
     }
     word <== lc;
+}
+
+// The payee address as n boolean bits: constrains it (one multiplication per bit), so the proof
+// cannot be replayed for another payee (a public signal in no constraint is malleable).
+template PayeeBits(n) {
+    signal input in;
+    signal bits[n];
+    var lc = 0;
+    var e = 1;
+    for (var i = 0; i < n; i++) {
+        bits[i] <-- (in >> i) & 1;
+        bits[i] * (bits[i] - 1) === 0;
+        lc += bits[i] * e;
+        e = e + e;
+    }
+    lc === in;
 }
 
 // q = floor(in / 2^k) (rounds towards -infinity, like numpy's >>); pos = 1 iff in >= 0.
@@ -206,19 +227,31 @@ class _Gen:
         return val, (lo >> k) + offset, (hi >> k) + offset
 
 
+def payee_slot(qm: QuantizedModel, packed: bool) -> dict[str, int]:
+    """The manifest's ``payee`` entry for this model's circuit (see ``oracle.circuits.payee``)."""
+    if not packed:
+        return {"signal": qm.output_size, "shift": 0, "extra": 1}
+    sizes = _word_sizes(qm.output_size, qm.output_bits)
+    return slot_for(sizes[-1] * qm.output_bits, len(sizes) - 1)
+
+
 def generate(qm: QuantizedModel, template_name: str = "Model",
              packed: bool = False) -> tuple[str, CircuitStats]:
     """Circom source whose main has public inputs ``in`` and outputs ``out``: the values
-    themselves, or (``packed``) their packed words, see ``oracle.circuits.packing``."""
+    themselves, or (``packed``) their packed words, see ``oracle.circuits.packing``; plus the
+    payee at ``payee_slot``."""
     g = _Gen()
     n_in, n_out = qm.input_size, qm.output_size
+    slot = payee_slot(qm, packed)
     g.lines.append(f"template {template_name}() {{")
     if packed:
-        _packed_inputs(g, n_in, qm.input_bits, len(_word_sizes(n_out, qm.output_bits)))
+        _packed_inputs(g, n_in, qm.input_bits, len(_word_sizes(n_out, qm.output_bits)), bool(slot["extra"]))
         names = {0: "x0"}
     else:
         g.lines.append(f"    signal input in[{n_in}];")
         g.lines.append(f"    signal output out[{n_out}];")
+        g.lines.append("    signal output payeeOut;   // public signal right after the outputs")
+        g.lines.append("    signal input payee;")
         g.lines.append(f"    // inputs: {qm.input_bits}-bit signed range, as checked on-chain")
         g.lines.append(f"    component rin[{n_in}];")
         g.lines.append(f"    for (var i = 0; i < {n_in}; i++) {{")
@@ -241,7 +274,9 @@ def generate(qm: QuantizedModel, template_name: str = "Model",
         for j in range(ly.size):
             g.neuron(ly, j, names, f"{name}[{j}]")
     if packed:
-        _packed_outputs(g, n_out, qm.output_bits)
+        _packed_outputs(g, n_out, qm.output_bits, slot)
+    else:
+        _payee(g)
     g.lines.append("}")
     src = "\n".join([
         "pragma circom 2.1.0;",
@@ -261,10 +296,13 @@ def _word_sizes(n: int, bits: int) -> list[int]:
     return [min(k, n - i) for i in range(0, n, k)]
 
 
-def _packed_inputs(g: _Gen, n_in: int, bits: int, out_words: int) -> None:
+def _packed_inputs(g: _Gen, n_in: int, bits: int, out_words: int, extra_payee: bool = False) -> None:
     sizes = _word_sizes(n_in, bits)
     g.lines.append(f"    signal input in[{len(sizes)}];")
     g.lines.append(f"    signal output out[{out_words}];")
+    if extra_payee:
+        g.lines.append("    signal output payeeOut;   // no spare bits in the last output word")
+    g.lines.append("    signal input payee;")
     g.lines.append(f"    // inputs: {len(sizes)} packed word(s) of {bits}-bit signed values, unpacked + range-checked")
     g.lines.append(f"    signal x0[{n_in}];")
     at = 0
@@ -276,13 +314,32 @@ def _packed_inputs(g: _Gen, n_in: int, bits: int, out_words: int) -> None:
         at += k
 
 
-def _packed_outputs(g: _Gen, n_out: int, bits: int) -> None:
+def _payee_bits(g: _Gen) -> None:
+    c = g.comp(f"PayeeBits({PAYEE_BITS})", PAYEE_BITS, 1)
+    g.lines.append(f"    {c}.in <== payee;")
+
+
+def _payee(g: _Gen) -> None:
+    """The unpacked layout (and packed without room): the payee is a public output of its own."""
+    _payee_bits(g)
+    g.lines.append("    payeeOut <== payee;")
+
+
+def _packed_outputs(g: _Gen, n_out: int, bits: int, slot: dict[str, int]) -> None:
     g.lines.append(f"    // outputs: range-checked to {bits} signed bits and packed")
     at = 0
-    for w, k in enumerate(_word_sizes(n_out, bits)):
+    sizes = _word_sizes(n_out, bits)
+    for w, k in enumerate(sizes):
         c = g.comp(f"PackSigned({k}, {bits})", k * bits, 1)
         g.lines.append(f"    for (var i = 0; i < {k}; i++) {{")
         g.lines.append(f"        {c}.in[i] <== y[{at} + i];")
         g.lines.append("    }")
-        g.lines.append(f"    out[{w}] <== {c}.word;")
+        if not slot["extra"] and w == slot["signal"]:
+            # 160 payee bits above the k*b value bits: the word stays < 2^253 < r, so unique.
+            _payee_bits(g)
+            g.lines.append(f"    out[{w}] <== {c}.word + payee * {1 << slot['shift']};")
+        else:
+            g.lines.append(f"    out[{w}] <== {c}.word;")
         at += k
+    if slot["extra"]:
+        _payee(g)
