@@ -74,34 +74,36 @@ abstract contract Groth16BatchVerifier is IBatchInferenceVerifier {
     }
 
     /// @inheritdoc IBatchInferenceVerifier
-    function verifyBatch(int256[][] calldata inputs, int256[][] calldata outputs, bytes[] calldata proofs)
-        external
-        view
-        returns (bool)
-    {
+    function verifyBatch(
+        int256[][] calldata inputs,
+        int256[][] calldata outputs,
+        address payee,
+        bytes[] calldata proofs
+    ) external view returns (bool) {
         uint256 k = proofs.length;
         if (k == 0) revert EmptyBatch();
         if (inputs.length != k || outputs.length != k) revert BatchLengthMismatch(inputs.length, outputs.length, k);
-        uint256[][] memory signals = _allSignals(inputs, outputs, proofs);
+        uint256[][] memory signals = _allSignals(inputs, outputs, payee, proofs);
         Acc memory acc = _accumulate(signals, proofs);
         return _finish(acc, k);
     }
 
     /// @dev Public signals of every entry, each checked by the concrete adapter.
-    function _allSignals(int256[][] calldata inputs, int256[][] calldata outputs, bytes[] calldata proofs)
-        private
-        view
-        returns (uint256[][] memory signals)
-    {
+    function _allSignals(
+        int256[][] calldata inputs,
+        int256[][] calldata outputs,
+        address payee,
+        bytes[] calldata proofs
+    ) private view returns (uint256[][] memory signals) {
         signals = new uint256[][](proofs.length);
         for (uint256 i; i < proofs.length; ++i) {
-            signals[i] = _entrySignals(inputs[i], outputs[i], proofs[i]);
+            signals[i] = _entrySignals(inputs[i], outputs[i], payee, proofs[i]);
         }
     }
 
     /// @dev One entry's public signals as field elements, in the circuit's order; reverts when
     ///      the sizes, the proof length or a value is not acceptable.
-    function _entrySignals(int256[] calldata input, int256[] calldata output, bytes calldata proof)
+    function _entrySignals(int256[] calldata input, int256[] calldata output, address payee, bytes calldata proof)
         internal
         view
         virtual
@@ -244,14 +246,14 @@ contract Groth16BatchAdapter is Groth16VerifierAdapter, Groth16BatchVerifier {
     /// @param verifier_ The snarkjs-generated verifier (used for single proofs).
     /// @param numInputs_ Model input size.
     /// @param numOutputs_ Model output size.
-    /// @param vk Verification key words (see `Groth16BatchVerifier`), n = inputs + outputs.
+    /// @param vk Verification key words (see `Groth16BatchVerifier`), n = inputs + outputs + 1 (payee).
     constructor(address verifier_, uint256 numInputs_, uint256 numOutputs_, uint256[] memory vk)
         Groth16VerifierAdapter(verifier_, numInputs_, numOutputs_)
-        Groth16BatchVerifier(numInputs_ + numOutputs_, vk)
+        Groth16BatchVerifier(numInputs_ + numOutputs_ + 1, vk)
     {}
 
-    /// @dev Public signals as field elements, circom order (outputs, then inputs).
-    function _entrySignals(int256[] calldata input, int256[] calldata output, bytes calldata proof)
+    /// @dev Public signals as field elements, circom order (outputs, payee, then inputs).
+    function _entrySignals(int256[] calldata input, int256[] calldata output, address payee, bytes calldata proof)
         internal
         view
         override
@@ -259,12 +261,13 @@ contract Groth16BatchAdapter is Groth16VerifierAdapter, Groth16BatchVerifier {
     {
         _checkSizes(input, output);
         if (proof.length != PROOF_LENGTH) revert MalformedProof(proof.length);
-        s = new uint256[](input.length + output.length);
+        s = new uint256[](input.length + output.length + 1);
         for (uint256 j; j < output.length; ++j) {
             s[j] = FieldEncoding.toField(output[j]);
         }
+        s[output.length] = uint256(uint160(payee));
         for (uint256 j; j < input.length; ++j) {
-            s[output.length + j] = FieldEncoding.toField(input[j]);
+            s[output.length + 1 + j] = FieldEncoding.toField(input[j]);
         }
     }
 }

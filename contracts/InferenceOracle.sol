@@ -15,7 +15,12 @@ import {ExactGasCall, SignedRange} from "./utils/CallLib.sol";
 ///         has to be trusted for correctness.
 /// @dev Fees: the exact quote is escrowed; any overpayment is credited to the payer's
 ///      withdrawable balance (pull payment). The fee of a fulfilled request is credited to the
-///      relayer that fulfilled it; an expired request's fee goes back to the requester.
+///      payee its proof names (not msg.sender: a copied pending fulfilment pays the original
+///      payee, and a changed payee needs a new proof); for a model whose verifier cannot bind a
+///      payee, the fulfilment must have been committed in an earlier block (commit-reveal).
+///      An expired request's fee goes back to the requester, and so does the fee of a request
+///      whose verifier was retired (upgrade or freeze): a request is only ever fulfilled by the
+///      verifier registered when it was made.
 ///      Invariant: address(this).balance == totalEscrowed + totalCredits.
 ///      Cross-chain: `requestInferenceTo` asks for a result to be delivered to a consumer on
 ///      another chain (docs/cross-chain.md). The request is fulfilled here exactly like a plain
@@ -31,7 +36,8 @@ contract InferenceOracle is Owned, ReentrancyGuard {
     /// @dev Three storage slots; the input is packed separately at the model's bit width.
     struct Request {
         address requester;
-        uint64 deadline;
+        uint40 deadline; // at most MAX_DEADLINE_DELAY ahead: 40 bits last until year 36812
+        uint24 verifierVersion; // the model's verifier version when the request was made
         uint32 callbackGasLimit;
         address callback;
         uint88 fee;
@@ -66,6 +72,7 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         uint256 valid;
         address verifier;
         bool sameModel;
+        bool bindsPayee;
     }
 
     uint32 public constant MAX_CALLBACK_GAS = 2_500_000;
@@ -97,33 +104,70 @@ contract InferenceOracle is Owned, ReentrancyGuard {
     /// @notice Chains that `requestInferenceTo` may name (owner-managed).
     mapping(uint64 chainId => bool) public isDestination;
     mapping(uint256 requestId => CrossChainTarget) private _crossChain;
+    /// @notice Block in which a fulfilment commitment was first made (commit-reveal for models
+    ///         whose verifier does not bind the payee); see `fulfillmentCommitment`.
+    mapping(bytes32 commitment => uint256 blockNumber) public commitments;
 
+    /// @notice No model under this id.
     error UnknownModel(bytes32 modelId);
+    /// @notice The model is frozen: no new requests.
     error ModelFrozen(bytes32 modelId);
+    /// @notice The input length is not the model's.
     error InputSizeMismatch(uint256 expected, uint256 got);
+    /// @notice input[index] is outside the model's signed input range.
     error InputOutOfRange(uint256 index, int256 value);
+    /// @notice The output length is not the model's.
     error OutputSizeMismatch(uint256 expected, uint256 got);
+    /// @notice output[index] is outside the model's signed output range.
     error OutputOutOfRange(uint256 index, int256 value);
+    /// @notice The callback gas asked for is above MAX_CALLBACK_GAS.
     error CallbackGasTooHigh(uint32 requested, uint32 max);
+    /// @notice A callback needs a non-zero gas limit.
     error MissingCallbackGas(address callback);
+    /// @notice The callback address has no code (a typo would "succeed" silently).
     error CallbackNotContract(address callback);
+    /// @notice The deadline is less than MIN_DEADLINE_DELAY ahead.
     error DeadlineTooSoon(uint64 deadline, uint64 earliest);
+    /// @notice The deadline is more than MAX_DEADLINE_DELAY ahead.
     error DeadlineTooFar(uint64 deadline, uint64 latest);
+    /// @notice Less was paid than the fee quote.
     error InsufficientFee(uint256 required, uint256 paid);
+    /// @notice The fee does not fit the request's 88-bit fee field.
     error FeeTooLarge(uint256 fee);
+    /// @notice No request under this id.
     error UnknownRequest(uint256 requestId);
+    /// @notice The request was fulfilled already.
     error AlreadyFulfilled(uint256 requestId);
+    /// @notice The request was refunded already.
     error AlreadyRefunded(uint256 requestId);
+    /// @notice The request's deadline has passed.
     error RequestExpired(uint256 requestId, uint64 deadline);
+    /// @notice Refund asked before the deadline of a request whose verifier is still current.
     error DeadlineNotReached(uint256 requestId, uint64 deadline);
+    /// @notice The proof does not verify for the request's input, this output and this payee.
     error InvalidProof(uint256 requestId);
+    /// @notice The transaction cannot give the callback its gas after the 63/64 rule.
     error InsufficientGasForCallback(uint256 requestId, uint32 callbackGasLimit);
+    /// @notice fulfillBatch arrays differ in length.
     error BatchLengthMismatch(uint256 ids, uint256 outputs, uint256 proofs);
+    /// @notice The caller has no balance to withdraw.
     error NothingToWithdraw(address account);
+    /// @notice The ETH transfer of a withdrawal failed.
     error TransferFailed(address to, uint256 amount);
+    /// @notice The destination chain is not enabled.
     error UnknownDestination(uint64 chainId);
+    /// @notice 0 or this chain cannot be a destination.
     error InvalidDestination(uint64 chainId);
+    /// @notice A cross-chain request needs a destination consumer.
     error MissingDestinationConsumer();
+    /// @notice The verifier the request was made under was retired (upgrade or freeze): it can
+    ///         no longer be fulfilled, only refunded.
+    error RequestVerifierRetired(uint256 requestId);
+    /// @notice Fees cannot be paid to address(0).
+    error ZeroPayee();
+    /// @notice The model's verifier does not bind the payee, and this fulfilment was not
+    ///         committed (`commitFulfillment`) in an earlier block.
+    error FulfillmentNotCommitted(uint256 requestId);
 
     event InferenceRequested(
         uint256 indexed requestId,
@@ -135,13 +179,16 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         uint64 deadline,
         uint256 fee
     );
+    /// @notice A request was fulfilled; its fee was credited to `payee` (the payee the proof names).
     event InferenceFulfilled(
         uint256 indexed requestId,
         bytes32 indexed modelId,
         int256[] output,
-        address indexed relayer,
+        address indexed payee,
         bool callbackSucceeded
     );
+    /// @notice A fulfilment commitment was recorded (commit-reveal).
+    event FulfillmentCommitted(bytes32 indexed commitment, address indexed committer);
     /// @notice A batch entry that was not fulfilled; `reason` is the selector of the error
     ///         `fulfill` would have reverted with (e.g. InvalidProof.selector).
     event FulfillmentSkipped(uint256 indexed requestId, bytes4 reason);
@@ -221,12 +268,20 @@ contract InferenceOracle is Owned, ReentrancyGuard {
     }
 
     /// @notice Fulfils a pending request with its output and a proof. Permissionless: the first
-    ///         valid proof wins the fee. The consumer callback gets exactly the requested gas;
-    ///         its failure is recorded in the event and does not revert the fulfilment.
+    ///         valid proof wins the fee, credited to `payee`, the fee recipient the proof was made
+    ///         for (whoever sends the transaction). The consumer callback gets exactly the
+    ///         requested gas; its failure is recorded in the event and does not revert the
+    ///         fulfilment.
     /// @param requestId The request.
     /// @param output The model output, fixed-point at the model's output scale.
+    /// @param payee The fee recipient the proof names (committed beforehand when the model's
+    ///        verifier does not bind it, see `commitFulfillment`).
     /// @param proof The proof in the model's adapter encoding.
-    function fulfill(uint256 requestId, int256[] calldata output, bytes calldata proof) external nonReentrant {
+    function fulfill(uint256 requestId, int256[] calldata output, address payee, bytes calldata proof)
+        external
+        nonReentrant
+    {
+        if (payee == address(0)) revert ZeroPayee();
         Request storage r = _requests[requestId];
         ModelRegistry.Model memory m;
         {
@@ -234,9 +289,35 @@ contract InferenceOracle is Owned, ReentrancyGuard {
             (err, m) = _precheck(requestId, r, output);
             if (err != bytes4(0)) _revertWith(err, requestId, r, m, output);
         }
+        if (!m.bindsPayee && !_committed(requestId, output, payee, proof)) revert FulfillmentNotCommitted(requestId);
         int256[] memory input = _unpack(_inputs[requestId], m.inputBits, m.inputSize);
-        if (!IInferenceVerifier(m.verifier).verify(input, output, proof)) revert InvalidProof(requestId);
-        _settle(requestId, r, output);
+        if (!IInferenceVerifier(m.verifier).verify(input, output, payee, proof)) revert InvalidProof(requestId);
+        _settle(requestId, r, output, payee);
+    }
+
+    /// @notice Records a commitment to a future fulfilment (`fulfillmentCommitment`), for models
+    ///         whose verifier cannot bind the payee: their `fulfill` is accepted only when its
+    ///         commitment was made in an earlier block, so a bot that copies the revealed proof
+    ///         from the mempool is too late to commit to its own payee. Re-committing keeps the
+    ///         first block.
+    /// @param commitment keccak256(abi.encode(requestId, output, payee, proof)).
+    function commitFulfillment(bytes32 commitment) external {
+        if (commitments[commitment] == 0) commitments[commitment] = block.number;
+        emit FulfillmentCommitted(commitment, msg.sender);
+    }
+
+    /// @notice The commitment `commitFulfillment` expects for a fulfilment.
+    /// @param requestId The request.
+    /// @param output The output to be revealed.
+    /// @param payee The fee recipient.
+    /// @param proof The proof to be revealed.
+    /// @return keccak256(abi.encode(requestId, output, payee, proof)).
+    function fulfillmentCommitment(uint256 requestId, int256[] calldata output, address payee, bytes calldata proof)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(requestId, output, payee, proof));
     }
 
     /// @notice Fulfils several requests in one transaction. An entry that cannot be fulfilled
@@ -245,37 +326,41 @@ contract InferenceOracle is Owned, ReentrancyGuard {
     ///         for one model whose verifier supports batches, the proofs are verified together.
     /// @param requestIds The requests.
     /// @param outputs The outputs, one per request.
+    /// @param payee The fee recipient every proof names.
     /// @param proofs The proofs, one per request.
     /// @return fulfilled How many entries were fulfilled.
-    function fulfillBatch(uint256[] calldata requestIds, int256[][] calldata outputs, bytes[] calldata proofs)
-        external
-        nonReentrant
-        returns (uint256 fulfilled)
-    {
+    function fulfillBatch(
+        uint256[] calldata requestIds,
+        int256[][] calldata outputs,
+        address payee,
+        bytes[] calldata proofs
+    ) external nonReentrant returns (uint256 fulfilled) {
         uint256 n = requestIds.length;
         if (outputs.length != n || proofs.length != n) {
             revert BatchLengthMismatch(n, outputs.length, proofs.length);
         }
+        if (payee == address(0)) revert ZeroPayee();
         Batch memory b = _prepareBatch(requestIds, outputs);
-        bool batchVerified = b.sameModel && _tryBatchVerify(b, outputs, proofs);
+        bool batchVerified = b.sameModel && b.bindsPayee && _tryBatchVerify(b, outputs, payee, proofs);
         for (uint256 i; i < n; ++i) {
             if (!b.ok[i]) continue;
             uint256 id = requestIds[i];
-            if (!batchVerified && !_tryVerify(id, b.inputs[i], outputs[i], proofs[i])) continue;
-            _settle(id, _requests[id], outputs[i]);
+            if (!batchVerified && !_tryVerify(id, b.inputs[i], outputs[i], payee, proofs[i])) continue;
+            _settle(id, _requests[id], outputs[i], payee);
             ++fulfilled;
         }
     }
 
-    /// @notice Returns an expired, unfulfilled request's fee to its requester (anyone may call).
-    ///         If the transfer fails, the amount is credited to the requester instead.
+    /// @notice Returns an unfulfilled request's fee to its requester (anyone may call) once its
+    ///         deadline has passed, or at once when the verifier it was made under was retired
+    ///         (upgrade or freeze). If the transfer fails, the amount is credited instead.
     /// @param requestId The request.
     function refund(uint256 requestId) external nonReentrant {
         Request storage r = _requests[requestId];
         if (r.status == Status.None) revert UnknownRequest(requestId);
         if (r.status == Status.Fulfilled) revert AlreadyFulfilled(requestId);
         if (r.status == Status.Refunded) revert AlreadyRefunded(requestId);
-        if (block.timestamp <= r.deadline) revert DeadlineNotReached(requestId, r.deadline);
+        if (block.timestamp <= r.deadline && !_verifierRetired(r)) revert DeadlineNotReached(requestId, r.deadline);
         uint256 amount = r.fee;
         address requester = r.requester;
         r.status = Status.Refunded;
@@ -359,6 +444,16 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         });
     }
 
+    /// @notice Whether the verifier a pending request was made under was retired (upgrade or
+    ///         freeze): it can then never be fulfilled and is refundable at once.
+    /// @param requestId The request.
+    /// @return True when retired; reverts with UnknownRequest when absent.
+    function isVerifierRetired(uint256 requestId) external view returns (bool) {
+        Request storage r = _requests[requestId];
+        if (r.status == Status.None) revert UnknownRequest(requestId);
+        return _verifierRetired(r);
+    }
+
     /// @notice The state of a request (None for an unknown id).
     /// @param requestId The request.
     /// @return The status.
@@ -409,7 +504,8 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         _inputs[requestId] = _pack(input, m.inputBits);
         _requests[requestId] = Request({
             requester: msg.sender,
-            deadline: deadline,
+            deadline: uint40(deadline),
+            verifierVersion: m.verifierVersion,
             callbackGasLimit: callbackGasLimit,
             callback: callback,
             fee: uint88(fee),
@@ -445,6 +541,7 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         if (s == Status.Refunded) return (AlreadyRefunded.selector, m);
         if (block.timestamp > r.deadline) return (RequestExpired.selector, m);
         m = registry.getModel(r.modelId);
+        if (m.frozen || m.verifierVersion != r.verifierVersion) return (RequestVerifierRetired.selector, m);
         if (output.length != m.outputSize) return (OutputSizeMismatch.selector, m);
         if (_firstOutOfRange(output, m.outputBits) != type(uint256).max) return (OutputOutOfRange.selector, m);
         requestId; // id only matters for the full error, built in _revertWith
@@ -462,6 +559,7 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         if (err == AlreadyFulfilled.selector) revert AlreadyFulfilled(requestId);
         if (err == AlreadyRefunded.selector) revert AlreadyRefunded(requestId);
         if (err == RequestExpired.selector) revert RequestExpired(requestId, r.deadline);
+        if (err == RequestVerifierRetired.selector) revert RequestVerifierRetired(requestId);
         if (err == OutputSizeMismatch.selector) revert OutputSizeMismatch(m.outputSize, output.length);
         uint256 i = _firstOutOfRange(output, m.outputBits);
         revert OutputOutOfRange(i, output[i]);
@@ -493,6 +591,7 @@ contract InferenceOracle is Owned, ReentrancyGuard {
                 firstModel = r.modelId;
                 b.verifier = m.verifier;
                 batchable = m.batchVerify;
+                b.bindsPayee = m.bindsPayee;
             } else if (r.modelId != firstModel) {
                 same = false;
             }
@@ -510,7 +609,7 @@ contract InferenceOracle is Owned, ReentrancyGuard {
 
     /// @dev Verifies all valid entries together; on failure the caller falls back to one by one
     ///      to find (and skip) the bad ones.
-    function _tryBatchVerify(Batch memory b, int256[][] calldata outputs, bytes[] calldata proofs)
+    function _tryBatchVerify(Batch memory b, int256[][] calldata outputs, address payee, bytes[] calldata proofs)
         private
         view
         returns (bool)
@@ -526,19 +625,26 @@ contract InferenceOracle is Owned, ReentrancyGuard {
             prs[k] = proofs[i];
             ++k;
         }
-        try IBatchInferenceVerifier(b.verifier).verifyBatch(ins, outs, prs) returns (bool valid) {
+        try IBatchInferenceVerifier(b.verifier).verifyBatch(ins, outs, payee, prs) returns (bool valid) {
             return valid;
         } catch {
             return false;
         }
     }
 
-    function _tryVerify(uint256 requestId, int256[] memory input, int256[] calldata output, bytes calldata proof)
-        private
-        returns (bool)
-    {
-        address verifier = registry.getModel(_requests[requestId].modelId).verifier;
-        try IInferenceVerifier(verifier).verify(input, output, proof) returns (bool valid) {
+    function _tryVerify(
+        uint256 requestId,
+        int256[] memory input,
+        int256[] calldata output,
+        address payee,
+        bytes calldata proof
+    ) private returns (bool) {
+        ModelRegistry.Model memory m = registry.getModel(_requests[requestId].modelId);
+        if (!m.bindsPayee && !_committed(requestId, output, payee, proof)) {
+            emit FulfillmentSkipped(requestId, FulfillmentNotCommitted.selector);
+            return false;
+        }
+        try IInferenceVerifier(m.verifier).verify(input, output, payee, proof) returns (bool valid) {
             if (valid) return true;
             emit FulfillmentSkipped(requestId, InvalidProof.selector);
         } catch (bytes memory reason) {
@@ -548,15 +654,15 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         return false;
     }
 
-    /// @dev Effects first (status, escrow, relayer credit), then the consumer callback.
-    function _settle(uint256 requestId, Request storage r, int256[] calldata output) private {
+    /// @dev Effects first (status, escrow, payee credit), then the consumer callback.
+    function _settle(uint256 requestId, Request storage r, int256[] calldata output, address payee) private {
         uint256 fee = r.fee;
         address callback = r.callback;
         uint32 gasLimit = r.callbackGasLimit;
         bytes32 modelId = r.modelId;
         r.status = Status.Fulfilled;
         totalEscrowed -= fee;
-        _credit(msg.sender, fee);
+        _credit(payee, fee);
 
         bool callbackSucceeded = true;
         if (callback != address(0)) {
@@ -567,7 +673,22 @@ contract InferenceOracle is Owned, ReentrancyGuard {
                 abi.encodeCall(IInferenceConsumer.onInferenceResult, (requestId, modelId, output))
             );
         }
-        emit InferenceFulfilled(requestId, modelId, output, msg.sender, callbackSucceeded);
+        emit InferenceFulfilled(requestId, modelId, output, payee, callbackSucceeded);
+    }
+
+    /// @dev A commitment to exactly this fulfilment exists from an earlier block.
+    function _committed(uint256 requestId, int256[] calldata output, address payee, bytes calldata proof)
+        private
+        view
+        returns (bool)
+    {
+        uint256 at = commitments[fulfillmentCommitment(requestId, output, payee, proof)];
+        return at != 0 && at < block.number;
+    }
+
+    function _verifierRetired(Request storage r) private view returns (bool) {
+        ModelRegistry.Model memory m = registry.getModel(r.modelId);
+        return m.frozen || m.verifierVersion != r.verifierVersion;
     }
 
     /// @dev Exactly `gasAmount` for the callback, or the fulfilment reverts (ExactGasCall).

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {Owned} from "./utils/Owned.sol";
+import {IInferenceVerifier} from "./Verifier.sol";
 
 /// @title ModelRegistry
 /// @notice modelId -> verifier, proof system, input/output sizes and fixed-point scales, signed
@@ -28,6 +29,8 @@ contract ModelRegistry is Owned {
         uint16 outputBits;
         bool frozen;
         bool batchVerify; // verifier also implements IBatchInferenceVerifier
+        bool bindsPayee; // set by the registry from the verifier (a value passed in is ignored)
+        uint24 verifierVersion; // set by the registry: 1 at registration, +1 per upgrade
         bytes32 circuitId; // sha256 of the verification key
         uint128 fee; // base fee in wei, on top of callback gas
         uint32 verifyGas; // gas to budget for one verification
@@ -39,6 +42,12 @@ contract ModelRegistry is Owned {
         uint64 readyAt;
     }
 
+    /// @notice Where a circuit's keys come from, for integrators and auditors.
+    struct Setup {
+        bytes32 setupHash; // sha256 of the powers-of-tau / SRS file the keys were made from
+        bool devKeys; // keys from a local, UNSAFE ceremony: whoever ran it can forge proofs
+    }
+
     /// @notice Delay between proposing and executing a verifier upgrade.
     uint64 public constant UPGRADE_DELAY = 2 days;
     uint16 public constant MAX_SIGNALS = 1024;
@@ -47,14 +56,23 @@ contract ModelRegistry is Owned {
     mapping(bytes32 modelId => PendingUpgrade) public pendingUpgrades;
     /// @notice Verifiers that were replaced or belong to a frozen model; never accepted again.
     mapping(address verifier => bool) public retiredVerifiers;
+    /// @notice Setup provenance per circuit id (recorded at registration and upgrade proposal).
+    mapping(bytes32 circuitId => Setup) public setups;
     bytes32[] private _modelIds;
 
+    /// @notice The model id is taken (ids are never reused).
     error ModelAlreadyRegistered(bytes32 modelId);
+    /// @notice No model under this id.
     error UnknownModel(bytes32 modelId);
+    /// @notice The model is frozen for good.
     error ModelIsFrozen(bytes32 modelId);
+    /// @notice A field of the model description is not acceptable; `reason` names it.
     error InvalidModelConfig(string reason);
+    /// @notice The verifier was replaced or frozen once and can never be used again.
     error VerifierRetired(address verifier);
+    /// @notice No verifier upgrade was proposed for the model.
     error NoUpgradePending(bytes32 modelId);
+    /// @notice The upgrade delay has not passed yet.
     error UpgradeNotReady(bytes32 modelId, uint64 readyAt);
 
     event ModelRegistered(
@@ -71,24 +89,32 @@ contract ModelRegistry is Owned {
     event VerifierUpgradeProposed(bytes32 indexed modelId, address indexed verifier, bytes32 circuitId, uint64 readyAt);
     event VerifierUpgradeCancelled(bytes32 indexed modelId, address indexed verifier);
     event VerifierUpgraded(bytes32 indexed modelId, address indexed oldVerifier, address indexed newVerifier, bytes32 circuitId);
+    /// @notice The setup provenance of a circuit (sha256 of its ptau/SRS file, dev-keys flag).
+    event SetupRecorded(bytes32 indexed circuitId, bytes32 setupHash, bool devKeys);
 
     constructor(address initialOwner) Owned(initialOwner) {}
 
     /// @notice Registers a new model. The modelId must never have been used.
     /// @param modelId The identifier integrators use (the CLI derives it from the circuit id).
-    /// @param model The model description; `frozen` must be false.
-    function register(bytes32 modelId, Model calldata model) external onlyOwner {
+    /// @param model The model description; `frozen` must be false; `bindsPayee` and
+    ///        `verifierVersion` are set here (from the verifier, and 1).
+    /// @param setup Where the circuit's keys come from (recorded under its circuit id).
+    function register(bytes32 modelId, Model calldata model, Setup calldata setup) external onlyOwner {
         if (_models[modelId].proofSystem != ProofSystem.None) revert ModelAlreadyRegistered(modelId);
         _validate(model);
         if (model.frozen) revert InvalidModelConfig("cannot register frozen");
+        Model storage m = _models[modelId];
         _models[modelId] = model;
+        m.bindsPayee = IInferenceVerifier(model.verifier).bindsPayee();
+        m.verifierVersion = 1;
         _modelIds.push(modelId);
+        _recordSetup(model.circuitId, setup);
         emit ModelRegistered(modelId, model.verifier, model.proofSystem, model.circuitId, model.inputSize, model.outputSize);
         emit ModelFeeChanged(modelId, model.fee, model.verifyGas);
     }
 
-    /// @notice Freezes a model for good: no new requests; pending ones can still be fulfilled
-    ///         or refunded. Its verifier is retired.
+    /// @notice Freezes a model for good: no new requests, and its verifier is retired, so its
+    ///         pending requests can no longer be fulfilled (their requesters get refunds at once).
     /// @param modelId The model to freeze.
     function freeze(bytes32 modelId) external onlyOwner {
         Model storage m = _existing(modelId);
@@ -116,7 +142,11 @@ contract ModelRegistry is Owned {
     /// @param modelId The model.
     /// @param verifier The new verifier adapter.
     /// @param circuitId The new circuit id (sha256 of the new verification key).
-    function proposeVerifierUpgrade(bytes32 modelId, address verifier, bytes32 circuitId) external onlyOwner {
+    /// @param setup Where the new circuit's keys come from.
+    function proposeVerifierUpgrade(bytes32 modelId, address verifier, bytes32 circuitId, Setup calldata setup)
+        external
+        onlyOwner
+    {
         Model storage m = _existing(modelId);
         if (m.frozen) revert ModelIsFrozen(modelId);
         if (verifier == address(0) || verifier.code.length == 0) revert InvalidModelConfig("verifier has no code");
@@ -124,6 +154,7 @@ contract ModelRegistry is Owned {
         uint64 readyAt = uint64(block.timestamp) + UPGRADE_DELAY;
         _dropPendingUpgrade(modelId); // a new proposal replaces (and cancels) the old one
         pendingUpgrades[modelId] = PendingUpgrade(verifier, circuitId, readyAt);
+        _recordSetup(circuitId, setup);
         emit VerifierUpgradeProposed(modelId, verifier, circuitId, readyAt);
     }
 
@@ -136,7 +167,9 @@ contract ModelRegistry is Owned {
         emit VerifierUpgradeCancelled(modelId, p.verifier);
     }
 
-    /// @notice Executes a proposed upgrade once its delay has passed; the old verifier is retired.
+    /// @notice Executes a proposed upgrade once its delay has passed; the old verifier is retired
+    ///         and the version bumped, so requests made before can no longer be fulfilled (they
+    ///         were made under the old circuit) and are refundable at once.
     /// @param modelId The model.
     function executeVerifierUpgrade(bytes32 modelId) external onlyOwner {
         Model storage m = _existing(modelId);
@@ -150,6 +183,8 @@ contract ModelRegistry is Owned {
         m.circuitId = p.circuitId;
         // A new verifier may not support batches: fall back to one-by-one until re-declared.
         m.batchVerify = false;
+        m.bindsPayee = IInferenceVerifier(p.verifier).bindsPayee();
+        ++m.verifierVersion;
         delete pendingUpgrades[modelId];
         emit VerifierUpgraded(modelId, old, p.verifier, p.circuitId);
     }
@@ -183,6 +218,12 @@ contract ModelRegistry is Owned {
     /// @return The ids.
     function modelIds() external view returns (bytes32[] memory) {
         return _modelIds;
+    }
+
+    function _recordSetup(bytes32 circuitId, Setup calldata setup) private {
+        if (setup.setupHash == bytes32(0)) revert InvalidModelConfig("setupHash");
+        setups[circuitId] = setup;
+        emit SetupRecorded(circuitId, setup.setupHash, setup.devKeys);
     }
 
     function _dropPendingUpgrade(bytes32 modelId) private {

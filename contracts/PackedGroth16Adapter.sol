@@ -19,6 +19,10 @@ import {Groth16BatchVerifier} from "./Groth16BatchAdapter.sol";
 ///      output, refusing any value outside its bit width: packing is injective only on in-range
 ///      values (an out-of-range value would carry into its neighbour), so a proof for another
 ///      input or output can never verify.
+///      Payee (oracle/circuits/payee.py): the 160-bit fee recipient sits in the spare high bits of
+///      the last output word (payee << (values in that word * outputBits)) when they fit under
+///      253 bits, so it costs no extra signal; otherwise it is a signal of its own right after the
+///      output words. The circuit decomposes it into bits, so a proof names exactly one payee.
 ///      Proof encoding: abi.encode(uint256[2] a, uint256[2][2] b, uint256[2] c), 256 bytes.
 contract PackedGroth16Adapter is VerifierAdapterBase {
     /// @dev Execution gas of a snarkjs verifyProof is ~190 k + ~7 k per public signal (TOOLCHAIN.md).
@@ -35,9 +39,15 @@ contract PackedGroth16Adapter is VerifierAdapterBase {
     /// @notice Values per word: floor(253 / bits).
     uint256 public immutable perWordIn;
     uint256 public immutable perWordOut;
-    /// @notice Public signals: output words, then input words.
+    /// @notice Public signals: output words, (the payee word when it has no room,) then input words.
     uint256 public immutable inputWords;
     uint256 public immutable outputWords;
+    /// @notice Bits of the payee in a packed word.
+    uint256 public constant PAYEE_BITS = 160;
+    /// @notice Bit offset of the payee in the last output word; 0 when it has a word of its own.
+    uint256 public immutable payeeShift;
+    /// @notice True when the payee is a public signal of its own (no room in the last output word).
+    bool public immutable payeeOwnWord;
     /// @notice `verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[inputWords + outputWords])`.
     bytes4 public immutable selector;
 
@@ -60,7 +70,7 @@ contract PackedGroth16Adapter is VerifierAdapterBase {
             verifier_,
             numInputs_,
             numOutputs_,
-            BASE_GAS + GAS_PER_SIGNAL * (_words(numInputs_, inputBits_) + _words(numOutputs_, outputBits_))
+            BASE_GAS + GAS_PER_SIGNAL * _signals(numInputs_, numOutputs_, inputBits_, outputBits_)
         )
     {
         inputBits = inputBits_;
@@ -69,11 +79,14 @@ contract PackedGroth16Adapter is VerifierAdapterBase {
         perWordOut = WORD_BITS / outputBits_;
         inputWords = _words(numInputs_, inputBits_);
         outputWords = _words(numOutputs_, outputBits_);
+        uint256 shift = _lastOutputWordBits(numOutputs_, outputBits_);
+        payeeOwnWord = shift + PAYEE_BITS > WORD_BITS;
+        payeeShift = payeeOwnWord ? 0 : shift;
         selector = bytes4(
             keccak256(
                 abi.encodePacked(
                     "verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[",
-                    Decimal.toString(inputWords + outputWords),
+                    Decimal.toString(_signals(numInputs_, numOutputs_, inputBits_, outputBits_)),
                     "])"
                 )
             )
@@ -81,41 +94,53 @@ contract PackedGroth16Adapter is VerifierAdapterBase {
     }
 
     /// @inheritdoc IInferenceVerifier
-    function verify(int256[] calldata input, int256[] calldata output, bytes calldata proof)
+    function bindsPayee() external pure returns (bool) {
+        return true;
+    }
+
+    /// @inheritdoc IInferenceVerifier
+    function verify(int256[] calldata input, int256[] calldata output, address payee, bytes calldata proof)
         external
         view
         returns (bool)
     {
-        uint256[] memory words = _checkedSignals(input, output, proof);
+        uint256[] memory words = _checkedSignals(input, output, payee, proof);
         return _call(abi.encodePacked(selector, proof, words));
     }
 
-    /// @notice The public signals the verifier is called with for (input, output).
+    /// @notice The public signals the verifier is called with for (input, output, payee).
     /// @param input Model input (fixed point).
     /// @param output Claimed model output (fixed point).
-    /// @return words [output words..., input words...].
-    function packSignals(int256[] calldata input, int256[] calldata output)
+    /// @param payee The fee recipient.
+    /// @return words [output words..., (payee word,) input words...].
+    function packSignals(int256[] calldata input, int256[] calldata output, address payee)
         external
         view
         returns (uint256[] memory words)
     {
         _checkSizes(input, output);
-        return _pack(input, output);
+        return _pack(input, output, payee);
     }
 
     /// @dev Sizes, proof length and value ranges checked; the packed public signals.
-    function _checkedSignals(int256[] calldata input, int256[] calldata output, bytes calldata proof)
+    function _checkedSignals(int256[] calldata input, int256[] calldata output, address payee, bytes calldata proof)
         internal
         view
         returns (uint256[] memory)
     {
         _checkSizes(input, output);
         if (proof.length != PROOF_LENGTH) revert MalformedProof(proof.length);
-        return _pack(input, output);
+        return _pack(input, output, payee);
     }
 
-    function _pack(int256[] calldata input, int256[] calldata output) private view returns (uint256[] memory words) {
-        words = new uint256[](outputWords + inputWords);
+    function _pack(int256[] calldata input, int256[] calldata output, address payee)
+        private
+        view
+        returns (uint256[] memory words)
+    {
+        bool own = payeeOwnWord;
+        uint256 outWords = outputWords;
+        words = new uint256[](outWords + (own ? 1 : 0) + inputWords);
         uint256 b = outputBits;
         uint256 k = perWordOut;
         int256 half = int256(1 << (b - 1));
@@ -125,7 +150,10 @@ contract PackedGroth16Adapter is VerifierAdapterBase {
             // v + half is in [0, 2^b): no carry into the next value's bits.
             words[i / k] |= uint256(v + half) << (b * (i % k));
         }
-        uint256 base = outputWords;
+        // Above the value bits (or alone): the word stays below 2^253 < r, so it is unique.
+        if (own) words[outWords] = uint256(uint160(payee));
+        else words[outWords - 1] |= uint256(uint160(payee)) << payeeShift;
+        uint256 base = own ? outWords + 1 : outWords;
         b = inputBits;
         k = perWordIn;
         half = int256(1 << (b - 1));
@@ -134,6 +162,19 @@ contract PackedGroth16Adapter is VerifierAdapterBase {
             if (v < -half || v >= half) revert PackedInputOutOfRange(i, v);
             words[base + i / k] |= uint256(v + half) << (b * (i % k));
         }
+    }
+
+    /// @dev Public signals: value words plus a payee word when the last output word has no room.
+    function _signals(uint256 nIn, uint256 nOut, uint256 inBits, uint256 outBits) internal pure returns (uint256) {
+        uint256 n = _words(nIn, inBits) + _words(nOut, outBits);
+        return _lastOutputWordBits(nOut, outBits) + PAYEE_BITS > WORD_BITS ? n + 1 : n;
+    }
+
+    /// @dev Bits used by the values of the last output word.
+    function _lastOutputWordBits(uint256 nOut, uint256 outBits) internal pure returns (uint256) {
+        uint256 k = WORD_BITS / outBits;
+        uint256 inLast = nOut - (_words(nOut, outBits) - 1) * k;
+        return inLast * outBits;
     }
 
     /// @dev Words needed for n values of `bits` bits; reverts on an unpackable width (also used
@@ -166,16 +207,16 @@ contract PackedGroth16BatchAdapter is PackedGroth16Adapter, Groth16BatchVerifier
         uint256[] memory vk
     )
         PackedGroth16Adapter(verifier_, numInputs_, numOutputs_, inputBits_, outputBits_)
-        Groth16BatchVerifier(_words(numInputs_, inputBits_) + _words(numOutputs_, outputBits_), vk)
+        Groth16BatchVerifier(_signals(numInputs_, numOutputs_, inputBits_, outputBits_), vk)
     {}
 
     /// @dev The packed words, with the same checks as a single verification.
-    function _entrySignals(int256[] calldata input, int256[] calldata output, bytes calldata proof)
+    function _entrySignals(int256[] calldata input, int256[] calldata output, address payee, bytes calldata proof)
         internal
         view
         override
         returns (uint256[] memory)
     {
-        return _checkedSignals(input, output, proof);
+        return _checkedSignals(input, output, payee, proof);
     }
 }

@@ -37,15 +37,19 @@ contract ProvenResults is InferenceCheck {
     /// @param modelId A registered, unfrozen model.
     /// @param input Fixed-point input at the model's input scale.
     /// @param output Fixed-point output at the model's output scale.
+    /// @param payee The payee the proof was made for (no fee is paid here).
     /// @param proof The proof in the model's adapter encoding.
     /// @return key The result's key.
-    function submit(bytes32 modelId, int256[] calldata input, int256[] calldata output, bytes calldata proof)
-        external
-        returns (bytes32 key)
-    {
+    function submit(
+        bytes32 modelId,
+        int256[] calldata input,
+        int256[] calldata output,
+        address payee,
+        bytes calldata proof
+    ) external returns (bytes32 key) {
         key = resultKey(modelId, input);
         if (_isCurrent(modelId, _results[key].verifier)) revert AlreadyProven(key);
-        address verifier = _verifyInference(modelId, input, output, proof);
+        address verifier = _verifyInference(modelId, input, output, payee, proof);
         Result storage r = _results[key];
         r.verifier = verifier;
         r.provenAt = uint64(block.timestamp);

@@ -3,7 +3,8 @@
 Compiles models/risk/model.onnx with the Groth16 backend (local dev ceremony), proves one input
 and writes:
   risk_groth16.json        {"input", "output" (fixed-point ints), "proof" (0x, 256 bytes, the
-                           fulfill() argument), "public_signals", "proof_json", "circuit_id",
+                           fulfill() argument), "payee" (the address every proof names),
+                           "public_signals", "proof_json", "circuit_id",
                            "input_scale", "output_scale", "input_bits", "output_bits"}
   risk_groth16_vk.json     the verification key the proof is for
   RiskGroth16Verifier.sol  the snarkjs verifier for that key (contract Groth16Verifier)
@@ -40,6 +41,8 @@ FIXTURES = ROOT / "contracts" / "test" / "fixtures"
 BATCH = 10
 PACKED_BATCH = 16
 INPUT = [0.4, 0.3, 0.2, 0.0, 0.15, 0.0, 0.1, 0.05]
+# Every fixture proof names this payee (the `relayer` of contracts/test/utils/OracleFixture.sol).
+PAYEE = "0x0000000000000000000000000000000007e1a7e5"
 
 
 def _write(backend: Groth16Backend, packed: bool) -> None:
@@ -53,7 +56,7 @@ def _write(backend: Groth16Backend, packed: bool) -> None:
                                            packed_signals=packed))
     assert (m.packed is not None) == packed
     x = to_fixed(INPUT, m.input_scale, m.input_bits)
-    p = backend.prove(out, x)
+    p = backend.prove(out, x, PAYEE)
     assert backend.verify(out, p)
     # A batch of proofs for distinct inputs (batch adapter tests); the packed one also covers
     # negative inputs, whose offset encoding the adapter must get right.
@@ -62,7 +65,7 @@ def _write(backend: Groth16Backend, packed: bool) -> None:
         xi = [(v * (k + 3) * 37 + k * 11) % (1 << m.input_scale) for v in range(1, 9)]
         if packed and k % 2:
             xi = [v - (1 << (m.input_bits - 1)) if j % 3 == 0 else v for j, v in enumerate(xi)]
-        pi = backend.prove(out, xi)
+        pi = backend.prove(out, xi, PAYEE)
         batch.append({"input": pi.input_fixed, "output": pi.output_fixed, "proof": pi.calldata})
     FIXTURES.mkdir(parents=True, exist_ok=True)
     doc = {
@@ -71,6 +74,8 @@ def _write(backend: Groth16Backend, packed: bool) -> None:
         "proof": p.calldata,
         "public_signals": p.public_signals,
         "proof_json": p.proof,
+        "payee": PAYEE,
+        "payee_slot": m.payee,
         "circuit_id": p.circuit_id,
         "input_scale": m.input_scale,
         "output_scale": m.output_scale,

@@ -30,11 +30,15 @@ abstract contract InferenceCheck {
     /// @dev Reverts unless `proof` shows output = model(input) for the registered, unfrozen
     ///      model (a frozen model's verifier is retired: no new results through it). A
     ///      verifier revert bubbles up, as in InferenceOracle.fulfill. Returns the verifier used.
-    function _verifyInference(bytes32 modelId, int256[] calldata input, int256[] calldata output, bytes calldata proof)
-        internal
-        view
-        returns (address verifier)
-    {
+    ///      `payee` is the fee recipient the proof was made for (on the source chain); no fee is
+    ///      paid here, it only has to match the proof.
+    function _verifyInference(
+        bytes32 modelId,
+        int256[] calldata input,
+        int256[] calldata output,
+        address payee,
+        bytes calldata proof
+    ) internal view returns (address verifier) {
         if (!registry.isRegistered(modelId)) revert UnknownModel(modelId);
         ModelRegistry.Model memory m = registry.getModel(modelId);
         if (m.frozen) revert ModelFrozen(modelId);
@@ -44,7 +48,7 @@ abstract contract InferenceCheck {
         if (i != type(uint256).max) revert InputOutOfRange(i, input[i]);
         i = _firstOutOfRange(output, m.outputBits);
         if (i != type(uint256).max) revert OutputOutOfRange(i, output[i]);
-        if (!IInferenceVerifier(m.verifier).verify(input, output, proof)) revert InvalidProof(modelId);
+        if (!IInferenceVerifier(m.verifier).verify(input, output, payee, proof)) revert InvalidProof(modelId);
         return m.verifier;
     }
 
