@@ -88,7 +88,8 @@ def cmd_models_register(a: argparse.Namespace) -> int:
     for rpc, registry in zip(a.rpc, a.registry, strict=True):
         chain = _connect(rpc, keystore=a.keystore)
         r = register_circuit(chain, registry, a.circuit_dir, model_id=a.model_id, fee_wei=a.fee,
-                             batch=not a.no_batch)
+                             batch=not a.no_batch, rpc_url=rpc,
+                             allow_dev_keys_on_public_chain=a.i_understand_dev_keys_are_forgeable)
         print(r.model_id)
     return 0
 
@@ -151,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--fee", type=int, default=0, help="base fee in wei")
     r.add_argument("--keystore", type=Path)
     r.add_argument("--no-batch", action="store_true", help="groth16: plain adapter without batch verification")
+    r.add_argument("--i-understand-dev-keys-are-forgeable", action="store_true",
+                   help="register a circuit with development keys on a chain that is not a local dev node "
+                        "(anyone with the local ceremony's secrets can forge its proofs)")
     r.set_defaults(func=cmd_models_register)
 
     pr = sub.add_parser("prove", help="prove one inference")

@@ -3,10 +3,12 @@ then register the model in the ModelRegistry."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from oracle.chain.client import Chain
 from oracle.chain.compiler import Artifact
@@ -21,6 +23,45 @@ log = logging.getLogger(__name__)
 GROTH16_BASE_GAS = 230_000
 GROTH16_GAS_PER_SIGNAL = 8_000
 HALO2_DEFAULT_GAS = 1_500_000
+
+
+class DevKeysRefused(ValueError):
+    """A circuit whose keys come from a local ceremony, registered on a chain that is not local."""
+
+
+# Chains where keys from a local ceremony are acceptable: the anvil/hardhat development ids,
+# reached on this machine and answering as a development node.
+DEV_CHAIN_IDS = frozenset({31337, 1337})
+DEV_CLIENTS = ("anvil", "hardhat", "ganache")
+
+
+def _is_loopback(url: str) -> bool:
+    host = (urlparse(url).hostname or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_local_dev_chain(chain: Chain, rpc_url: str) -> bool:
+    """True only for a development node on this machine: loopback URL, a development chain id
+    and a development client (a chain id alone proves nothing: anyone can run id 31337)."""
+    if not _is_loopback(rpc_url) or chain.chain_id not in DEV_CHAIN_IDS:
+        return False
+    client = str(chain.w3.client_version).lower()
+    return any(c in client for c in DEV_CLIENTS)
+
+
+def setup_of(manifest: Manifest) -> tuple[bytes, bool]:
+    """ModelRegistry.Setup: sha256 of the ptau/SRS file the keys came from, and the dev-keys flag."""
+    info = manifest.settings.get("ptau") or manifest.settings.get("srs") or {}
+    digest = info.get("sha256") if isinstance(info, dict) else None
+    if not isinstance(digest, str) or len(digest.removeprefix("0x")) != 64:
+        # Older circuit folders: the circuit id still names the exact keys.
+        digest = manifest.circuit_id
+    return bytes.fromhex(digest.removeprefix("0x")), bool(manifest.dev_keys)
 
 
 @dataclass(frozen=True)
@@ -48,11 +89,29 @@ def register_circuit(
     model_id: str | None = None,
     fee_wei: int = 0,
     batch: bool = True,
+    rpc_url: str | None = None,
+    allow_dev_keys_on_public_chain: bool = False,
 ) -> Registration:
     """Deploys the verifier and its adapter and registers the model. For Groth16 the default
-    adapter also verifies batches of proofs together (cheaper fulfillBatch)."""
+    adapter also verifies batches of proofs together (cheaper fulfillBatch).
+
+    A circuit with development keys (``dev_keys``: a local ceremony whose secrets this machine
+    may still hold, so it can forge any proof) is refused unless the chain is a local
+    development node (``is_local_dev_chain``; without ``rpc_url`` the chain cannot be judged
+    local) or ``allow_dev_keys_on_public_chain`` is set. The registry records the setup's
+    provenance either way."""
     manifest = Manifest.load(circuit_dir)
     manifest.check_circuit_id(circuit_dir)
+    if manifest.dev_keys and not (rpc_url is not None and is_local_dev_chain(chain, rpc_url)):
+        if not allow_dev_keys_on_public_chain:
+            raise DevKeysRefused(
+                f"{circuit_dir}: keys from a LOCAL development ceremony (dev_keys) cannot be registered on "
+                f"chain {chain.chain_id} ({rpc_url or 'unknown RPC'}), which is not a local development node: "
+                "whoever ran that ceremony can forge any proof. Recompile with --ptau/--srs from a public "
+                "ceremony, or pass --i-understand-dev-keys-are-forgeable to register anyway."
+            )
+        log.warning("registering DEVELOPMENT keys of %s on chain %d: anyone with the ceremony's "
+                    "secrets can forge proofs for this model", circuit_dir, chain.chain_id)
     art = json.loads(manifest.path(circuit_dir, "verifier_json").read_text())
     verifier_art = Artifact(name=manifest.verifier_contract, abi=art["abi"], bytecode=_hex(art["bytecode"]))
     verifier = chain.deploy(manifest.verifier_contract, artifact=verifier_art)
@@ -86,12 +145,14 @@ def register_circuit(
         manifest.output_bits,
         False,  # frozen
         batch,  # batchVerify: the adapter implements IBatchInferenceVerifier
+        False,  # bindsPayee: set by the registry from the adapter
+        0,  # verifierVersion: set by the registry
         bytes.fromhex(manifest.circuit_id.removeprefix("0x")),
         fee_wei,
         gas,
     )
     reg = chain.contract("ModelRegistry", registry)
-    chain.transact(reg.functions.register(bytes.fromhex(mid.removeprefix("0x")), model))
+    chain.transact(reg.functions.register(bytes.fromhex(mid.removeprefix("0x")), model, setup_of(manifest)))
     log.info(
         "registered model %s (%s, circuit %s) with adapter %s", mid, manifest.backend, manifest.circuit_id, adapter
     )
