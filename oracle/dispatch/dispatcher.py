@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import requests
 from web3.exceptions import Web3RPCError
@@ -58,6 +58,9 @@ class DispatcherConfig:
     retry_delay: float = 2.0
     prove_timeout: float = 120.0
     deadline_margin: int = 5            # don't start work that cannot land before the deadline
+    # chain_id -> the fee recipient proofs are made for (the chain's relayer payee). The
+    # contract credits the payee the proof names, so a copied fulfilment pays us, not the copier.
+    payees: dict[int, str] = field(default_factory=dict)
 
 
 class Dispatcher:
@@ -153,11 +156,12 @@ class Dispatcher:
                 repo.transition(s, req, State.DISPATCHED)
             input_fixed = req.input_ints
             state = State(req.state)
+            payee = self.cfg.payees.get(req.chain_id)
         # Committed: the request is `dispatched` (or `proven`) before the prover runs.
 
         if state == State.DISPATCHED:
             try:
-                result = self.prover.prove(circuit, input_fixed, timeout=self.cfg.prove_timeout)
+                result = self.prover.prove(circuit, input_fixed, timeout=self.cfg.prove_timeout, payee=payee)
             except BackendError as e:
                 with self.db.session() as s:
                     req = s.get(Request, pk)
@@ -179,7 +183,7 @@ class Dispatcher:
                     Proof(
                         circuit_id=p.circuit_id, backend=p.backend, output=[str(v) for v in p.output_fixed],
                         calldata=p.calldata, public_signals=list(p.public_signals), native=p.proof,
-                        prover=result.prover,
+                        prover=result.prover, payee=p.payee or payee,
                         prove_seconds=p.prove_seconds, verified=False,
                     ),
                 )
@@ -188,7 +192,7 @@ class Dispatcher:
         else:
             proof, checked = self._stored_proof(pk, circuit), False
 
-        why_not = None if checked else verify_offchain(circuit, proof, input_fixed)
+        why_not = None if checked else verify_offchain(circuit, proof, input_fixed, payee)
         with self.db.session() as s:
             req = s.get(Request, pk)
             assert req is not None
@@ -231,7 +235,7 @@ class Dispatcher:
             return BackendProof(
                 backend=p.backend, circuit_id=p.circuit_id, input_fixed=req.input_ints,
                 output_fixed=p.output_ints, public_signals=list(p.public_signals), proof=p.native,
-                calldata=p.calldata, prove_seconds=p.prove_seconds,
+                calldata=p.calldata, prove_seconds=p.prove_seconds, payee=p.payee,
             )
 
     def _retry_or_fail(self, s: object, req: Request, reason: str) -> None:

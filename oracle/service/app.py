@@ -103,6 +103,7 @@ class OracleService:
             DispatcherConfig(
                 owner=f"{cfg.instance}/dispatch", workers=cfg.prover.workers,
                 prove_timeout=cfg.prover.timeout, max_attempts=cfg.prover.max_attempts,
+                payees={cid: rt.relayer.payee for cid, rt in self.chains.items()},
             ),
         )
         with self.db.session() as s:
@@ -141,7 +142,7 @@ class OracleService:
             self.db, w3, account, oracle_abi, self.errors, verify_gas,
             RelayerConfig(chain_id=chain_id, oracle=c.oracle, confirmations=c.confirmations,
                           max_batch=self.cfg.relayer.max_batch, stuck_after=self.cfg.relayer.stuck_after,
-                          owner=f"{self.cfg.instance}/relay/{chain_id}"),
+                          owner=f"{self.cfg.instance}/relay/{chain_id}", payee=self.cfg.relayer.payee),
         )
         rt = ChainRuntime(cfg=c, chain_id=chain_id, w3=w3, listener=listener, relayer=relayer, registry=registry,
                           oracle=oracle)

@@ -45,6 +45,9 @@ class RelayerSettings(BaseModel):
     keystore: Path | None = None        # else ORACLE_PRIVATE_KEY (or the anvil dev key locally)
     max_batch: int = Field(default=16, ge=1)
     stuck_after: float = Field(default=30.0, gt=0)
+    # Fee recipient named in proofs (default: the relayer account). Instances that share a
+    # database should share it, so any of them can relay a proof another one made.
+    payee: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
 
 
 class ServiceConfig(BaseModel):

@@ -69,7 +69,10 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.PROVEN: frozenset(
         {State.VERIFIED, State.CONFIRMED, State.FAILED, State.EXPIRED, State.ORPHANED, State.FULFILLED}
     ),
-    State.VERIFIED: frozenset({State.SUBMITTED, State.EXPIRED, State.ORPHANED, State.FULFILLED, State.FAILED}),
+    # -> confirmed: the chain (an eth_call of the fulfilment) rejects the proof: prove again.
+    State.VERIFIED: frozenset(
+        {State.SUBMITTED, State.CONFIRMED, State.EXPIRED, State.ORPHANED, State.FULFILLED, State.FAILED}
+    ),
     State.SUBMITTED: frozenset({State.FULFILLED, State.VERIFIED, State.EXPIRED, State.FAILED, State.ORPHANED}),
     State.FULFILLED: frozenset({State.VERIFIED, State.ORPHANED}),  # a reorg can undo a fulfilment
     State.REJECTED: frozenset(),
@@ -147,6 +150,9 @@ class Proof(Base):
     calldata: Mapped[str] = mapped_column(Text)
     public_signals: Mapped[list[str]] = mapped_column(JSON)
     native: Mapped[Any] = mapped_column(JSON, nullable=True)  # backend-native proof object
+    # The fee recipient the proof names (bound in the proof for Groth16; for other backends the
+    # fulfilment is committed to it first). The relayer fulfils with exactly this payee.
+    payee: Mapped[str | None] = mapped_column(String(42), nullable=True)
     prover: Mapped[str] = mapped_column(String(80))  # "local" or a miner hotkey
     prove_seconds: Mapped[float] = mapped_column(Float)
     verified: Mapped[bool] = mapped_column(default=False)
