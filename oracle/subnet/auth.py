@@ -9,6 +9,7 @@ local mode, a stake threshold from the metagraph in network mode. Authentication
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
@@ -96,6 +97,34 @@ class RequestVerifier:
         self.allowed_skew = allowed_skew
         # Retention covers the whole freshness window (http_auth refuses a shorter one).
         self.nonces = http_auth.InMemoryNonceStore(retention=max(60.0, 2 * (max_age + allowed_skew)))
+
+    def precheck(self, headers: Mapping[str, str]) -> str:
+        """Everything that can be refused from the request head alone, BEFORE the body is read
+        (so an unauthenticated peer cannot make us buffer anything): headers present and well
+        formed, addressed to this miner, fresh, and the claimed sender allowed by the policy.
+        Returns the claimed sender; ``verify`` (signature over the body, replay) stays the
+        authority. Raises AuthFailure."""
+        h = {k.lower(): v for k, v in headers.items()}
+        if http_auth.HEADER_SIGNATURE.lower() not in h and http_auth.HEADER_HOTKEY.lower() not in h:
+            raise AuthFailure(401, "unsigned", "request is not signed (btauth/1 headers missing)")
+        if h.get(http_auth.HEADER_VERSION.lower()) != http_auth.VERSION:
+            raise AuthFailure(401, "malformed", f"missing or unsupported {http_auth.HEADER_VERSION}")
+        sender = h.get(http_auth.HEADER_HOTKEY.lower(), "")
+        if not sender or not h.get(http_auth.HEADER_SIGNATURE.lower()):
+            raise AuthFailure(401, "malformed", "missing hotkey or signature header")
+        try:
+            nonce = int(h.get(http_auth.HEADER_NONCE.lower(), ""))
+        except ValueError:
+            raise AuthFailure(401, "malformed", f"{http_auth.HEADER_NONCE} is not a decimal integer") from None
+        if h.get(http_auth.HEADER_RECEIVER.lower()) != self.self_hotkey:
+            raise AuthFailure(401, "wrong_receiver", "request was not signed for this miner's hotkey")
+        now = time.time_ns()
+        if now - nonce > self.max_age * 1e9 or nonce - now > self.allowed_skew * 1e9:
+            raise AuthFailure(401, "stale", f"nonce outside the {self.max_age:g}s freshness window")
+        why = self.policy.check(sender)
+        if why is not None:
+            raise AuthFailure(403, "not_allowed", why)
+        return sender
 
     def verify(self, headers: Mapping[str, str], body: bytes, *, method: str, path: str) -> http_auth.Caller:
         lowered = {k.lower() for k in headers}

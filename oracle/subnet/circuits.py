@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from oracle.circuits.catalog import Circuit, CircuitCatalog
 from oracle.circuits.manifest import MANIFEST_FILE, Manifest, ManifestError
+from oracle.subnet.http_limits import HttpLimits
 from oracle.subnet.protocol import CIRCUITS_PATH
 from oracle.subnet.server import ThreadedServer
 
@@ -106,5 +107,6 @@ def circuit_app(catalog: CircuitCatalog) -> Starlette:
 class CircuitServer(ThreadedServer):
     """The validator's tiny circuit server, in a thread of the oracle process."""
 
-    def __init__(self, catalog: CircuitCatalog, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__(circuit_app(catalog), host=host, port=port, name="circuit-server")
+    def __init__(self, catalog: CircuitCatalog, host: str = "127.0.0.1", port: int = 0,
+                 limits: HttpLimits | None = None) -> None:
+        super().__init__(circuit_app(catalog), host=host, port=port, name="circuit-server", limits=limits)

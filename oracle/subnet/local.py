@@ -97,12 +97,14 @@ def start_local_miners(
     validator_url: str | None = None,
     behaviours: Sequence[str] | None = None,
     delays: Sequence[float] | None = None,
+    extra_args: Sequence[str] = (),
     startup_timeout: float = 30.0,
 ) -> list[MinerProcess]:
     """Spawns ``n`` miners (wallets ``miner-<i>`` under ``base_dir/wallets``, logs under
     ``base_dir``), waits until each answers /health, writes the local metagraph file
     (default ``base_dir/miners.json``). ``behaviours``/``delays`` (per miner) are test-only
-    and switch ORACLE_TEST_MODE on for those processes. On any failure the miners already
+    and switch ORACLE_TEST_MODE on for those processes. ``extra_args`` go to every
+    ``oracle miner`` command line (e.g. HTTP limits). On any failure the miners already
     started are stopped."""
     base = (base_dir or Path.cwd() / "miners").resolve()
     base.mkdir(parents=True, exist_ok=True)
@@ -111,7 +113,7 @@ def start_local_miners(
     try:
         for i in range(n):
             miners.append(_spawn(i, models_dir, validator_hotkey, base, wallets, workers, validator_url,
-                                 behaviours[i] if behaviours else "honest", delays[i] if delays else 0.0))
+                                 behaviours[i] if behaviours else "honest", delays[i] if delays else 0.0, extra_args))
         end = time.monotonic() + startup_timeout
         for m in miners:
             _wait_healthy(m, end)
@@ -125,7 +127,7 @@ def start_local_miners(
 
 
 def _spawn(i: int, models_dir: Path, validator_hotkey: str, base: Path, wallets: Path, workers: int,
-           validator_url: str | None, behaviour: str, delay: float) -> MinerProcess:
+           validator_url: str | None, behaviour: str, delay: float, extra_args: Sequence[str]) -> MinerProcess:
     name = f"miner-{i}"
     hotkey = hotkey_of(load_or_create_wallet(name, wallets))
     env = dict(os.environ)
@@ -137,6 +139,7 @@ def _spawn(i: int, models_dir: Path, validator_hotkey: str, base: Path, wallets:
            "--workers", str(workers), "--behaviour", behaviour, "--delay", str(delay)]
     if validator_url:
         cmd += ["--validator-url", validator_url]
+    cmd += list(extra_args)
     log_file = base / f"{name}.log"
     out = log_file.open("ab")
     # Own session: a Ctrl-C in the demo's terminal reaches the demo, which stops miners cleanly.

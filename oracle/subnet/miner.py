@@ -7,7 +7,10 @@
 Every request to /prove and /capacity is authenticated (``bittensor.http_auth``: signature,
 body hash, freshness, nonce replay cache, receiver = this miner's hotkey) and authorized
 (allow-list, or a stake threshold from the chain metagraph) BEFORE the body is parsed; a
-rejected request never reaches a prover. Proving runs on a bounded worker pool; beyond it the
+rejected request never reaches a prover. What needs no body (headers, receiver, freshness,
+the sender's allow-list/stake) is checked before a single body byte is read, and the body is
+read with a size cap and a deadline (``oracle.subnet.http_limits``), so an unauthenticated
+peer cannot make the miner buffer more than ``max_body`` bytes. Proving runs on a bounded worker pool; beyond it the
 miner answers 503 at once rather than queueing work the validator will have given up on.
 
 Test-only knobs (``--behaviour``, ``--delay``) simulate slow and malicious miners; they are
@@ -43,6 +46,7 @@ from oracle.proving.base import BackendError, Proof
 from oracle.proving.registry import get_backend
 from oracle.subnet import protocol as P
 from oracle.subnet.auth import AuthFailure, Policy, RequestVerifier, hotkey_of
+from oracle.subnet.http_limits import BodyRefused, HttpLimits, read_body, uvicorn_config
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,7 @@ class MinerSettings:
     behaviour: str = "honest"           # test mode only
     delay: float = 0.0                  # test mode only: extra seconds per proof
     max_age: float = 10.0
+    limits: HttpLimits = field(default_factory=HttpLimits)
 
 
 @dataclass
@@ -90,16 +95,35 @@ def _target(request: Request) -> str:
     return request.url.path + (f"?{q}" if q else "")
 
 
-async def _authenticate(state: MinerState, request: Request, body: bytes) -> Any:
+def _rejected(state: MinerState, request: Request, e: AuthFailure) -> Response:
+    state.rejected[e.code] += 1
+    log.warning("rejected %s %s from %s: %s (%s)", request.method, request.url.path,
+                request.headers.get("x-bittensor-hotkey", "?"), e.code, e.reason)
+    return _error(e.status, "unauthorized" if e.status == 401 else "forbidden", e.code, e.reason)
+
+
+async def _authenticate(state: MinerState, request: Request) -> tuple[Any, bytes] | Response:
+    """(caller, raw body) of an authenticated, authorized request, else the refusal. The head
+    is checked first and the body read only after it passed, with a size cap and a deadline."""
+    headers = dict(request.headers)
     try:
-        # A thread: in network mode the policy may refresh the metagraph (a chain call).
-        return await run_in_threadpool(state.verifier.verify, dict(request.headers), body,
-                                       method=request.method, path=_target(request))
+        # Threads: in network mode the policy may refresh the metagraph (a chain call).
+        await run_in_threadpool(state.verifier.precheck, headers)
     except AuthFailure as e:
+        return _rejected(state, request, e)
+    try:
+        body = await read_body(request, state.settings.limits)
+    except BodyRefused as e:
         state.rejected[e.code] += 1
-        log.warning("rejected %s %s from %s: %s (%s)", request.method, request.url.path,
-                    request.headers.get("x-bittensor-hotkey", "?"), e.code, e.reason)
-        return _error(e.status, "unauthorized" if e.status == 401 else "forbidden", e.code, e.reason)
+        log.warning("refused the body of %s %s from %s: %s", request.method, request.url.path,
+                    headers.get("x-bittensor-hotkey", "?"), e.reason)
+        return _error(e.status, "bad_request", e.code, e.reason)
+    try:
+        caller = await run_in_threadpool(state.verifier.verify, headers, body,
+                                         method=request.method, path=_target(request))
+    except AuthFailure as e:
+        return _rejected(state, request, e)
+    return caller, body
 
 
 def build_app(state: MinerState) -> Starlette:
@@ -111,20 +135,19 @@ def build_app(state: MinerState) -> Starlette:
         })
 
     async def capacity(request: Request) -> Response:
-        body = await request.body()
-        caller = await _authenticate(state, request, body)
-        if isinstance(caller, Response):
-            return caller
+        auth = await _authenticate(state, request)
+        if isinstance(auth, Response):
+            return auth
         cap = P.Capacity(hotkey=state.hotkey, circuits=sorted(state.circuits),
                          max_concurrent=state.settings.workers, in_flight=state.in_flight,
                          can_fetch=state.settings.validator_url is not None)
         return JSONResponse(cap.model_dump())
 
     async def prove(request: Request) -> Response:
-        body = await request.body()          # raw bytes: hashed into the signature check
-        caller = await _authenticate(state, request, body)
-        if isinstance(caller, Response):
-            return caller
+        auth = await _authenticate(state, request)
+        if isinstance(auth, Response):
+            return auth
+        caller, body = auth                  # raw bytes, as hashed into the signature check
         try:
             req = P.ProveRequest.model_validate_json(body)
         except ValidationError as e:
@@ -250,6 +273,18 @@ def add_miner_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     m.add_argument("--workers", type=int, default=2, help="proofs in flight at most (beyond: 503)")
     m.add_argument("--validator-url", help="fetch missing circuits from {URL}/circuits/{id}")
     m.add_argument("--max-age", type=float, default=10.0, help="request freshness window, seconds")
+    d = HttpLimits()
+    lim = m.add_argument_group("HTTP limits (bound what an unauthenticated peer can make the miner hold)")
+    lim.add_argument("--max-body", type=int, default=d.max_body, help="request body bytes at most (beyond: 413)")
+    lim.add_argument("--header-timeout", type=float, default=d.header_timeout,
+                     help="seconds for a whole request head to arrive (beyond: connection closed)")
+    lim.add_argument("--body-timeout", type=float, default=d.body_timeout,
+                     help="seconds for a whole request body to arrive (beyond: 408)")
+    lim.add_argument("--keep-alive", type=int, default=d.keep_alive, help="idle seconds between requests")
+    lim.add_argument("--max-connections", type=int, default=d.max_connections,
+                     help="open connections at most (beyond: closed at once)")
+    lim.add_argument("--limit-concurrency", type=int, default=d.limit_concurrency,
+                     help="connections or requests in flight before answering 503")
     net = m.add_argument_group("network mode (instead of --allow)")
     net.add_argument("--netuid", type=int, help="subnet uid: allow validators by stake on the chain metagraph")
     net.add_argument("--network", default="finney")
@@ -307,9 +342,12 @@ def cmd_miner(a: argparse.Namespace) -> int:
             raise ValueError("give --allow SS58[,SS58...] (local mode) or --netuid (network mode)")
         policy = AllowList(allowed)
         who = f"{len(allowed)} allowed validator hotkey(s)"
+    limits = HttpLimits(max_body=a.max_body, header_timeout=a.header_timeout, body_timeout=a.body_timeout,
+                        keep_alive=a.keep_alive, max_connections=a.max_connections,
+                        limit_concurrency=a.limit_concurrency)
     a.models.mkdir(parents=True, exist_ok=True)
     settings = MinerSettings(models_dir=a.models, workers=a.workers, validator_url=a.validator_url,
-                             behaviour=a.behaviour, delay=a.delay, max_age=a.max_age)
+                             behaviour=a.behaviour, delay=a.delay, max_age=a.max_age, limits=limits)
     state = make_state(settings, wallet, policy)
     if a.behaviour != "honest" or a.delay:
         log.warning("TEST MODE: behaviour=%s delay=%.2fs", a.behaviour, a.delay)
@@ -317,8 +355,8 @@ def cmd_miner(a: argparse.Namespace) -> int:
              state.hotkey, a.host, a.port, len(state.circuits), a.workers, who)
     warm_up(state)
     t0 = time.monotonic()
-    uvicorn.run(build_app(state), host=a.host, port=a.port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=3)
+    uvicorn.Server(uvicorn_config(build_app(state), limits, host=a.host, port=a.port, log_level="warning",
+                                  access_log=False, timeout_graceful_shutdown=3)).run()
     state.pool.shutdown(wait=False, cancel_futures=True)
     log.info("miner stopped after %.0f s (%d proofs)", time.monotonic() - t0, state.proofs_done)
     return 0

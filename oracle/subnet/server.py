@@ -1,5 +1,7 @@
 """An ASGI app served by uvicorn in a background thread (the validator's circuit server, and
-in-process miners in tests). The OS picks the port when ``port`` is 0."""
+in-process miners in tests). The OS picks the port when ``port`` is 0. The server enforces
+``HttpLimits`` (request-head deadline, body size and deadline, connection cap), as a miner does:
+the circuit server listens where miners, and so anyone, can reach it."""
 
 from __future__ import annotations
 
@@ -11,18 +13,23 @@ import time
 import uvicorn
 from starlette.types import ASGIApp
 
+from oracle.subnet.http_limits import BodyLimit, HttpLimits, uvicorn_config
+
 log = logging.getLogger(__name__)
 
 
 class ThreadedServer:
-    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, name: str = "http") -> None:
+    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, name: str = "http",
+                 limits: HttpLimits | None = None) -> None:
         self.name = name
+        self.limits = limits or HttpLimits()
         # Bind here so the port is known (and owned) before the thread starts serving.
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.host, self.port = host, int(self._sock.getsockname()[1])
-        cfg = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
+        cfg = uvicorn_config(BodyLimit(app, self.limits), self.limits, log_level="warning", access_log=False,
+                             lifespan="off", timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(cfg)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
                                         name=name, daemon=True)

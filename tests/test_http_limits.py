@@ -1,0 +1,167 @@
+"""What an unauthenticated peer can make the subnet's HTTP servers hold, over real sockets
+against a real ``oracle miner`` process and a real circuit server:
+
+* a 400 MB unsigned POST is answered 401 from the head alone; the miner's memory does not move
+  and it stops reading (it used to buffer the whole body, 73 -> 875 MB, before answering);
+* a signed head with an oversized body is refused 413 before the body is read (Content-Length)
+  or at the limit (chunked); a body trickled too slowly gets 408;
+* a request head trickled byte by byte, or never sent, is closed after the head deadline;
+* connections beyond the cap are closed at once;
+* the circuit server (validator side) enforces the same limits.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from bittensor import http_auth
+
+from oracle.circuits.catalog import CircuitCatalog
+from oracle.subnet import protocol as P
+from oracle.subnet.auth import hotkey_of, load_or_create_wallet
+from oracle.subnet.circuits import CircuitServer
+from oracle.subnet.http_limits import HttpLimits
+from oracle.subnet.local import MinerProcess, start_local_miners, stop_local_miners
+from tests.http_probe import MIB, huge_upload, read_status, trickle_head
+
+HEAD_TIMEOUT = 1.0
+BODY_TIMEOUT = 1.0
+MAX_CONNECTIONS = 6
+MAX_BODY = 256 * 1024
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    base = tmp_path_factory.mktemp("http-limits")
+    models = base / "models"          # no circuit needed: nothing here is ever proven
+    models.mkdir()
+    validator = load_or_create_wallet("validator", base / "vw")
+    miners = start_local_miners(
+        1, models, hotkey_of(validator), base_dir=base / "m",
+        extra_args=["--header-timeout", str(HEAD_TIMEOUT), "--body-timeout", str(BODY_TIMEOUT),
+                    "--max-connections", str(MAX_CONNECTIONS), "--max-body", str(MAX_BODY)])
+    try:
+        yield {"validator": validator, "miner": miners[0]}
+    finally:
+        stop_local_miners(miners)
+
+
+def _signed_head(env: dict[str, Any]) -> dict[str, str]:
+    """A well-formed, fresh head from the allowed validator (signed over some other body: the
+    signature can only be checked once a body is read, which is what these tests prevent)."""
+    miner: MinerProcess = env["miner"]
+    return http_auth.sign(env["validator"], method="POST", path=P.PROVE_PATH, body=b"{}", receiver_ss58=miner.hotkey)
+
+
+def _rejected(miner: MinerProcess, code: str) -> int:
+    return int(miner.health()["rejected"].get(code, 0))
+
+
+def test_huge_unsigned_post_is_refused_from_the_head_without_buffering(env: dict[str, Any]) -> None:
+    miner: MinerProcess = env["miner"]
+    before = _rejected(miner, "unsigned")
+    r = huge_upload(miner.url + P.PROVE_PATH, miner.proc.pid, total=400 * MIB, answer_timeout=30)
+    # The 401 is sent on the head alone and the connection closed: the client may see the 401
+    # or, when the close reaches it mid-upload, a reset. Either way the upload was cut short.
+    assert r.status in (401, None), r.summary()
+    assert r.sent < 64 * MIB, r.summary()
+    assert r.rss_peak - r.rss_before < 32 * MIB, r.summary()
+    assert _rejected(miner, "unsigned") == before + 1
+
+
+def test_signed_head_with_oversized_content_length_is_413_before_any_body(env: dict[str, Any]) -> None:
+    miner: MinerProcess = env["miner"]
+    before = _rejected(miner, "too_large")
+    head = [f"POST {P.PROVE_PATH} HTTP/1.1", "Host: x", "Content-Type: application/json",
+            f"Content-Length: {400 * MIB}", *(f"{k}: {v}" for k, v in _signed_head(env).items())]
+    with socket.create_connection(("127.0.0.1", miner.port)) as s:
+        s.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        # Not one body byte sent: the answer must not wait for it.
+        assert read_status(s, 5.0) == 413
+    assert _rejected(miner, "too_large") == before + 1
+
+
+def test_signed_chunked_body_is_cut_off_at_the_limit(env: dict[str, Any]) -> None:
+    miner: MinerProcess = env["miner"]
+    before = _rejected(miner, "too_large")
+    r = huge_upload(miner.url + P.PROVE_PATH, miner.proc.pid, total=400 * MIB, chunked=True,
+                    headers=_signed_head(env), answer_timeout=30)
+    assert r.status in (413, None), r.summary()
+    assert r.sent < 64 * MIB, r.summary()
+    assert r.rss_peak - r.rss_before < 32 * MIB, r.summary()
+    assert _rejected(miner, "too_large") == before + 1
+
+
+def test_trickled_body_gets_408(env: dict[str, Any]) -> None:
+    miner: MinerProcess = env["miner"]
+    head = [f"POST {P.PROVE_PATH} HTTP/1.1", "Host: x", "Content-Length: 1000",
+            *(f"{k}: {v}" for k, v in _signed_head(env).items())]
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", miner.port)) as s:
+        s.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + b"{")
+        assert read_status(s, 10.0) == 408
+    assert time.monotonic() - t0 < BODY_TIMEOUT + 3
+
+
+def test_trickled_or_missing_request_head_is_closed(env: dict[str, Any]) -> None:
+    miner: MinerProcess = env["miner"]
+    closed_after = trickle_head(miner.url + P.HEALTH_PATH, every=0.1, give_up=10)
+    assert closed_after is not None and closed_after < HEAD_TIMEOUT + 2, closed_after
+    with socket.create_connection(("127.0.0.1", miner.port)) as s:     # says nothing at all
+        t0 = time.monotonic()
+        s.settimeout(10)
+        assert s.recv(1) == b""
+        assert time.monotonic() - t0 < HEAD_TIMEOUT + 2
+    # A kept-alive connection gets the same deadline for its next head.
+    with socket.create_connection(("127.0.0.1", miner.port)) as s:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_status(s, 5) == 200
+        t0 = time.monotonic()
+        s.sendall(b"GET /health HTTP/1.1\r\n")
+        while time.monotonic() - t0 < 10:
+            try:
+                s.sendall(b"X")
+            except OSError:
+                break
+            time.sleep(0.1)
+        assert time.monotonic() - t0 < HEAD_TIMEOUT + 2
+
+
+def test_connections_beyond_the_cap_are_closed_at_once(env: dict[str, Any]) -> None:
+    miner: MinerProcess = env["miner"]
+    held = [socket.create_connection(("127.0.0.1", miner.port)) for _ in range(MAX_CONNECTIONS)]
+    try:
+        time.sleep(0.2)                            # the miner has accepted them all
+        with socket.create_connection(("127.0.0.1", miner.port)) as extra:
+            extra.settimeout(HEAD_TIMEOUT / 2)     # well before any head deadline
+            assert extra.recv(1) == b""
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.2)
+    assert miner.health()["status"] == "ok"        # and serving again once they are gone
+
+
+def test_circuit_server_enforces_the_same_limits(risk_circuit: Path) -> None:
+    limits = HttpLimits(header_timeout=HEAD_TIMEOUT, body_timeout=BODY_TIMEOUT, max_body=MAX_BODY)
+    with CircuitServer(CircuitCatalog.scan(risk_circuit), limits=limits) as srv:
+        url = srv.url + P.CIRCUITS_PATH + "/0x" + "00" * 32
+        closed_after = trickle_head(url, every=0.1, give_up=10)
+        assert closed_after is not None and closed_after < HEAD_TIMEOUT + 2, closed_after
+        # A GET carrying a huge body: refused from its Content-Length, nothing read.
+        with socket.create_connection((srv.host, srv.port)) as s:
+            s.sendall(f"GET {P.CIRCUITS_PATH}/x HTTP/1.1\r\nHost: x\r\nContent-Length: {400 * MIB}\r\n\r\n".encode())
+            assert read_status(s, 5) == 413
+        # A chunked body the app never reads: answered, then the connection is closed rather
+        # than drained for as long as the client keeps sending.
+        import os
+
+        r = huge_upload(url, os.getpid(), total=400 * MIB, chunked=True, answer_timeout=10)
+        assert r.sent < 64 * MIB, r.summary()
+        assert httpx.get(url, timeout=5).status_code == 404        # still serving
