@@ -237,7 +237,7 @@ class ChainListener:
         req.fulfil_tx = _hex(lg["transactionHash"])
         req.fulfil_block = int(lg["blockNumber"])
         req.callback_succeeded = bool(ev["args"]["callbackSucceeded"])
-        repo.transition(s, req, State.FULFILLED, f"fulfilled on-chain by {ev['args']['relayer']}")
+        repo.transition(s, req, State.FULFILLED, f"fulfilled on-chain, fee to {ev['args']['payee']}")
         return 1
 
     def _on_refunded(self, s: Any, lg: LogReceipt) -> int:

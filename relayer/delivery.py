@@ -30,6 +30,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
+from oracle.chain.structs import read_model
 from oracle.store.db import Database
 from oracle.store.models import Delivery, DeliveryState, RelayerTx, Request, State
 from relayer.fees import current_fees
@@ -73,14 +74,18 @@ class _Message:
     circuit_id: str | None
     consumer: str
     gas_limit: int
+    payee: str = "0x0000000000000000000000000000000000000000"   # the payee the proof names (no fee here)
+
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
 def delivery_key(m: _Message) -> bytes:
-    """CrossChainInbox.deliveryKey, computed locally (no RPC)."""
+    """CrossChainInbox.deliveryKey, computed locally (no RPC): what the consumer sees."""
     input_hash = keccak(abi_encode(["int256[]"], [m.input]))
     return keccak(abi_encode(
-        ["uint64", "address", "uint256", "bytes32", "bytes32", "address", "uint32"],
-        [m.src_chain_id, m.src_oracle, m.request_id, m.model_id, input_hash, m.consumer, m.gas_limit],
+        ["uint64", "uint256", "bytes32", "bytes32", "address"],
+        [m.src_chain_id, m.request_id, m.model_id, input_hash, m.consumer],
     ))
 
 
@@ -185,8 +190,8 @@ class DeliveryJob:
             return 0
         gas = self._verify_gas(msg.model_id) + msg.gas_limit * 64 // 63 + 10_000 + DELIVER_OVERHEAD_GAS
         fn = self.inbox.functions.deliver(
-            msg.src_chain_id, msg.src_oracle, msg.request_id, msg.model_id, msg.input, msg.output,
-            msg.proof, msg.consumer, msg.gas_limit,
+            (msg.src_chain_id, msg.src_oracle, msg.request_id, msg.model_id, msg.consumer, msg.gas_limit, msg.payee),
+            msg.input, msg.output, msg.proof,
         )
         data = fn._encode_transaction_data()
         fees = current_fees(self.w3)
@@ -218,9 +223,11 @@ class DeliveryJob:
             output: list[int] | None = None
             proof: bytes | None = None
             circuit_id: str | None = None
+            payee = ZERO_ADDRESS
             if req.proof is not None and req.proof.verified:
                 output, circuit_id = req.proof.output_ints, req.proof.circuit_id
                 proof = bytes(HexBytes(req.proof.calldata))
+                payee = to_checksum_address(req.proof.payee) if req.proof.payee else ZERO_ADDRESS
             base = dict(pk=pk, src_chain_id=d.src_chain_id, src_oracle=d.src_oracle, request_id=d.request_id,
                         model_id=bytes.fromhex(req.model_id[2:]), input=req.input_ints, consumer=d.consumer,
                         gas_limit=int(d.gas_limit))
@@ -235,10 +242,11 @@ class DeliveryJob:
                     assert d is not None
                     self._retry(d, "no proof in the store and none readable from the source fulfilment")
                 return None
-            output, proof = found
-        return _Message(output=output, proof=proof, circuit_id=circuit_id, **base)  # type: ignore[arg-type]
+            output, proof, payee = found
+        return _Message(output=output, proof=proof, circuit_id=circuit_id, payee=payee,
+                        **base)  # type: ignore[arg-type]
 
-    def _from_source(self, chain_id: int, request_id: int, from_block: int) -> tuple[list[int], bytes] | None:
+    def _from_source(self, chain_id: int, request_id: int, from_block: int) -> tuple[list[int], bytes, str] | None:
         src = self.source(chain_id)
         if src is None:
             return None
@@ -251,13 +259,14 @@ class DeliveryJob:
             if to_checksum_address(str(tx["to"])) != oracle.address:
                 continue  # fulfilled through another contract: calldata not decodable here
             fn, args = oracle.decode_function_input(tx["input"])
+            payee = to_checksum_address(args["payee"])
             if fn.fn_name == "fulfill" and int(args["requestId"]) == request_id:
-                return [int(v) for v in args["output"]], bytes(args["proof"])
+                return [int(v) for v in args["output"]], bytes(args["proof"]), payee
             if fn.fn_name == "fulfillBatch":
                 ids = [int(v) for v in args["requestIds"]]
                 if request_id in ids:
                     i = ids.index(request_id)
-                    return [int(v) for v in args["outputs"][i]], bytes(args["proofs"][i])
+                    return [int(v) for v in args["outputs"][i]], bytes(args["proofs"][i]), payee
         return None
 
     def _precheck(self, m: _Message) -> str | None:
@@ -267,17 +276,17 @@ class DeliveryJob:
             return "delivered"
         if not self.registry.functions.isRegistered(m.model_id).call():
             return f"model 0x{m.model_id.hex()} is not registered on chain {self.cfg.chain_id}"
-        onchain = self.registry.functions.getModel(m.model_id).call()
-        if m.circuit_id is not None and "0x" + bytes(onchain[10]).hex() != m.circuit_id.lower():
+        onchain = read_model(self.registry, m.model_id)
+        if m.circuit_id is not None and onchain.circuit_id != m.circuit_id.lower():
             return f"model 0x{m.model_id.hex()} on chain {self.cfg.chain_id} is another circuit"
-        if bool(onchain[8]):
+        if onchain.frozen:
             return f"model 0x{m.model_id.hex()} is frozen on chain {self.cfg.chain_id}"
         if not self.w3.eth.get_code(to_checksum_address(m.consumer)):
             return f"consumer {m.consumer} has no code on chain {self.cfg.chain_id}"
         return None
 
     def _verify_gas(self, model_id: bytes) -> int:
-        return int(self.registry.functions.getModel(model_id).call()[12])
+        return read_model(self.registry, model_id).verify_gas
 
     # ------------------------------------------------------------------ outcomes
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from oracle.chain.structs import RegistryModel
 from oracle.circuits.catalog import CircuitCatalog
 from oracle.circuits.manifest import MANIFEST_FILE, PROOF_SYSTEM_IDS, Manifest, ManifestError, circuit_id_of
 
@@ -56,17 +55,17 @@ def _circuit_dirs(root: Path) -> list[Path]:
     return sorted(Path(dp) for dp, _, files in os.walk(root, followlinks=True) if MANIFEST_FILE in files)
 
 
-def registration_mismatches(m: Manifest, model: Sequence[Any]) -> list[str]:
+def registration_mismatches(m: Manifest, model: RegistryModel) -> list[str]:
     """Fields of the on-chain ModelRegistry.Model (as returned by getModel) that disagree with
     the manifest; the adapter would rebuild the wrong public signals otherwise."""
     pairs = {
-        "proof system": (PROOF_SYSTEM_IDS.get(m.backend), int(model[1])),
-        "input size": (m.input_size, int(model[2])),
-        "output size": (m.output_size, int(model[3])),
-        "input scale": (m.input_scale, int(model[4])),
-        "output scale": (m.output_scale, int(model[5])),
-        "input bits": (m.input_bits, int(model[6])),
-        "output bits": (m.output_bits, int(model[7])),
+        "proof system": (PROOF_SYSTEM_IDS.get(m.backend), model.proof_system),
+        "input size": (m.input_size, model.input_size),
+        "output size": (m.output_size, model.output_size),
+        "input scale": (m.input_scale, model.input_scale),
+        "output scale": (m.output_scale, model.output_scale),
+        "input bits": (m.input_bits, model.input_bits),
+        "output bits": (m.output_bits, model.output_bits),
     }
     return [f"{k}: manifest {a}, registered {b}" for k, (a, b) in pairs.items() if a != b]
 

@@ -27,6 +27,7 @@ from oracle.audit.logs import find_creation_block, scan_first, topic_uint
 from oracle.audit.proofs import proof_from_chain
 from oracle.audit.report import AuditReport, CheckStatus, Fulfilment, ModelInfo, RequestStatus
 from oracle.chain.client import Chain, ContractError
+from oracle.chain.structs import RegistryModel, read_model, read_request
 from oracle.chain.vk import groth16_vk_words
 from oracle.circuits.manifest import PROOF_SYSTEM_IDS, ManifestError
 from oracle.proving.base import BackendError
@@ -95,12 +96,17 @@ class _Auditor:
         if r.status is RequestStatus.UNKNOWN:
             r.add("request", FAIL, f"request {rid} does not exist on oracle {self.address}")
             return r
-        req = self._view(self.oracle.functions.getRequest(rid))
-        model_id, deadline, r.input = bytes(req[1]), int(req[5]), [int(v) for v in req[8]]
-        m = self._view(self.oracle.functions.getModel(model_id))
-        r.model = ModelInfo(model_id="0x" + model_id.hex(), verifier=str(m[0]),
-                            proof_system=PROOF_SYSTEM_NAMES.get(int(m[1]), f"unknown ({int(m[1])})"),
-                            circuit_id="0x" + bytes(m[10]).hex(), input_size=int(m[2]), output_size=int(m[3]))
+        try:
+            req = read_request(self.oracle, rid, self.head)
+            model_id = bytes.fromhex(req.model_id[2:])
+            m = read_model(self.oracle, model_id, self.head)
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise _decoded(self.chain, exc) from exc
+        deadline, r.input = req.deadline, req.input
+        r.model = ModelInfo(model_id=req.model_id, verifier=m.verifier,
+                            proof_system=PROOF_SYSTEM_NAMES.get(m.proof_system, f"unknown ({m.proof_system})"),
+                            circuit_id=m.circuit_id, input_size=m.input_size, output_size=m.output_size)
+        self._setup(m)
         if r.status is not RequestStatus.FULFILLED:
             r.add("fulfilled", FAIL, f"request {rid} is not fulfilled (status: {r.status.value}, deadline {deadline})")
             return r
@@ -158,8 +164,10 @@ class _Auditor:
                                           f"requested 0x{model_id.hex()}")
         else:
             r.add("fulfilment_log", PASS, f"InferenceFulfilled in block {int(lg['blockNumber'])}, tx {tx_hash}")
+        sender = ""
         try:
             tx = dict(self.w3.eth.get_transaction(tx_ref))
+            sender = str(tx.get("from", ""))
             entries = [e for data in fulfil_calls(self.w3, self.oracle, tx)
                        for e in entries_for(self.oracle, data, rid)]
         except CalldataError as exc:
@@ -168,7 +176,7 @@ class _Auditor:
             problem = f"no fulfil call in tx {tx_hash} names request {rid}"
         chosen = self._choose(entries, event_output) if entries else None
         r.fulfilment = Fulfilment(
-            tx_hash=tx_hash, block_number=int(lg["blockNumber"]), relayer=str(args["relayer"]),
+            tx_hash=tx_hash, block_number=int(lg["blockNumber"]), payee=str(args["payee"]), sender=sender,
             callback_succeeded=bool(args["callbackSucceeded"]),
             function=chosen.function if chosen else "unknown",
             batch_index=chosen.index if chosen else None, batch_size=chosen.size if chosen else 0,
@@ -199,13 +207,27 @@ class _Auditor:
                     return e
         return (same or list(entries))[0]
 
-    def _artifacts(self, m: Sequence[Any], entry: Entry) -> None:
+    def _setup(self, m: RegistryModel) -> None:
+        """The setup provenance the registry recorded for the circuit (ModelRegistry.setups)."""
+        registry = self.chain.contract("ModelRegistry", self._view(self.oracle.functions.registry()))
+        setup_hash, dev_keys = self._view(registry.functions.setups(bytes.fromhex(m.circuit_id[2:])))
+        self.report.setup = {"setup_hash": "0x" + bytes(setup_hash).hex(), "dev_keys": bool(dev_keys)}
+        if bytes(setup_hash) == bytes(32):
+            self.report.add("setup", FAIL, f"no setup provenance recorded for circuit {m.circuit_id}")
+        elif dev_keys:
+            self.report.add("setup", FAIL, f"circuit {m.circuit_id} was registered with DEVELOPMENT keys "
+                                           f"(setup 0x{bytes(setup_hash).hex()}): whoever ran that ceremony "
+                                           "can forge its proofs")
+        else:
+            self.report.add("setup", PASS, f"ceremony file sha256 0x{bytes(setup_hash).hex()}")
+
+    def _artifacts(self, m: RegistryModel, entry: Entry) -> None:
         r = self.report
         if self.p.models is None:
             for name in ARTIFACT_CHECKS:
                 r.add(name, SKIP, "no --models given: circuit artifacts not checked")
             return
-        registered = "0x" + bytes(m[10]).hex()
+        registered = m.circuit_id
         loc: Located = locate_circuit(self.p.models, registered)
         r.circuit_dir = str(loc.dir) if loc.dir else None
         if loc.problem is not None or loc.dir is None or loc.manifest is None:
@@ -266,7 +288,7 @@ class _Auditor:
             r.add("offchain_verify", FAIL, f"{what} ({exc})")
             return
         try:
-            proof = proof_from_chain(loc.manifest, r.input, entry.output, entry.proof)
+            proof = proof_from_chain(loc.manifest, r.input, entry.output, entry.proof, entry.payee)
             valid = backend.verify(loc.dir, proof)
         except (BackendError, ManifestError) as exc:
             r.add("offchain_verify", FAIL, f"{backend_name}: {exc}")
@@ -286,15 +308,15 @@ class _Auditor:
         assert self.report.model is not None
         adapter = self.report.model.verifier
         fn = self.chain.contract("IInferenceVerifier", adapter).functions.verify(
-            self.report.input, entry.output, entry.proof)
+            self.report.input, entry.output, entry.payee, entry.proof)
         try:
             ok = bool(fn.call({"gas": self.p.verify_gas}, block_identifier=self.head))
         except (ContractCustomError, ContractLogicError) as exc:
             return False, f"adapter {adapter} reverted: {_decoded(self.chain, exc)}"
         if ok:
-            return True, f"adapter {adapter}.verify(input, output, proof) = true at block {self.head} " \
+            return True, f"adapter {adapter}.verify(input, output, payee, proof) = true at block {self.head} " \
                          f"(gas limit {self.p.verify_gas})"
-        return False, f"adapter {adapter}.verify(input, output, proof) = false at block {self.head}"
+        return False, f"adapter {adapter}.verify(input, output, payee, proof) = false at block {self.head}"
 
     def _topic(self, event: str) -> HexBytes:
         abi = next(e for e in self.oracle.abi if e.get("type") == "event" and e.get("name") == event)

@@ -35,6 +35,7 @@ class Entry:
     size: int                # entries in the call
     output: list[int]
     proof: bytes
+    payee: str = ""          # the fee recipient the call named (checksummed)
 
 
 def entries_for(oracle: Contract, data: bytes, request_id: int) -> list[Entry]:
@@ -47,12 +48,14 @@ def entries_for(oracle: Contract, data: bytes, request_id: int) -> list[Entry]:
     if name == "fulfill":
         if int(args["requestId"]) != request_id:
             return []
-        return [Entry("fulfill", None, 1, [int(v) for v in args["output"]], bytes(args["proof"]))]
+        return [Entry("fulfill", None, 1, [int(v) for v in args["output"]], bytes(args["proof"]),
+                      to_checksum_address(args["payee"]))]
     if name == "fulfillBatch":
         ids, outs, proofs = args["requestIds"], args["outputs"], args["proofs"]
         n = len(ids)
         return [
-            Entry("fulfillBatch", i, n, [int(v) for v in outs[i]], bytes(proofs[i]))
+            Entry("fulfillBatch", i, n, [int(v) for v in outs[i]], bytes(proofs[i]),
+                  to_checksum_address(args["payee"]))
             for i in range(n)
             if int(ids[i]) == request_id and i < len(outs) and i < len(proofs)
         ]

@@ -41,7 +41,8 @@ class Fulfilment:
 
     tx_hash: str
     block_number: int
-    relayer: str
+    payee: str                       # credited with the fee (named by the proof)
+    sender: str                      # who sent the transaction (may differ: e.g. a copier)
     callback_succeeded: bool
     function: str                    # "fulfill" or "fulfillBatch"
     batch_index: int | None          # entry of the batch (None for fulfill)
@@ -69,6 +70,7 @@ class AuditReport:
     block: int                       # every read is pinned to this block (the head at start)
     status: RequestStatus
     model: ModelInfo | None = None
+    setup: dict[str, Any] | None = None   # ModelRegistry.setups of the circuit (setup_hash, dev_keys)
     input: list[int] = field(default_factory=list)
     request_block: int | None = None
     request_tx: str | None = None
@@ -136,7 +138,7 @@ def render_text(r: AuditReport) -> str:
     if (f := r.fulfilment) is not None:
         how = f.function if f.batch_index is None else f"{f.function} entry {f.batch_index} of {f.batch_size}"
         lines += [
-            f"  fulfilled:    tx {f.tx_hash} (block {f.block_number}) by {f.relayer} via {how}",
+            f"  fulfilled:    tx {f.tx_hash} (block {f.block_number}) by {f.sender}, fee to {f.payee} via {how}",
             f"  output:       {f.event_output} (callback {'succeeded' if f.callback_succeeded else 'FAILED'})",
         ]
     if r.circuit_dir is not None:

@@ -23,6 +23,7 @@ from listeners.chain_listener import ChainListener, ListenerConfig
 from oracle.chain.client import ErrorDecoder
 from oracle.chain.compiler import Artifact, compile_project
 from oracle.chain.keys import load_account
+from oracle.chain.structs import read_model
 from oracle.circuits.catalog import CircuitCatalog
 from oracle.dispatch.dispatcher import Dispatcher, DispatcherConfig, OnChainModel
 from oracle.dispatch.provers import LocalProver, Prover
@@ -169,9 +170,9 @@ class OracleService:
         if not rt.registry.functions.isRegistered(bytes.fromhex(model_id[2:])).call():
             model = None
         else:
-            m = rt.registry.functions.getModel(bytes.fromhex(model_id[2:])).call()
-            model = OnChainModel(circuit_id="0x" + bytes(m[10]).hex(), input_size=int(m[2]),
-                                 output_size=int(m[3]), input_bits=int(m[6]), verify_gas=int(m[12]))
+            m = read_model(rt.registry, bytes.fromhex(model_id[2:]))
+            model = OnChainModel(circuit_id=m.circuit_id, input_size=m.input_size,
+                                 output_size=m.output_size, input_bits=m.input_bits, verify_gas=m.verify_gas)
         rt.models[model_id] = (time.monotonic(), model)
         return model
 
