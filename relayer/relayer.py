@@ -7,17 +7,22 @@ skipped and a request is never sent twice under two nonces.
 
 Before sending, the relayer reads the on-chain request: already fulfilled (by anyone) or
 refunded -> no transaction; an input that differs from ours (reorg) -> orphaned, re-read.
+Then it simulates the exact transaction with ``eth_call`` (same from/to/data/gas) before a
+nonce is reserved or anything signed, so a fulfilment the chain would reject never costs gas:
+a proof or output the chain refuses sends the request back to be proven again (never resent),
+already fulfilled/expired/refunded requests are settled as in the pre-check.
 Receipts are followed to the confirmation depth; a stuck transaction is replaced with bumped
 fees under the same nonce; revert reasons are decoded and recorded.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
@@ -25,10 +30,10 @@ from hexbytes import HexBytes
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.logs import DISCARD
 
-from oracle.chain.client import ErrorDecoder
+from oracle.chain.client import ContractError, ErrorDecoder
 from oracle.store import repo
 from oracle.store.db import Database
 from oracle.store.models import RelayerTx, Request, State
@@ -44,6 +49,54 @@ FULFIL_OVERHEAD_GAS = 90_000
 BATCH_BASE_GAS = 60_000
 REORG_WINDOW = 64  # blocks during which a confirmed transaction is re-checked
 
+# Block the simulation runs against. 'latest', like the pre-check: a request is settled as
+# fulfilled/expired only on mined state, never on a competitor's transaction that is still in
+# the mempool (and may never be mined).
+SIMULATE_AT: Final = "latest"
+
+
+class Rejection(enum.Enum):
+    """What to do with a request whose simulated fulfilment the chain rejects."""
+
+    FULFILLED = "fulfilled"   # someone fulfilled it: nothing to send, ever
+    EXPIRED = "expired"       # past its deadline or refunded
+    ORPHANED = "orphaned"     # unknown on-chain (its block left the chain)
+    REPROVE = "reprove"       # the proof or output is refused: prove it again, never resend it
+    RETRY = "retry"           # not the proof's fault (gas, model state): same proof later
+
+
+# Oracle errors about the proof or claimed output; every error the oracle does NOT declare
+# comes from the model's verifier/adapter (PackedOutputOutOfRange, MalformedProof, a bare
+# revert of an EZKL verifier, ...) and is a refused proof too.
+PROOF_ERRORS = frozenset({"InvalidProof", "OutputOutOfRange", "OutputSizeMismatch"})
+# Errors that say nothing about the proof: re-proving would not help (a verifier reverts these
+# on our gas budget or its own deployment, not on the proof).
+NOT_PROOF_ERRORS = frozenset({
+    "OutOfGas", "InsufficientGasForCallback", "InsufficientVerificationGas", "NoVerifierCode",
+})
+
+
+def classify(err: ContractError, oracle_errors: frozenset[str]) -> Rejection:
+    """Maps a decoded revert of ``fulfill`` to what the relayer does with the request."""
+    if err.name == "AlreadyFulfilled":
+        return Rejection.FULFILLED
+    if err.name in ("RequestExpired", "AlreadyRefunded"):
+        return Rejection.EXPIRED
+    if err.name == "UnknownRequest":
+        return Rejection.ORPHANED
+    if err.name in PROOF_ERRORS:
+        return Rejection.REPROVE
+    if err.name in NOT_PROOF_ERRORS or err.name in oracle_errors:
+        return Rejection.RETRY
+    return Rejection.REPROVE
+
+
+def _gas_error(exc: Web3RPCError) -> bool:
+    """A node refusing an eth_call for its gas (anvil: 'EVM error OutOfGas', 'intrinsic gas too
+    high'; geth: 'out of gas', 'intrinsic gas too low'): our budget, not a node outage."""
+    msg = str(exc).lower().replace(" ", "")
+    return "outofgas" in msg or "intrinsicgas" in msg or "gasrequiredexceeds" in msg
+
 
 @dataclass
 class RelayerConfig:
@@ -54,6 +107,7 @@ class RelayerConfig:
     stuck_after: float = 30.0          # seconds without a receipt before a fee bump
     owner: str = "relayer"
     max_attempts: int = 3
+    payee: str | None = None           # fee recipient named in proofs; None = this account
 
 
 VerifyGas = Callable[[str], int]     # model_id -> verification gas budget
@@ -77,6 +131,9 @@ class Relayer:
         self.verify_gas = verify_gas
         self.cfg = cfg
         self.oracle = w3.eth.contract(address=to_checksum_address(cfg.oracle), abi=abi)
+        self.oracle_errors = frozenset(str(i["name"]) for i in abi if i.get("type") == "error")
+        # Proofs name this payee and the oracle credits it, whoever sends the transaction.
+        self.payee = to_checksum_address(cfg.payee or account.address)
 
     # ------------------------------------------------------------------ sending
 
@@ -140,24 +197,37 @@ class Relayer:
         cb = req.callback_gas_limit * 64 // 63 + 10_000 if req.callback_gas_limit else 0
         return self.verify_gas(req.model_id) + cb + FULFIL_OVERHEAD_GAS
 
+    def _fulfil_call(self, s: Session, pks: list[int]) -> tuple[list[int], str, int, str]:
+        """(request ids, calldata, gas limit, kind) of the fulfilment of ``pks``: ``fulfill``
+        for one request, ``fulfillBatch`` for several. The one place the call is built, so the
+        simulation runs exactly the transaction that is then signed."""
+        reqs = [s.get(Request, pk) for pk in pks]
+        assert all(r is not None and r.proof is not None for r in reqs)
+        ids = [r.request_id for r in reqs]  # type: ignore[union-attr]
+        outputs = [r.proof.output_ints for r in reqs]  # type: ignore[union-attr]
+        proofs = [HexBytes(r.proof.calldata) for r in reqs]  # type: ignore[union-attr]
+        gas = sum(self._gas_for(r) for r in reqs if r is not None)
+        if len(reqs) == 1:
+            fn = self.oracle.functions.fulfill(ids[0], outputs[0], self.payee, proofs[0])
+            kind = "fulfill"
+        else:
+            fn = self.oracle.functions.fulfillBatch(ids, outputs, self.payee, proofs)
+            kind = "fulfillBatch"
+            gas += BATCH_BASE_GAS
+        data = fn._encode_transaction_data()
+        return ids, data, gas, kind
+
     def _send(self, pks: list[int]) -> int:
+        # Simulated first: what the chain would reject is settled here, before a nonce is
+        # reserved or a transaction signed (a rejected fulfilment must never cost gas).
+        pks = self._simulate(pks)
+        if not pks:
+            return 0
         fees = current_fees(self.w3)
         chain_nonce = int(self.w3.eth.get_transaction_count(self.account.address, "pending"))
         with self.db.session() as s:
             reqs = [s.get(Request, pk) for pk in pks]
-            assert all(r is not None and r.proof is not None for r in reqs)
-            ids = [r.request_id for r in reqs]  # type: ignore[union-attr]
-            outputs = [r.proof.output_ints for r in reqs]  # type: ignore[union-attr]
-            proofs = [HexBytes(r.proof.calldata) for r in reqs]  # type: ignore[union-attr]
-            gas = sum(self._gas_for(r) for r in reqs if r is not None)
-            if len(reqs) == 1:
-                fn = self.oracle.functions.fulfill(ids[0], outputs[0], proofs[0])
-                kind = "fulfill"
-            else:
-                fn = self.oracle.functions.fulfillBatch(ids, outputs, proofs)
-                kind = "fulfillBatch"
-                gas += BATCH_BASE_GAS
-            data = fn._encode_transaction_data()
+            ids, data, gas, kind = self._fulfil_call(s, pks)
             nonce = repo.reserve_nonce(s, self.cfg.chain_id, self.account.address, chain_nonce)
             row = self._sign_and_store(s, nonce, data, gas, fees, pks, kind)
             for r in reqs:
@@ -171,6 +241,94 @@ class Relayer:
         log.info("chain %d: sent %s for %d request(s) %s (nonce %d, gas %d)",
                  self.cfg.chain_id, kind, len(pks), ids, nonce, gas)
         return len(pks)
+
+    # ------------------------------------------------------------------ simulation
+
+    def _simulate(self, pks: list[int]) -> list[int]:
+        """Runs the fulfilment of ``pks`` as an ``eth_call`` (same from/to/data/gas as the
+        transaction) and returns the requests to send: all of ``pks``, a subset, or none. Every
+        request left out has been moved on (``_reject``) or handed back for the next round.
+
+        A batch costs one eth_call when it would fulfil every entry (``fulfillBatch`` returns
+        its ``fulfilled`` count; its FulfillmentSkipped events cannot be read from a call).
+        Only when it would revert or skip some entry is each entry simulated on its own as a
+        ``fulfill`` (one more eth_call per entry, free and only on this unhappy path): that
+        names each bad entry's revert reason, which a skipped entry's event would only give as
+        a selector, and which a batch reverting as a whole does not give per entry."""
+        while pks:
+            with self.db.session() as s:
+                _, data, gas, _ = self._fulfil_call(s, pks)
+            ret, err = self._eth_call(data, gas)
+            if len(pks) == 1:
+                if err is None:
+                    return pks
+                self._reject({pks[0]: err})
+                return []
+            if err is None and len(ret) >= 32 and int.from_bytes(ret[:32], "big") == len(pks):
+                return pks
+            bad: dict[int, ContractError] = {}
+            for pk in pks:
+                with self.db.session() as s:
+                    _, one, one_gas, _ = self._fulfil_call(s, [pk])
+                _, one_err = self._eth_call(one, one_gas)
+                if one_err is not None:
+                    bad[pk] = one_err
+            if not bad:
+                # Each entry passes alone but the batch does not (e.g. its gas budget): no
+                # entry is at fault, so send the first alone and hand the rest back at once;
+                # they go out in the next rounds, and never with a doomed batch.
+                log.warning("chain %d: batch of %d would not fulfil every entry (%s) though each "
+                            "passes alone; sending one", self.cfg.chain_id, len(pks),
+                            err if err is not None else "fulfilled fewer")
+                self._release(pks[1:])
+                return pks[:1]
+            self._reject(bad)
+            pks = [pk for pk in pks if pk not in bad]
+        return []
+
+    def _eth_call(self, data: str, gas: int) -> tuple[bytes, ContractError | None]:
+        """(return data, None) or (b"", the decoded revert). An RPC failure other than a gas
+        refusal raises: the node, not the request, is at fault (``submit_ready`` releases)."""
+        call: Any = {"from": self.account.address, "to": self.oracle.address, "data": HexBytes(data), "gas": gas}
+        try:
+            return bytes(self.w3.eth.call(call, SIMULATE_AT)), None
+        except ContractLogicError as e:           # ContractCustomError / ContractPanicError too
+            return b"", self.errors.decode_exception(e)
+        except Web3RPCError as e:
+            if _gas_error(e):
+                return b"", ContractError("OutOfGas", {"gas": gas, "node": str(e)[:200]})
+            raise
+
+    def _reject(self, errs: dict[int, ContractError]) -> None:
+        """Moves on requests whose fulfilment the simulation showed the chain rejects."""
+        with self.db.session() as s:
+            for pk, err in errs.items():
+                req = s.get(Request, pk)
+                if req is None or req.state != State.VERIFIED.value:
+                    continue
+                what = classify(err, self.oracle_errors)
+                reason = f"simulated fulfilment reverts: {err}"
+                log.warning("chain %d: request %d not sent (%s): %s",
+                            self.cfg.chain_id, req.request_id, what.value, err)
+                if what == Rejection.FULFILLED:
+                    repo.transition(s, req, State.FULFILLED, "already fulfilled on-chain (another relayer)")
+                elif what == Rejection.EXPIRED:
+                    repo.transition(s, req, State.EXPIRED, reason)
+                elif what == Rejection.ORPHANED:
+                    repo.transition(s, req, State.ORPHANED, "request no longer exists on-chain (reorg)")
+                elif what == Rejection.REPROVE:
+                    self._reprove(s, req, reason)
+                else:
+                    self._retry(s, req, reason)
+
+    def _reprove(self, s: Session, req: Request, reason: str) -> None:
+        """The chain refuses the proof: prove again (the same proof would only fail again)."""
+        if req.attempts + 1 >= self.cfg.max_attempts:
+            repo.transition(s, req, State.FAILED, f"{reason} (after {req.attempts + 1} attempts)")
+            return
+        repo.send_back_to_prove(s, req, reason)
+
+    # ------------------------------------------------------------------ other calls
 
     def sign_call(
         self, s: Session, to: str, data: str, gas: int, kind: str, fees: Fees, chain_nonce: int
