@@ -165,3 +165,80 @@ def test_circuit_server_enforces_the_same_limits(risk_circuit: Path) -> None:
         r = huge_upload(url, os.getpid(), total=400 * MIB, chunked=True, answer_timeout=10)
         assert r.sent < 64 * MIB, r.summary()
         assert httpx.get(url, timeout=5).status_code == 404        # still serving
+
+
+# ------------------------------------------------------------------ validator side: answers
+
+
+class FloodingMiner:
+    """A real HTTP server playing a miner that answers /prove with a huge body (streamed, or
+    declared up front in Content-Length) or trickles its answer; counts the bytes it managed
+    to hand to the validator's connection."""
+
+    def __init__(self, mode: str, total: int = 200 * MIB) -> None:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import StreamingResponse
+        from starlette.routing import Route
+
+        self.mode, self.total, self.streamed = mode, total, 0
+
+        async def flood() -> Any:
+            import asyncio
+
+            block = b" " * (64 * 1024)
+            if self.mode == "trickle":
+                while True:
+                    self.streamed += 1
+                    yield b" "
+                    await asyncio.sleep(0.2)
+            while self.streamed < self.total:
+                self.streamed += len(block)
+                yield block
+                await asyncio.sleep(0)        # let a disconnect be noticed between chunks
+
+        async def prove(_request: Request) -> StreamingResponse:
+            headers = {"Content-Length": str(self.total)} if self.mode == "declared" else None
+            return StreamingResponse(flood(), media_type="application/json", headers=headers)
+
+        from oracle.subnet.server import ThreadedServer
+
+        self.server = ThreadedServer(Starlette(routes=[Route(P.PROVE_PATH, prove, methods=["POST"])]),
+                                     name=f"flooding-miner-{mode}")
+
+
+@pytest.mark.parametrize("mode", ["streamed", "declared", "trickle"])
+def test_validator_reads_answers_with_a_cap_and_a_deadline(risk_circuit: Path, tmp_path: Path, mode: str) -> None:
+    from oracle.subnet.config import SubnetConfig
+    from oracle.subnet.metagraph import LocalMetagraph, MinerInfo, write_local_metagraph
+    from oracle.subnet.scoring import PRIOR
+    from oracle.subnet.validator import SubnetError, SubnetProver
+
+    circuit = CircuitCatalog.scan(risk_circuit).get(CircuitCatalog.scan(risk_circuit).ids()[0])
+    assert circuit is not None
+    validator = load_or_create_wallet("validator", tmp_path / "vw")
+    bad_hotkey = hotkey_of(load_or_create_wallet("flooder", tmp_path / "vw"))
+    fm = FloodingMiner(mode)
+    with fm.server as srv:
+        f = write_local_metagraph(tmp_path / "miners.json", [MinerInfo(hotkey=bad_hotkey, url=srv.url)])
+        cfg = SubnetConfig(metagraph=f, k=1, exploration=0.0, miner_timeout=2.0)
+        sp = SubnetProver(validator, LocalMetagraph(f), cfg)
+        t0 = time.monotonic()
+        try:
+            with pytest.raises(SubnetError) as e:
+                sp.prove(circuit, [1] * circuit.manifest.input_size, timeout=15)
+        finally:
+            sp.close()
+        elapsed = time.monotonic() - t0
+    st = sp.scores.snapshot()[bad_hotkey]
+    if mode == "trickle":
+        # One deadline for the whole answer (not per read): timed out at miner_timeout, scored.
+        assert "timeout" in str(e.value) and elapsed < cfg.miner_timeout + 3, (elapsed, str(e.value))
+        assert st.failures == 1 and st.score < PRIOR and st.invalid == 0
+        return
+    assert f"{cfg.max_answer_bytes}-byte limit" in str(e.value), str(e.value)
+    assert "invalid" in str(e.value)
+    assert st.invalid == 1 and st.score == 0.0                    # slashed like any lie
+    # The validator stopped reading at the cap: the flood was cut off far short of its 200 MiB.
+    assert fm.streamed < 32 * MIB, fm.streamed
+    assert elapsed < 10, elapsed

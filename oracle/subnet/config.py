@@ -39,6 +39,9 @@ class SubnetConfig(BaseModel):
     circuits_host: str = "127.0.0.1"
     circuits_port: int | None = Field(default=None, ge=0, le=65535)  # serve circuits to miners (0: any port)
     auth_max_age: float = Field(default=30.0, gt=0)   # freshness window for miners' signed answers
+    # A miner's /prove answer is read up to this many bytes, beyond it the answer is invalid
+    # (Groth16 answers are ~2 kB, EZKL ~10-20 kB): a miner cannot exhaust the validator's memory.
+    max_answer_bytes: int = Field(default=1 << 20, ge=4096)
 
     @model_validator(mode="after")
     def _one_source(self) -> SubnetConfig:

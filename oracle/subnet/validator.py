@@ -46,6 +46,33 @@ log = logging.getLogger(__name__)
 DEFAULT_CAPACITY = 2          # proofs at once per miner until its /capacity says otherwise
 BUSY_BACKOFF = 0.05           # seconds before asking a busy miner again (doubling)
 MAX_BUSY_RETRIES = 6
+ERROR_BODY_CAP = 4096         # bytes of a non-200 answer kept (for the reason line)
+CAPACITY_CAP = 64 * 1024      # a /capacity answer is a few hundred bytes
+# Asked on every request: the bytes the miner signed are the bytes we count and verify, and a
+# compressed answer cannot expand past the cap after we counted it.
+NO_ENCODING = {"Accept-Encoding": "identity"}
+
+
+class AnswerTooLarge(Exception):
+    pass
+
+
+async def read_capped(resp: httpx.Response, cap: int, *, truncate: bool = False) -> bytes:
+    """At most ``cap`` bytes of a streamed answer, raw (not decoded). Beyond: AnswerTooLarge,
+    decided from Content-Length before reading when it is given; or, with ``truncate``, the
+    first ``cap`` bytes. Stops reading at the cap either way: a miner streaming gigabytes costs
+    us ``cap`` bytes and closes the connection."""
+    declared = resp.headers.get("content-length")
+    if not truncate and declared is not None and declared.isdigit() and int(declared) > cap:
+        raise AnswerTooLarge(f"answer of {int(declared)} bytes exceeds the {cap}-byte limit")
+    buf = bytearray()
+    async for chunk in resp.aiter_raw():
+        buf += chunk
+        if len(buf) > cap:
+            if truncate:
+                return bytes(buf[:cap])
+            raise AnswerTooLarge(f"answer exceeds the {cap}-byte limit")
+    return bytes(buf)
 
 
 class SubnetError(RuntimeError):
@@ -286,11 +313,12 @@ class SubnetProver(Prover):
         only; a wrong value costs a 503 and a retry, nothing more."""
         headers = http_auth.sign(self.wallet, method="GET", path=P.CAPACITY_PATH, receiver_ss58=m.hotkey)
         try:
-            r = await self._client.get(m.url + P.CAPACITY_PATH, headers=headers, timeout=3.0)
-            if r.status_code == 200:
-                cap = P.Capacity.model_validate_json(r.content)
-                self._capacity[m.hotkey] = max(1, cap.max_concurrent)
-        except (httpx.HTTPError, ValidationError) as e:
+            async with asyncio.timeout(3.0), self._client.stream(
+                    "GET", m.url + P.CAPACITY_PATH, headers={**headers, **NO_ENCODING}, timeout=3.0) as r:
+                if r.status_code == 200:
+                    cap = P.Capacity.model_validate_json(await read_capped(r, CAPACITY_CAP))
+                    self._capacity[m.hotkey] = max(1, cap.max_concurrent)
+        except (httpx.HTTPError, ValidationError, AnswerTooLarge, TimeoutError) as e:
             log.debug("capacity of %s unknown: %s", m.hotkey, e)
             self._capacity_asked.discard(m.hotkey)          # ask again next time
 
@@ -302,24 +330,34 @@ class SubnetProver(Prover):
         nonce = int(headers[http_auth.HEADER_NONCE])
         t0 = time.monotonic()
         try:
-            resp = await self._client.post(
-                m.url + P.PROVE_PATH, content=body,
-                headers={**headers, "Content-Type": "application/json"},
+            # One deadline for the whole exchange: httpx's timeouts are per read, so a miner
+            # trickling its answer could otherwise stretch it indefinitely.
+            async with asyncio.timeout(timeout), self._client.stream(
+                "POST", m.url + P.PROVE_PATH, content=body,
+                headers={**headers, **NO_ENCODING, "Content-Type": "application/json"},
                 timeout=httpx.Timeout(timeout, connect=min(3.0, timeout)),
-            )
-        except httpx.TimeoutException:
+            ) as resp:
+                status, resp_headers = resp.status_code, resp.headers
+                if status == 200:
+                    content = await read_capped(resp, self.cfg.max_answer_bytes)
+                else:
+                    content = await read_capped(resp, ERROR_BODY_CAP, truncate=True)
+        except (httpx.TimeoutException, TimeoutError):
             return Attempt(m, Outcome.TIMEOUT, time.monotonic() - t0, f"no answer in {timeout:.1f} s")
+        except AnswerTooLarge as e:
+            # An honest answer is a few kB: gigabytes are an attack on the validator.
+            return Attempt(m, Outcome.INVALID, time.monotonic() - t0, str(e))
         except httpx.HTTPError as e:
             return Attempt(m, Outcome.ERROR, time.monotonic() - t0, f"{type(e).__name__}: {e}")
         latency = time.monotonic() - t0
-        if resp.status_code != 200:
-            outcome = Outcome.BUSY if resp.status_code == 503 else Outcome.ERROR
-            return Attempt(m, outcome, latency, f"HTTP {resp.status_code}: {resp.text[:200]}")
-        why = self._answers.verify(resp.headers, resp.content, path=P.PROVE_PATH, miner_hotkey=m.hotkey)
+        if status != 200:
+            outcome = Outcome.BUSY if status == 503 else Outcome.ERROR
+            return Attempt(m, outcome, latency, f"HTTP {status}: {content[:200].decode(errors='replace')}")
+        why = self._answers.verify(resp_headers, content, path=P.PROVE_PATH, miner_hotkey=m.hotkey)
         if why is not None:
             return Attempt(m, Outcome.INVALID, latency, why)
         try:
-            ans = P.ProveResponse.model_validate_json(resp.content)
+            ans = P.ProveResponse.model_validate_json(content)
         except ValidationError as e:
             return Attempt(m, Outcome.INVALID, latency, f"malformed answer ({e.error_count()} error(s))")
         if ans.request_id != req.request_id or ans.request_nonce != nonce or ans.miner_hotkey != m.hotkey:
