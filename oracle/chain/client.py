@@ -67,6 +67,12 @@ class ErrorDecoder:
         values = abi_decode(types, data[4:]) if types else ()
         return ContractError(item["name"], {i["name"]: v for i, v in zip(item["inputs"], values, strict=True)}, data)
 
+    def decode_exception(self, exc: Exception) -> ContractError:
+        """The revert carried by a web3 exception (an ``eth_call`` or a gas estimate that
+        reverted), decoded. A revert without data decodes as ``Revert``."""
+        data = revert_data(exc)
+        return self.decode(data if data is not None else b"")
+
 
 def _abi_type(inp: dict[str, Any]) -> str:
     t: str = inp["type"]
@@ -76,7 +82,9 @@ def _abi_type(inp: dict[str, Any]) -> str:
     return t
 
 
-def _revert_data(exc: Exception) -> bytes | None:
+def revert_data(exc: Exception) -> bytes | None:
+    """The raw revert bytes a web3 exception carries (hex string, bytes or a JSON-RPC error
+    object), or None when it carries none."""
     data = getattr(exc, "data", None)
     if isinstance(data, str) and data.startswith("0x"):
         return bytes.fromhex(data[2:])
@@ -160,7 +168,7 @@ class Chain:
         return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
 
     def _decoded(self, exc: Exception) -> ContractError:
-        data = _revert_data(exc)
+        data = revert_data(exc)
         if data is None:
             return ContractError("Revert", {"message": str(exc)})
         return self.errors.decode(data)

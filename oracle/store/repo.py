@@ -85,6 +85,20 @@ def retry_later(req: Request, reason: str, delay: float) -> None:
     release(req)
 
 
+def send_back_to_prove(s: Session, req: Request, reason: str) -> None:
+    """The chain rejects ``req``'s stored proof (or output): drop the proof and hand the
+    request back to the dispatcher (``confirmed``, the state it claims for proving), counting
+    an attempt. Sending the same proof again could only fail again and cost gas; the caller
+    decides when attempts are exhausted (-> ``failed`` instead)."""
+    if req.proof is not None:
+        s.delete(req.proof)
+        s.flush()
+    transition(s, req, State.CONFIRMED, reason)
+    # No back-off: proving again is the fix, and the attempt limit bounds a proof that keeps
+    # failing the same way.
+    retry_later(req, reason, 0.0)
+
+
 def record_seen(s: Session, ev: SeenRequest) -> Request | None:
     """Inserts a newly seen request; idempotent for a log read twice. A request that was
     orphaned by a reorg and is seen again (possibly with other content) starts over."""
