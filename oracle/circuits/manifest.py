@@ -85,7 +85,8 @@ class Manifest:
 
     @property
     def n_public_signals(self) -> int:
-        return len(self.public_signals([0] * self.input_size, [0] * self.output_size))
+        payee = "0x" + "00" * 20 if self.binds_payee else None
+        return len(self.public_signals([0] * self.input_size, [0] * self.output_size, payee))
 
     @property
     def binds_payee(self) -> bool:

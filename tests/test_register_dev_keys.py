@@ -1,0 +1,44 @@
+"""Development keys never reach a chain that is not a local dev node without a loud override,
+and the registry records every circuit's setup provenance (hardening issue, finding 6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from oracle.chain.client import Chain
+from oracle.chain.deploy import Deployment
+from oracle.chain.registration import DevKeysRefused, is_local_dev_chain, register_circuit, setup_of
+from oracle.circuits.manifest import Manifest
+
+
+def test_dev_keys_refused_unless_local_or_overridden(chain: Chain, deployment: Deployment, risk_circuit: Path,
+                                                     anvil) -> None:  # type: ignore[no-untyped-def]
+    m = Manifest.load(risk_circuit)
+    assert m.dev_keys
+    assert is_local_dev_chain(chain, anvil.url)
+    # The same node named by a non-loopback address is not judged local (a chain id proves nothing).
+    remote = anvil.url.replace("127.0.0.1", "192.0.2.2")
+    assert not is_local_dev_chain(chain, remote)
+    with pytest.raises(DevKeysRefused, match="LOCAL development ceremony"):
+        register_circuit(chain, deployment.registry, risk_circuit, model_id="0x" + "11" * 32, rpc_url=remote)
+    with pytest.raises(DevKeysRefused):
+        register_circuit(chain, deployment.registry, risk_circuit, model_id="0x" + "12" * 32, rpc_url=None)
+    reg = chain.contract("ModelRegistry", deployment.registry)
+    assert not reg.functions.isRegistered(bytes.fromhex("11" * 32)).call()
+
+    r = register_circuit(chain, deployment.registry, risk_circuit, model_id="0x" + "13" * 32, rpc_url=remote,
+                         allow_dev_keys_on_public_chain=True)
+    assert reg.functions.isRegistered(bytes.fromhex(r.model_id[2:])).call()
+    setup_hash, dev_keys = reg.functions.setups(bytes.fromhex(m.circuit_id[2:])).call()
+    assert dev_keys is True
+    assert bytes(setup_hash) == setup_of(m)[0] == bytes.fromhex(m.settings["ptau"]["sha256"])
+
+
+def test_local_dev_chain_registers(chain: Chain, deployment: Deployment, risk_circuit: Path,
+                                   anvil) -> None:  # type: ignore[no-untyped-def]
+    r = register_circuit(chain, deployment.registry, risk_circuit, model_id="0x" + "14" * 32, rpc_url=anvil.url)
+    model = chain.contract("ModelRegistry", deployment.registry).functions.getModel(
+        bytes.fromhex(r.model_id[2:])).call()
+    assert model  # registered; bindsPayee is read from the adapter
