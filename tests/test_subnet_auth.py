@@ -17,13 +17,16 @@ import httpx
 import pytest
 from bittensor import http_auth
 
+from oracle.circuits.catalog import CircuitCatalog
 from oracle.circuits.manifest import Manifest
+from oracle.dispatch.provers import verify_offchain
 from oracle.subnet import protocol as P
 from oracle.subnet.auth import ResponseVerifier, hotkey_of, load_or_create_wallet
 from oracle.subnet.local import MinerProcess, start_local_miners, stop_local_miners
 from tests.service_harness import models_dir_with
 
 ROOT = Path(__file__).resolve().parent.parent
+PAYEE = "0x" + "ab" * 20
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +37,15 @@ def env(risk_circuit: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     miners = start_local_miners(1, models_dir_with(base, risk_circuit), hotkey_of(validator), base_dir=base / "m")
     try:
         yield {"validator": validator, "intruder": intruder, "miner": miners[0],
-               "manifest": Manifest.load(risk_circuit)}
+               "manifest": Manifest.load(risk_circuit), "circuit_dir": risk_circuit}
     finally:
         stop_local_miners(miners)
 
 
 def _body(env: dict[str, Any], rid: str = "r1") -> bytes:
     m: Manifest = env["manifest"]
-    return P.dumps(P.ProveRequest(request_id=rid, circuit_id=m.circuit_id, input_fixed=[3] * m.input_size))
+    return P.dumps(P.ProveRequest(request_id=rid, circuit_id=m.circuit_id, input_fixed=[3] * m.input_size,
+                                  payee=PAYEE))
 
 
 def _post(miner: MinerProcess, body: bytes, headers: dict[str, str]) -> httpx.Response:
@@ -65,6 +69,12 @@ def test_signed_request_is_proven_and_the_answer_is_signed(env: dict[str, Any]) 
     assert r.status_code == 200, r.text
     ans = P.ProveResponse.model_validate_json(r.content)
     assert ans.request_nonce == int(headers[http_auth.HEADER_NONCE]) and ans.miner_hotkey == miner.hotkey
+    # The request's payee reached the prover and is bound into the proof the miner returns.
+    assert ans.proof.payee == PAYEE
+    circuit = CircuitCatalog.scan(env["circuit_dir"]).get(env["manifest"].circuit_id)
+    assert circuit is not None and circuit.manifest.binds_payee
+    assert verify_offchain(circuit, ans.proof.to_proof(), [3] * circuit.manifest.input_size, PAYEE) is None
+    assert verify_offchain(circuit, ans.proof.to_proof(), [3] * circuit.manifest.input_size, "0x" + "cd" * 20)
     verifier = ResponseVerifier(hotkey_of(env["validator"]))
     assert verifier.verify(r.headers, r.content, path=P.PROVE_PATH, miner_hotkey=miner.hotkey) is None
     # The same answer claimed by another miner, or with a changed body, is refused.
@@ -159,13 +169,15 @@ def test_beyond_capacity_is_503_with_a_reason(risk_circuit: Path, tmp_path: Path
     m = Manifest.load(risk_circuit)
     try:
         def one(i: int) -> httpx.Response:
-            body = P.dumps(P.ProveRequest(request_id=f"c{i}", circuit_id=m.circuit_id, input_fixed=[i] * m.input_size))
+            body = P.dumps(P.ProveRequest(request_id=f"c{i}", circuit_id=m.circuit_id, input_fixed=[i] * m.input_size,
+                                          payee=PAYEE))
             return _post(miner, body, _sign(validator, body, miner.hotkey))
 
         with ThreadPoolExecutor(3) as ex:
             codes = sorted(r.status_code for r in ex.map(one, range(3)))
         assert codes == [200, 503, 503]
-        body = P.dumps(P.ProveRequest(request_id="late", circuit_id=m.circuit_id, input_fixed=[0] * m.input_size))
+        body = P.dumps(P.ProveRequest(request_id="late", circuit_id=m.circuit_id, input_fixed=[0] * m.input_size,
+                                      payee=PAYEE))
         assert _post(miner, body, _sign(validator, body, miner.hotkey)).status_code == 200   # capacity is back
         assert miner.health()["rejected"]["busy"] == 2
     finally:

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from bittensor import http_auth
 
 from oracle.circuits.catalog import Circuit, CircuitCatalog
 from oracle.circuits.manifest import Manifest
+from oracle.proving.base import BackendError
 from oracle.store.db import Database
 from oracle.store.models import MinerScore
 from oracle.subnet import protocol as P
@@ -28,9 +30,12 @@ from oracle.subnet.server import ThreadedServer
 from oracle.subnet.validator import SubnetProver
 from tests.fake_subtensor import FakeSubtensor, neuron
 
+PAYEE = "0x" + "ab" * 20
+
 
 def _prove(url: str, wallet: Any, miner_hotkey: str, m: Manifest, x: int = 1) -> httpx.Response:
-    body = P.dumps(P.ProveRequest(request_id=f"q{x}", circuit_id=m.circuit_id, input_fixed=[x] * m.input_size))
+    body = P.dumps(P.ProveRequest(request_id=f"q{x}", circuit_id=m.circuit_id, input_fixed=[x] * m.input_size,
+                                  payee=PAYEE))
     h = http_auth.sign(wallet, method="POST", path=P.PROVE_PATH, body=body, receiver_ss58=miner_hotkey)
     return httpx.post(url + P.PROVE_PATH, content=body, headers=h, timeout=60)
 
@@ -100,8 +105,8 @@ def test_network_mode_stake_gate_and_weights_with_a_fake_subtensor(risk_circuit:
         assert circuit is not None
         sp = SubnetProver(rich, mg, cfg, catalog=catalog)
         try:
-            res = sp.prove(circuit, [5] * m.input_size, timeout=30)
-            assert res.prover == hotkey_of(miner_wallet)
+            res = sp.prove(circuit, [5] * m.input_size, timeout=30, payee=PAYEE)
+            assert res.prover == hotkey_of(miner_wallet) and res.proof.payee == PAYEE
             weights = sp.set_weights()
         finally:
             sp.close()
@@ -178,7 +183,8 @@ def test_each_kind_of_lie_is_caught_and_slashed(risk_circuit: Path, tmp_path: Pa
     circuit = CircuitCatalog.scan(models).get(Manifest.load(risk_circuit).circuit_id)
     assert circuit is not None
     lies = {"wrong_output": "proof does not verify", "invalid_proof": "proof does not verify",
-            "other_input": "proof does not verify", "bad_signature": "not by the miner asked",
+            "other_input": "proof does not verify", "other_payee": f"expected {PAYEE}",
+            "bad_signature": "not by the miner asked",
             "hang": "timeout"}
     miners = start_local_miners(len(lies), models, hotkey_of(validator), base_dir=tmp_path / "m",
                                 behaviours=list(lies))
@@ -188,7 +194,7 @@ def test_each_kind_of_lie_is_caught_and_slashed(risk_circuit: Path, tmp_path: Pa
             f = write_local_metagraph(tmp_path / f"{behaviour}.json", [m.info])
             sp = SubnetProver(validator, LocalMetagraph(f), SubnetConfig(metagraph=f, k=1, miner_timeout=1.5))
             try:
-                sp.prove(circuit, x, timeout=10)
+                sp.prove(circuit, x, timeout=10, payee=PAYEE)
                 raise AssertionError(f"{behaviour}: a lie was accepted")
             except SubnetError as e:
                 assert why in str(e), (behaviour, str(e))
@@ -205,10 +211,19 @@ def test_each_kind_of_lie_is_caught_and_slashed(risk_circuit: Path, tmp_path: Pa
         sp = SubnetProver(validator, LocalMetagraph(f), SubnetConfig(metagraph=f, fallback_local=True),
                           fallback=LocalProver())
         try:
-            res = sp.prove(circuit, x, timeout=10)
+            res = sp.prove(circuit, x, timeout=10, payee=PAYEE)
         finally:
             sp.close()
-        assert res.prover == "local" and res.proof.input_fixed == x
+        assert res.prover == "local" and res.proof.input_fixed == x and res.proof.payee == PAYEE
+        # A malformed payee is the request's fault: refused before any miner is asked or scored.
+        f = write_local_metagraph(tmp_path / "one.json", [miners[0].info])
+        sp = SubnetProver(validator, LocalMetagraph(f), SubnetConfig(metagraph=f, k=1))
+        try:
+            with pytest.raises(BackendError, match="payee"):
+                sp.prove(circuit, x, timeout=10, payee="0x1234")
+        finally:
+            sp.close()
+        assert sp.scores.snapshot() == {}
     finally:
         stop_local_miners(miners)
 

@@ -51,8 +51,10 @@ from oracle.subnet.http_limits import BodyRefused, HttpLimits, read_body, uvicor
 log = logging.getLogger(__name__)
 
 TEST_MODE_ENV = "ORACLE_TEST_MODE"
-BEHAVIOURS = ("honest", "wrong_output", "invalid_proof", "other_input", "bad_signature", "hang", "mixed")
+BEHAVIOURS = ("honest", "wrong_output", "invalid_proof", "other_input", "other_payee", "bad_signature", "hang",
+              "mixed")
 FETCHED_DIR = ".fetched"
+WARM_UP_PAYEE = "0x" + "00" * 20      # circuits that bind a payee need one, any will do
 
 
 @dataclass
@@ -175,7 +177,8 @@ def build_app(state: MinerState) -> Starlette:
                 await asyncio.sleep(state.settings.delay)
             state.proofs_started += 1
             try:
-                proof = await loop.run_in_executor(state.pool, _prove, circuit, req.input_fixed, behaviour)
+                proof = await loop.run_in_executor(state.pool, _prove, circuit, req.input_fixed, req.payee,
+                                                   behaviour)
             except BackendError as e:
                 return _error(422, "bad_request", "bad_input", str(e))
             except Exception as e:  # prover crash: an error answer, the miner lives on
@@ -218,20 +221,23 @@ def _fetch(state: MinerState, circuit_id: str) -> Circuit:
         return c
 
 
-def _prove(circuit: Circuit, input_fixed: list[int], behaviour: str) -> Proof:
+def _prove(circuit: Circuit, input_fixed: list[int], payee: str | None, behaviour: str) -> Proof:
     backend = get_backend(circuit.manifest.backend)
     if behaviour == "other_input":
         # A valid proof, but of a neighbouring input, relabelled as the requested one.
         other = list(input_fixed)
         other[0] = other[0] - 1 if other[0] > 0 else other[0] + 1
-        p = backend.prove(circuit.dir, other)
+        p = backend.prove(circuit.dir, other, payee)
         return replace(p, input_fixed=list(input_fixed))
-    p = backend.prove(circuit.dir, input_fixed)
+    if behaviour == "other_payee":
+        # A valid proof of the right input, made out to the miner's own address instead.
+        return backend.prove(circuit.dir, input_fixed, "0x" + "ee" * 20)
+    p = backend.prove(circuit.dir, input_fixed, payee)
     if behaviour == "wrong_output":
         out = [p.output_fixed[0] + 1, *p.output_fixed[1:]]
         # Signals consistent with the wrong claim, so only the proof check can catch it.
         try:
-            signals = circuit.manifest.public_signals(list(p.input_fixed), out)
+            signals = circuit.manifest.public_signals(list(p.input_fixed), out, p.payee)
         except PackingError:   # out of the packed range: no consistent signals exist
             signals = list(p.public_signals)
         return replace(p, output_fixed=out, public_signals=signals)
@@ -313,7 +319,7 @@ def warm_up(state: MinerState) -> None:
     for cid, c in state.circuits.items():
         t0 = time.monotonic()
         try:
-            _prove(c, [0] * c.manifest.input_size, "honest")
+            _prove(c, [0] * c.manifest.input_size, WARM_UP_PAYEE, "honest")
         except Exception as e:  # a circuit that cannot prove will answer errors later; keep serving the rest
             log.warning("warm-up of circuit %s failed: %s", cid, e)
             continue

@@ -28,6 +28,9 @@ class ProveRequest(BaseModel):
     circuit_id: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
     input_fixed: list[int] = Field(max_length=65_536)
     timeout: float = Field(default=60.0, gt=0, le=3600)     # the validator stops waiting after this
+    # The fee recipient the proof must be made for (bound into it when the circuit binds a
+    # payee): a proof for anyone else is worthless to the validator and counts as invalid.
+    payee: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
 
 
 class ProofBody(BaseModel):
@@ -42,18 +45,19 @@ class ProofBody(BaseModel):
     calldata: str
     prove_seconds: float = 0.0
     extra: dict[str, Any] = Field(default_factory=dict)
+    payee: str | None = None
 
     @classmethod
     def of(cls, p: Proof) -> ProofBody:
         return cls(backend=p.backend, circuit_id=p.circuit_id, input_fixed=list(p.input_fixed),
                    output_fixed=list(p.output_fixed), public_signals=list(p.public_signals), proof=p.proof,
-                   calldata=p.calldata, prove_seconds=p.prove_seconds, extra=dict(p.extra))
+                   calldata=p.calldata, prove_seconds=p.prove_seconds, extra=dict(p.extra), payee=p.payee)
 
     def to_proof(self) -> Proof:
         return Proof(backend=self.backend, circuit_id=self.circuit_id, input_fixed=list(self.input_fixed),
                      output_fixed=list(self.output_fixed), public_signals=list(self.public_signals),
                      proof=self.proof, calldata=self.calldata, prove_seconds=self.prove_seconds,
-                     extra=dict(self.extra))
+                     extra=dict(self.extra), payee=self.payee)
 
 
 class ProveResponse(BaseModel):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import threading
 import time
 import uuid
@@ -33,6 +34,7 @@ from pydantic import ValidationError
 
 from oracle.circuits.catalog import Circuit, CircuitCatalog
 from oracle.dispatch.provers import LocalProver, Prover, ProveResult, verify_offchain
+from oracle.proving.base import BackendError
 from oracle.store.db import Database
 from oracle.subnet import protocol as P
 from oracle.subnet.auth import ResponseVerifier, hotkey_of
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CAPACITY = 2          # proofs at once per miner until its /capacity says otherwise
 BUSY_BACKOFF = 0.05           # seconds before asking a busy miner again (doubling)
 MAX_BUSY_RETRIES = 6
+PAYEE_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")     # as ProveRequest.payee
 ERROR_BODY_CAP = 4096         # bytes of a non-200 answer kept (for the reason line)
 CAPACITY_CAP = 64 * 1024      # a /capacity answer is a few hundred bytes
 # Asked on every request: the bytes the miner signed are the bytes we count and verify, and a
@@ -148,9 +151,13 @@ class SubnetProver(Prover):
 
     # ------------------------------------------------------------------ Prover
 
-    def prove(self, circuit: Circuit, input_fixed: list[int], *, timeout: float) -> ProveResult:
+    def prove(self, circuit: Circuit, input_fixed: list[int], *, timeout: float,
+              payee: str | None = None) -> ProveResult:
+        if payee is not None and not PAYEE_RE.match(payee):
+            # The request's fault, not any miner's: refuse it before a miner is scored for it.
+            raise BackendError(f"payee {payee!r} is not a 0x-prefixed 20-byte hex address")
         self._last_real = time.monotonic()
-        fut = self._run(self._hedged(circuit, list(input_fixed), timeout))
+        fut = self._run(self._hedged(circuit, list(input_fixed), timeout, payee))
         try:
             attempt = fut.result(timeout + 10)
         except TimeoutError:
@@ -160,7 +167,7 @@ class SubnetProver(Prover):
             if self.fallback is None:
                 raise
             log.warning("every miner failed for circuit %s: proving locally", circuit.circuit_id)
-            return self.fallback.prove(circuit, input_fixed, timeout=timeout)
+            return self.fallback.prove(circuit, input_fixed, timeout=timeout, payee=payee)
         finally:
             self._last_real = time.monotonic()
         return ProveResult(proof=attempt.proof, prover=attempt.miner.hotkey, verified=True)
@@ -206,7 +213,8 @@ class SubnetProver(Prover):
 
     # ------------------------------------------------------------------ one request
 
-    async def _hedged(self, circuit: Circuit, input_fixed: list[int], timeout: float) -> Attempt:
+    async def _hedged(self, circuit: Circuit, input_fixed: list[int], timeout: float,
+                      payee: str | None) -> Attempt:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         deadline = t0 + timeout
@@ -222,7 +230,7 @@ class SubnetProver(Prover):
 
         def launch(m: MinerInfo) -> None:
             budget = max(0.1, min(self.cfg.miner_timeout, deadline - loop.time()))
-            pending[loop.create_task(self._ask(m, circuit, input_fixed, budget))] = m
+            pending[loop.create_task(self._ask(m, circuit, input_fixed, budget, payee))] = m
             asked.append(m.hotkey)
 
         def launch_ready() -> bool:
@@ -286,7 +294,8 @@ class SubnetProver(Prover):
                      winner.miner.hotkey[:8], "; ".join(failures))
         return winner
 
-    async def _ask(self, m: MinerInfo, circuit: Circuit, input_fixed: list[int], timeout: float) -> Attempt:
+    async def _ask(self, m: MinerInfo, circuit: Circuit, input_fixed: list[int], timeout: float,
+                   payee: str | None) -> Attempt:
         """One miner, one answer, fully checked and scored. Never raises (except cancellation)."""
         if m.hotkey not in self._capacity_asked:
             self._capacity_asked.add(m.hotkey)
@@ -294,7 +303,7 @@ class SubnetProver(Prover):
             t.add_done_callback(self._background.discard)
         self._inflight[m.hotkey] = self._inflight.get(m.hotkey, 0) + 1
         try:
-            a = await self._ask_unscored(m, circuit, input_fixed, timeout)
+            a = await self._ask_unscored(m, circuit, input_fixed, timeout, payee)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # e.g. an undecodable miner hotkey: that miner's problem only
@@ -322,9 +331,10 @@ class SubnetProver(Prover):
             log.debug("capacity of %s unknown: %s", m.hotkey, e)
             self._capacity_asked.discard(m.hotkey)          # ask again next time
 
-    async def _ask_unscored(self, m: MinerInfo, circuit: Circuit, input_fixed: list[int], timeout: float) -> Attempt:
+    async def _ask_unscored(self, m: MinerInfo, circuit: Circuit, input_fixed: list[int], timeout: float,
+                            payee: str | None) -> Attempt:
         req = P.ProveRequest(request_id=uuid.uuid4().hex, circuit_id=circuit.circuit_id,
-                             input_fixed=input_fixed, timeout=timeout)
+                             input_fixed=input_fixed, timeout=timeout, payee=payee)
         body = P.dumps(req)
         headers = http_auth.sign(self.wallet, method="POST", path=P.PROVE_PATH, body=body, receiver_ss58=m.hotkey)
         nonce = int(headers[http_auth.HEADER_NONCE])
@@ -365,9 +375,10 @@ class SubnetProver(Prover):
         proof = ans.proof.to_proof()
         if list(ans.output_fixed) != list(proof.output_fixed):
             return Attempt(m, Outcome.INVALID, latency, "claimed output differs from the proof's")
-        # Verified against the request's OWN input: a valid proof of another input is rejected.
+        # Verified against the request's OWN input and payee: a valid proof of another input, or
+        # one paying someone else, is rejected.
         # A thread: verification is CPU work (the backend's verifier process) off the IO loop.
-        why = await asyncio.to_thread(verify_offchain, circuit, proof, input_fixed)
+        why = await asyncio.to_thread(verify_offchain, circuit, proof, input_fixed, payee)
         if why is not None:
             return Attempt(m, Outcome.INVALID, latency, why)
         return Attempt(m, Outcome.VERIFIED, latency, "", proof)
@@ -415,7 +426,10 @@ class SubnetProver(Prover):
         m = miners[turn % len(miners)]
         bits = circuit.manifest.input_bits
         x = [self._rng.randint(-(1 << (bits - 1)), (1 << (bits - 1)) - 1) for _ in range(circuit.manifest.input_size)]
-        a: Attempt = self._run(self._ask(m, circuit, x, self.cfg.miner_timeout)).result(self.cfg.miner_timeout + 10)
+        # A fresh random payee too: a miner cannot answer from a cache of earlier proofs.
+        payee = "0x" + self._rng.randbytes(20).hex()
+        a: Attempt = self._run(self._ask(m, circuit, x, self.cfg.miner_timeout, payee)).result(
+            self.cfg.miner_timeout + 10)
         ok = a.outcome == Outcome.VERIFIED
         self.history.append(Dispatch(circuit.circuit_id, [m.hotkey], m.hotkey if ok else None, a.latency,
                                      [] if ok else [a.reason], benchmark=True))
