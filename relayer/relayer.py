@@ -61,6 +61,7 @@ class Rejection(enum.Enum):
     FULFILLED = "fulfilled"   # someone fulfilled it: nothing to send, ever
     EXPIRED = "expired"       # past its deadline or refunded
     ORPHANED = "orphaned"     # unknown on-chain (its block left the chain)
+    UNFULFILLABLE = "failed"  # no proof can ever fulfil it (its verifier was retired): refundable
     REPROVE = "reprove"       # the proof or output is refused: prove it again, never resend it
     RETRY = "retry"           # not the proof's fault (gas, model state): same proof later
 
@@ -84,6 +85,8 @@ def classify(err: ContractError, oracle_errors: frozenset[str]) -> Rejection:
         return Rejection.EXPIRED
     if err.name == "UnknownRequest":
         return Rejection.ORPHANED
+    if err.name == "RequestVerifierRetired":
+        return Rejection.UNFULFILLABLE
     if err.name in PROOF_ERRORS:
         return Rejection.REPROVE
     if err.name in NOT_PROOF_ERRORS or err.name in oracle_errors:
@@ -316,6 +319,8 @@ class Relayer:
                     repo.transition(s, req, State.EXPIRED, reason)
                 elif what == Rejection.ORPHANED:
                     repo.transition(s, req, State.ORPHANED, "request no longer exists on-chain (reorg)")
+                elif what == Rejection.UNFULFILLABLE:
+                    repo.transition(s, req, State.FAILED, reason)
                 elif what == Rejection.REPROVE:
                     self._reprove(s, req, reason)
                 else:

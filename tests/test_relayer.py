@@ -9,17 +9,19 @@ import json
 import time
 from pathlib import Path
 
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
+from eth_utils.abi import function_signature_to_4byte_selector
 from hexbytes import HexBytes
 
 from oracle.chain.anvil import DEV_KEYS
-from oracle.chain.client import Chain
+from oracle.chain.client import Chain, ErrorDecoder
 from oracle.chain.deploy import Deployment
 from oracle.proving.groth16 import Groth16Backend
 from oracle.service.app import OracleService
 from oracle.store import repo
 from oracle.store.models import RelayerTx, Request, State
-from relayer.relayer import Relayer, RelayerConfig
+from relayer.relayer import Rejection, Relayer, RelayerConfig, classify
 from tests.protocol import Protocol, last_request_id, setup_protocol
 from tests.service_harness import RELAYER_KEY_INDEX, models_dir_with, service_config, wait_for
 
@@ -322,6 +324,31 @@ def test_gas_shortfall_sends_nothing_and_keeps_the_proof(
         assert "Gas" in str(_row(svc, ids[0]).reason)
     finally:
         svc.stop()
+
+
+def test_revert_reasons_map_to_what_the_relayer_does(chain: Chain) -> None:
+    """Decoded with the real artifacts: the verifier's own errors (not declared by the oracle)
+    are refused proofs; gas and model state are not the proof's fault."""
+    errors = ErrorDecoder(chain.artifacts)
+    declared = frozenset(i["name"] for i in chain.artifacts["InferenceOracle"].abi if i.get("type") == "error")
+
+    def revert(signature: str, types: list[str], values: list[object]) -> Rejection:
+        data = function_signature_to_4byte_selector(signature) + abi_encode(types, values)
+        return classify(errors.decode(data), declared)
+
+    assert revert("PackedOutputOutOfRange(uint256,int256)", ["uint256", "int256"], [0, 4096]) == Rejection.REPROVE
+    assert revert("InvalidProof(uint256)", ["uint256"], [7]) == Rejection.REPROVE
+    assert revert("OutputOutOfRange(uint256,int256)", ["uint256", "int256"], [1, -5000]) == Rejection.REPROVE
+    assert classify(errors.decode(b""), declared) == Rejection.REPROVE              # a bare verifier revert
+    assert revert("Error(string)", ["string"], ["pairing failed"]) == Rejection.REPROVE
+    assert revert("AlreadyFulfilled(uint256)", ["uint256"], [7]) == Rejection.FULFILLED
+    assert revert("RequestExpired(uint256,uint64)", ["uint256", "uint64"], [7, 1]) == Rejection.EXPIRED
+    assert revert("AlreadyRefunded(uint256)", ["uint256"], [7]) == Rejection.EXPIRED
+    assert revert("UnknownRequest(uint256)", ["uint256"], [7]) == Rejection.ORPHANED
+    assert revert("RequestVerifierRetired(uint256)", ["uint256"], [7]) == Rejection.UNFULFILLABLE
+    assert revert("InsufficientVerificationGas(uint256,uint256)", ["uint256", "uint256"], [1, 0]) == Rejection.RETRY
+    assert revert("InsufficientGasForCallback(uint256,uint32)", ["uint256", "uint32"], [7, 1]) == Rejection.RETRY
+    assert revert("UnknownModel(bytes32)", ["bytes32"], [b"\x01" * 32]) == Rejection.RETRY
 
 
 def _state(svc: OracleService, rid: int) -> str:
