@@ -30,7 +30,9 @@ class Protocol:
 
 
 def setup_protocol(chain: Chain, d: Deployment, circuit: Path, *, vault_deposit: int = 1_000 * ETH) -> Protocol:
-    reg = register_circuit(chain, d.registry, circuit)
+    # The node's URL lets registration see it is a local dev chain (dev-keys circuits allowed).
+    rpc_url = str(chain.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+    reg = register_circuit(chain, d.registry, circuit, rpc_url=rpc_url)
     p = Protocol(
         chain=chain, d=d, reg=reg,
         oracle=chain.contract("InferenceOracle", d.oracle),
