@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 import requests
 from web3.exceptions import Web3RPCError
 
+from oracle.circuits import packing
 from oracle.circuits.catalog import Circuit, CircuitCatalog
 from oracle.circuits.fixedpoint import check_range
 from oracle.dispatch.provers import Prover, verify_offchain
 from oracle.proving.base import BackendError
+from oracle.proving.base import Proof as BackendProof
 from oracle.store import repo
 from oracle.store.db import Database
 from oracle.store.models import Proof, Request, State
@@ -192,7 +194,7 @@ class Dispatcher:
         else:
             proof, checked = self._stored_proof(pk, circuit), False
 
-        why_not = None if checked else verify_offchain(circuit, proof, input_fixed, payee)
+        why_not = self._refusal(circuit, proof, input_fixed, payee, checked)
         with self.db.session() as s:
             req = s.get(Request, pk)
             assert req is not None
@@ -207,6 +209,29 @@ class Dispatcher:
             repo.release(req)
         log.info("request %s verified (%.0f ms proving)", tag, proof.prove_seconds * 1000)
         return 1
+
+    @staticmethod
+    def _refusal(
+        circuit: Circuit, proof: BackendProof, input_fixed: list[int], payee: str | None, checked: bool
+    ) -> str | None:
+        """Why ``proof`` must not go to the relayer, or None.
+
+        The output range is checked here whoever verified the proof (a miner's answer the subnet
+        validator already verified included): the chain refuses values outside the model's bit
+        widths, and an out-of-range ``y + r`` (r the BN254 scalar field order) maps to the same
+        public signal as ``y``, so a verification that only compares field elements accepts it.
+        A backend's verify that raises on such values (PackingError, FixedPointError,
+        PayeeError: all ValueErrors) refuses the proof instead of crashing the dispatch."""
+        try:
+            packing.check_range(list(proof.output_fixed), circuit.manifest.output_bits, "output")
+        except ValueError as e:
+            return f"output out of the model's range: {e}"
+        if checked:
+            return None
+        try:
+            return verify_offchain(circuit, proof, input_fixed, payee)
+        except ValueError as e:
+            return f"refused by the verifier: {e}"
 
     def _circuit_for(self, req: Request) -> tuple[Circuit | None, str]:
         model = self.models(req.chain_id, req.model_id)
@@ -225,9 +250,7 @@ class Dispatcher:
             return None, f"input out of the circuit's range: {e}"
         return circuit, ""
 
-    def _stored_proof(self, pk: int, circuit: Circuit):  # type: ignore[no-untyped-def]
-        from oracle.proving.base import Proof as BackendProof
-
+    def _stored_proof(self, pk: int, circuit: Circuit) -> BackendProof:
         with self.db.session() as s:
             req = s.get(Request, pk)
             assert req is not None and req.proof is not None
