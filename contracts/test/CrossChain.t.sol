@@ -5,10 +5,12 @@ import {OracleFixture} from "./utils/OracleFixture.sol";
 import {Test} from "./utils/Test.sol";
 import {TestHashVerifier} from "./utils/TestHashVerifier.sol";
 import {RevertingVerifier} from "./utils/Mocks.sol";
+import {TestSetup} from "./utils/TestSetup.sol";
 import {
     RecordingCrossChainConsumer,
     RevertingCrossChainConsumer,
-    ReentrantCrossChainConsumer
+    ReentrantCrossChainConsumer,
+    NaiveCountingConsumer
 } from "./utils/CrossChainMocks.sol";
 import {Groth16Verifier} from "./fixtures/RiskGroth16Verifier.sol";
 import {ModelRegistry} from "../ModelRegistry.sol";
@@ -203,7 +205,7 @@ contract CrossChainInboxTest is Test {
         registryB = new ModelRegistry(address(this));
         inbox = new CrossChainInbox(registryB);
         verifierB = new TestHashVerifier();
-        registryB.register(MODEL, _model(address(verifierB)));
+        registryB.register(MODEL, _model(address(verifierB)), TestSetup.dev());
         consumer = new RecordingCrossChainConsumer();
     }
 
@@ -219,6 +221,8 @@ contract CrossChainInboxTest is Test {
             outputBits: 32,
             frozen: false,
             batchVerify: false,
+            bindsPayee: false,
+            verifierVersion: 0,
             circuitId: keccak256("circuit"),
             fee: 0,
             verifyGas: 250_000
@@ -238,17 +242,35 @@ contract CrossChainInboxTest is Test {
         v[1] = -9;
     }
 
-    function _proof(int256[] memory input, int256[] memory output) internal pure returns (bytes memory) {
-        return abi.encode(keccak256(abi.encode(input, output)));
+    /// @dev The hash verifier's proof, made for `relayer` (the payee of every `_m` message).
+    function _proof(int256[] memory input, int256[] memory output) internal view returns (bytes memory) {
+        return abi.encode(keccak256(abi.encode(input, output, relayer)));
+    }
+
+    /// @dev A message naming `relayer` as the payee the proof was made for.
+    function _m(uint64 src, address srcOracle, uint256 id, bytes32 model, address c, uint32 gasLimit)
+        internal
+        view
+        returns (CrossChainInbox.Message memory)
+    {
+        return CrossChainInbox.Message({
+            srcChainId: src,
+            srcOracle: srcOracle,
+            requestId: id,
+            modelId: model,
+            consumer: c,
+            gasLimit: gasLimit,
+            payee: relayer
+        });
     }
 
     function _deliver(uint256 id, address c, uint32 gasLimit) internal {
         vm.prank(relayer);
-        inbox.deliver(SRC, SRC_ORACLE, id, MODEL, _in(), _out(), _proof(_in(), _out()), c, gasLimit);
+        inbox.deliver(_m(SRC, SRC_ORACLE, id, MODEL, c, gasLimit), _in(), _out(), _proof(_in(), _out()));
     }
 
-    function _key(uint256 id, address c, uint32 gasLimit) internal view returns (bytes32) {
-        return inbox.deliveryKey(SRC, SRC_ORACLE, id, MODEL, _in(), c, gasLimit);
+    function _key(uint256 id, address c) internal view returns (bytes32) {
+        return inbox.deliveryKey(SRC, id, MODEL, _in(), c);
     }
 
     // ------------------------------------------------------------------ happy path
@@ -259,7 +281,7 @@ contract CrossChainInboxTest is Test {
     }
 
     function test_deliver_verifiesCallsConsumerRecordsEmits() public {
-        bytes32 key = _key(7, address(consumer), GAS);
+        bytes32 key = _key(7, address(consumer));
         vm.expectEmit(true, true, true, true, address(inbox));
         emit CrossChainInbox.CrossChainDelivered(key, SRC, 7, SRC_ORACLE, MODEL, address(consumer), _out(), relayer, true);
         _deliver(7, address(consumer), GAS);
@@ -275,20 +297,95 @@ contract CrossChainInboxTest is Test {
         assertEq(uint256(at), block.timestamp, "time recorded");
     }
 
-    function test_deliveryKey_isHashOfMessage() public view {
-        bytes32 expected = keccak256(
-            abi.encode(SRC, SRC_ORACLE, uint256(7), MODEL, keccak256(abi.encode(_in())), address(consumer), GAS)
+    /// The key is what the consumer sees (source chain, request id, model, input) and the
+    /// consumer: neither the source oracle nor the gas limit a deliverer names.
+    function test_deliveryKey_isHashOfWhatTheConsumerSees() public view {
+        bytes32 expected =
+            keccak256(abi.encode(SRC, uint256(7), MODEL, keccak256(abi.encode(_in())), address(consumer)));
+        assertEq(_key(7, address(consumer)), expected, "key");
+        assertTrue(_key(7, address(consumer)) != _key(8, address(consumer)), "request id in the key");
+        assertTrue(_key(7, address(consumer)) != _key(7, address(0xC0DE)), "consumer in the key");
+        assertTrue(
+            inbox.deliveryKey(SRC + 1, 7, MODEL, _in(), address(consumer)) != _key(7, address(consumer)),
+            "source chain in the key"
         );
-        assertEq(_key(7, address(consumer), GAS), expected, "key");
     }
 
     // ------------------------------------------------------------------ replay
 
     function test_deliver_twice_revertsAlreadyDelivered() public {
         _deliver(7, address(consumer), GAS);
-        vm.expectRevert(abi.encodeWithSelector(CrossChainInbox.AlreadyDelivered.selector, SRC, SRC_ORACLE, 7));
+        vm.expectRevert(abi.encodeWithSelector(CrossChainInbox.AlreadyDelivered.selector, SRC, 7, address(consumer)));
         _deliver(7, address(consumer), GAS);
         assertEq(consumer.calls(), 1, "consumer called once");
+    }
+
+    /// A replayer re-delivers the same verified result to the same consumer under a made-up
+    /// source oracle: refused, the consumer saw the result once.
+    function test_deliver_madeUpSrcOracle_refused() public {
+        _deliver(7, address(consumer), GAS);
+        vm.expectRevert(abi.encodeWithSelector(CrossChainInbox.AlreadyDelivered.selector, SRC, 7, address(consumer)));
+        vm.prank(address(0xBAD));
+        inbox.deliver(_m(SRC, address(0xFA4E), 7, MODEL, address(consumer), GAS), _in(), _out(), _proof(_in(), _out()));
+        assertEq(consumer.calls(), 1, "seen once");
+    }
+
+    /// Same with another gas limit (and both changed at once).
+    function test_deliver_otherGasLimit_refused() public {
+        _deliver(7, address(consumer), GAS);
+        vm.expectRevert(abi.encodeWithSelector(CrossChainInbox.AlreadyDelivered.selector, SRC, 7, address(consumer)));
+        vm.prank(address(0xBAD));
+        inbox.deliver(_m(SRC, SRC_ORACLE, 7, MODEL, address(consumer), GAS + 1), _in(), _out(), _proof(_in(), _out()));
+        vm.expectRevert(abi.encodeWithSelector(CrossChainInbox.AlreadyDelivered.selector, SRC, 7, address(consumer)));
+        vm.prank(address(0xBAD));
+        inbox.deliver(_m(SRC, address(0xFA4E), 7, MODEL, address(consumer), 2 * GAS), _in(), _out(), _proof(_in(), _out()));
+        assertEq(consumer.calls(), 1, "seen once");
+    }
+
+    /// A naive consumer (it counts every result it is handed per request id, e.g. to pay out)
+    /// never sees one request's result twice, whoever delivers first and whatever source oracle,
+    /// gas limit or payee (with its own valid proof) they name.
+    function testFuzz_deliver_naiveConsumerSeesOneResultPerRequest(address srcOracle, uint32 gasLimit, address payee)
+        public
+    {
+        vm.assume(payee != address(0));
+        gasLimit = uint32(bound(gasLimit, GAS, inbox.MAX_CALLBACK_GAS()));
+        NaiveCountingConsumer naive = new NaiveCountingConsumer();
+        // The replayer goes first, with made-up fields and a proof for its own payee.
+        CrossChainInbox.Message memory forged = _m(SRC, srcOracle, 7, MODEL, address(naive), gasLimit);
+        forged.payee = payee;
+        bytes memory forgedProof = abi.encode(keccak256(abi.encode(_in(), _out(), payee)));
+        vm.prank(address(0xBAD));
+        inbox.deliver(forged, _in(), _out(), forgedProof);
+        assertEq(naive.seen(SRC, 7), 1, "first delivery seen");
+        // The honest relayer's delivery of the same result is refused...
+        vm.expectRevert(abi.encodeWithSelector(CrossChainInbox.AlreadyDelivered.selector, SRC, 7, address(naive)));
+        _deliver(7, address(naive), GAS);
+        // ...and so is any further replay.
+        vm.expectRevert(abi.encodeWithSelector(CrossChainInbox.AlreadyDelivered.selector, SRC, 7, address(naive)));
+        vm.prank(address(0xBAD));
+        inbox.deliver(forged, _in(), _out(), forgedProof);
+        assertEq(naive.seen(SRC, 7), 1, "never twice");
+    }
+
+    /// A griefer delivers the right result with a tiny gas limit so that the callback fails:
+    /// that delivery is not recorded, and the honest one still goes through.
+    function test_deliver_failedCallbackDoesNotBlockHonestDelivery() public {
+        bytes32 key = _key(7, address(consumer));
+        vm.expectEmit(true, true, true, true, address(inbox));
+        emit CrossChainInbox.CrossChainDelivered(
+            key, SRC, 7, address(0xFA4E), MODEL, address(consumer), _out(), address(0xBAD), false
+        );
+        vm.prank(address(0xBAD));
+        inbox.deliver(_m(SRC, address(0xFA4E), 7, MODEL, address(consumer), 1_000), _in(), _out(), _proof(_in(), _out()));
+        assertFalse(inbox.isDelivered(key), "failed callback: not recorded");
+        assertEq(consumer.calls(), 0, "consumer saw nothing");
+        _deliver(7, address(consumer), GAS);
+        assertTrue(inbox.isDelivered(key), "honest delivery recorded");
+        (address r,) = inbox.deliveries(key);
+        assertEq(r, relayer, "by the honest relayer");
+        assertEq(consumer.calls(), 1, "consumer saw it once");
+        assertEq(consumer.lastOutput(), _out(), "the result");
     }
 
     function test_deliver_sameResultOtherRequestId_isAnotherMessage() public {
@@ -304,11 +401,12 @@ contract CrossChainInboxTest is Test {
         int256[] memory other = new int256[](3);
         other[0] = 1;
         vm.prank(address(0xBAD));
-        inbox.deliver(SRC, SRC_ORACLE, 7, MODEL, other, _out(), _proof(other, _out()), address(consumer), GAS);
+        inbox.deliver(_m(SRC, SRC_ORACLE, 7, MODEL, address(consumer), GAS), other, _out(), _proof(other, _out()));
         vm.prank(address(0xBAD));
-        inbox.deliver(SRC, SRC_ORACLE, 7, MODEL, _in(), _out(), _proof(_in(), _out()), address(consumer), 1);
+        inbox.deliver(_m(SRC, SRC_ORACLE, 7, MODEL, address(consumer), 1), _in(), _out(), _proof(_in(), _out()));
         _deliver(7, address(consumer), GAS);
         assertEq(consumer.lastInput(), _in(), "honest delivery went through");
+        assertEq(consumer.calls(), 2, "the griefer's other input, then the honest one");
     }
 
     // ------------------------------------------------------------------ proof and model checks
@@ -317,28 +415,28 @@ contract CrossChainInboxTest is Test {
         int256[] memory bad = _out();
         bad[0] += 1;
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.InvalidProof.selector, MODEL));
-        inbox.deliver(SRC, SRC_ORACLE, 7, MODEL, _in(), bad, _proof(_in(), _out()), address(consumer), GAS);
-        assertFalse(inbox.isDelivered(_key(7, address(consumer), GAS)), "nothing recorded");
+        inbox.deliver(_m(SRC, SRC_ORACLE, 7, MODEL, address(consumer), GAS), _in(), bad, _proof(_in(), _out()));
+        assertFalse(inbox.isDelivered(_key(7, address(consumer))), "nothing recorded");
     }
 
     function test_deliver_tamperedProof_reverts() public {
         bytes memory p = _proof(_in(), _out());
         p[3] = bytes1(uint8(p[3]) ^ 1);
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.InvalidProof.selector, MODEL));
-        inbox.deliver(SRC, SRC_ORACLE, 7, MODEL, _in(), _out(), p, address(consumer), GAS);
+        inbox.deliver(_m(SRC, SRC_ORACLE, 7, MODEL, address(consumer), GAS), _in(), _out(), p);
     }
 
     function test_deliver_proofForAnotherInput_reverts() public {
         int256[] memory other = _in();
         other[0] = 0;
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.InvalidProof.selector, MODEL));
-        inbox.deliver(SRC, SRC_ORACLE, 7, MODEL, other, _out(), _proof(_in(), _out()), address(consumer), GAS);
+        inbox.deliver(_m(SRC, SRC_ORACLE, 7, MODEL, address(consumer), GAS), other, _out(), _proof(_in(), _out()));
     }
 
     function test_deliver_unknownModel_reverts() public {
         bytes32 nope = keccak256("nope");
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.UnknownModel.selector, nope));
-        inbox.deliver(SRC, SRC_ORACLE, 7, nope, _in(), _out(), _proof(_in(), _out()), address(consumer), GAS);
+        inbox.deliver(_m(SRC, SRC_ORACLE, 7, nope, address(consumer), GAS), _in(), _out(), _proof(_in(), _out()));
     }
 
     function test_deliver_frozenModel_reverts() public {
@@ -350,29 +448,29 @@ contract CrossChainInboxTest is Test {
     function test_deliver_sizeMismatch_reverts() public {
         int256[] memory two = new int256[](2);
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.InputSizeMismatch.selector, 3, 2));
-        inbox.deliver(SRC, SRC_ORACLE, 7, MODEL, two, _out(), _proof(two, _out()), address(consumer), GAS);
+        inbox.deliver(_m(SRC, SRC_ORACLE, 7, MODEL, address(consumer), GAS), two, _out(), _proof(two, _out()));
         int256[] memory three = new int256[](3);
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.OutputSizeMismatch.selector, 2, 3));
-        inbox.deliver(SRC, SRC_ORACLE, 7, MODEL, _in(), three, _proof(_in(), three), address(consumer), GAS);
+        inbox.deliver(_m(SRC, SRC_ORACLE, 7, MODEL, address(consumer), GAS), _in(), three, _proof(_in(), three));
     }
 
     function test_deliver_outOfRange_reverts() public {
         int256[] memory x = _in();
         x[1] = 32768;
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.InputOutOfRange.selector, 1, int256(32768)));
-        inbox.deliver(SRC, SRC_ORACLE, 7, MODEL, x, _out(), _proof(x, _out()), address(consumer), GAS);
+        inbox.deliver(_m(SRC, SRC_ORACLE, 7, MODEL, address(consumer), GAS), x, _out(), _proof(x, _out()));
         int256[] memory y = _out();
         y[0] = -(int256(1) << 31) - 1;
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.OutputOutOfRange.selector, 0, y[0]));
-        inbox.deliver(SRC, SRC_ORACLE, 7, MODEL, _in(), y, _proof(_in(), y), address(consumer), GAS);
+        inbox.deliver(_m(SRC, SRC_ORACLE, 7, MODEL, address(consumer), GAS), _in(), y, _proof(_in(), y));
     }
 
     function test_deliver_verifierRevert_bubbles() public {
         RevertingVerifier rv = new RevertingVerifier();
         bytes32 m2 = keccak256("reverting");
-        registryB.register(m2, _model(address(rv)));
+        registryB.register(m2, _model(address(rv)), TestSetup.dev());
         vm.expectRevert(abi.encodeWithSelector(RevertingVerifier.VerifierExploded.selector, 42));
-        inbox.deliver(SRC, SRC_ORACLE, 7, m2, _in(), _out(), hex"00", address(consumer), GAS);
+        inbox.deliver(_m(SRC, SRC_ORACLE, 7, m2, address(consumer), GAS), _in(), _out(), hex"00");
     }
 
     // ------------------------------------------------------------------ message checks
@@ -380,10 +478,10 @@ contract CrossChainInboxTest is Test {
     function test_deliver_invalidSourceChain_reverts() public {
         bytes memory p = _proof(_in(), _out());
         vm.expectRevert(abi.encodeWithSelector(CrossChainInbox.InvalidSourceChain.selector, uint64(0)));
-        inbox.deliver(0, SRC_ORACLE, 7, MODEL, _in(), _out(), p, address(consumer), GAS);
+        inbox.deliver(_m(0, SRC_ORACLE, 7, MODEL, address(consumer), GAS), _in(), _out(), p);
         uint64 self = uint64(block.chainid);
         vm.expectRevert(abi.encodeWithSelector(CrossChainInbox.InvalidSourceChain.selector, self));
-        inbox.deliver(self, SRC_ORACLE, 7, MODEL, _in(), _out(), p, address(consumer), GAS);
+        inbox.deliver(_m(self, SRC_ORACLE, 7, MODEL, address(consumer), GAS), _in(), _out(), p);
     }
 
     function test_deliver_missingConsumer_reverts() public {
@@ -397,7 +495,7 @@ contract CrossChainInboxTest is Test {
         _deliver(7, later, GAS);
         vm.etch(later, address(consumer).code);
         _deliver(7, later, GAS);
-        assertTrue(inbox.isDelivered(_key(7, later, GAS)), "delivered once the consumer exists");
+        assertTrue(inbox.isDelivered(_key(7, later)), "delivered once the consumer exists");
     }
 
     function test_deliver_missingCallbackGas_reverts() public {
@@ -426,7 +524,7 @@ contract CrossChainInboxTest is Test {
     function _deliverWithGas(uint256 id, uint32 limit, uint256 gas) internal returns (bool ok, bytes memory ret) {
         bytes memory data = abi.encodeCall(
             CrossChainInbox.deliver,
-            (SRC, SRC_ORACLE, id, MODEL, _in(), _out(), _proof(_in(), _out()), address(consumer), limit)
+            (_m(SRC, SRC_ORACLE, id, MODEL, address(consumer), limit), _in(), _out(), _proof(_in(), _out()))
         );
         vm.prank(relayer);
         (ok, ret) = address(inbox).call{gas: gas}(data);
@@ -454,7 +552,7 @@ contract CrossChainInboxTest is Test {
             );
         }
         assertEq(consumer.calls(), 0, "callback never ran");
-        assertFalse(inbox.isDelivered(_key(7, address(consumer), limit)), "not recorded: still deliverable");
+        assertFalse(inbox.isDelivered(_key(7, address(consumer))), "not recorded: still deliverable");
     }
 
     /// @dev Across the threshold: either the delivery reverts or the consumer got exactly its
@@ -481,13 +579,21 @@ contract CrossChainInboxTest is Test {
         assertGt(firstOk, uint256(limit) + uint256(limit) / 63, "threshold above limit * 64/63");
     }
 
-    function test_callback_reverting_recordedDeliveryStands() public {
+    /// Was "recorded delivery stands": a failed callback changed nothing in the consumer, so the
+    /// delivery is not recorded (only reported in the event) and can be delivered again.
+    function test_callback_reverting_notRecorded_deliverableAgain() public {
         RevertingCrossChainConsumer bad = new RevertingCrossChainConsumer();
-        bytes32 key = _key(7, address(bad), GAS);
+        bytes32 key = _key(7, address(bad));
         vm.expectEmit(true, true, true, true, address(inbox));
         emit CrossChainInbox.CrossChainDelivered(key, SRC, 7, SRC_ORACLE, MODEL, address(bad), _out(), relayer, false);
         _deliver(7, address(bad), GAS);
-        assertTrue(inbox.isDelivered(key), "delivered; failure recorded in the event");
+        assertFalse(inbox.isDelivered(key), "failure reported in the event, not recorded");
+        (address r, uint64 at) = inbox.deliveries(key);
+        assertEq(r, address(0), "no relayer recorded");
+        assertEq(uint256(at), 0, "no time recorded");
+        vm.expectEmit(true, true, true, true, address(inbox));
+        emit CrossChainInbox.CrossChainDelivered(key, SRC, 7, SRC_ORACLE, MODEL, address(bad), _out(), relayer, false);
+        _deliver(7, address(bad), GAS); // no AlreadyDelivered
     }
 
     function test_callback_reentrancyBlocked() public {
@@ -495,7 +601,7 @@ contract CrossChainInboxTest is Test {
         r.arm(
             abi.encodeCall(
                 CrossChainInbox.deliver,
-                (SRC, SRC_ORACLE, 8, MODEL, _in(), _out(), _proof(_in(), _out()), address(consumer), GAS)
+                (_m(SRC, SRC_ORACLE, 8, MODEL, address(consumer), GAS), _in(), _out(), _proof(_in(), _out()))
             )
         );
         _deliver(7, address(r), 1_000_000);
@@ -508,9 +614,10 @@ contract CrossChainInboxTest is Test {
 
     function test_committedInputConsumer_acceptsOnlyCommittedInputs() public {
         CommittedInputConsumer c = new CommittedInputConsumer(address(inbox), MODEL, address(this));
-        // Not committed: the callback rejects it (recorded as failed), nothing stored.
+        // Not committed: the callback rejects it (reported as failed, not recorded), nothing stored.
         _deliver(7, address(c), GAS);
         assertEq(c.accepted(), 0, "uncommitted input refused");
+        assertFalse(inbox.isDelivered(_key(7, address(c))), "refused delivery not recorded");
         c.expect(_in());
         _deliver(8, address(c), GAS);
         assertEq(c.accepted(), 1, "committed input accepted");
@@ -529,12 +636,13 @@ contract ProvenResultsTest is Test {
     ProvenResults internal results;
     TestHashVerifier internal verifier;
     bytes32 internal constant MODEL = keccak256("model-a");
+    address internal constant PAYEE = address(0x7E1A7E5); // the payee the proofs were made for
 
     function setUp() public {
         registry = new ModelRegistry(address(this));
         results = new ProvenResults(registry);
         verifier = new TestHashVerifier();
-        registry.register(MODEL, _model(address(verifier)));
+        registry.register(MODEL, _model(address(verifier)), TestSetup.dev());
     }
 
     function _model(address v) internal pure returns (ModelRegistry.Model memory) {
@@ -549,6 +657,8 @@ contract ProvenResultsTest is Test {
             outputBits: 32,
             frozen: false,
             batchVerify: false,
+            bindsPayee: false,
+            verifierVersion: 0,
             circuitId: keccak256("circuit"),
             fee: 0,
             verifyGas: 250_000
@@ -568,8 +678,9 @@ contract ProvenResultsTest is Test {
         v[1] = -12;
     }
 
+    /// @dev The hash verifier's proof, made for PAYEE.
     function _proof(int256[] memory input, int256[] memory output) internal pure returns (bytes memory) {
-        return abi.encode(keccak256(abi.encode(input, output)));
+        return abi.encode(keccak256(abi.encode(input, output, PAYEE)));
     }
 
     function test_constructor_zeroRegistry_reverts() public {
@@ -586,7 +697,7 @@ contract ProvenResultsTest is Test {
         vm.expectEmit(true, true, true, true, address(results));
         emit ProvenResults.ResultProven(key, MODEL, address(0xA11CE), _in(), _out());
         vm.prank(address(0xA11CE));
-        assertEq(results.submit(MODEL, _in(), _out(), _proof(_in(), _out())), key, "returns key");
+        assertEq(results.submit(MODEL, _in(), _out(), PAYEE, _proof(_in(), _out())), key, "returns key");
         (o, proven) = results.provenOutput(MODEL, _in());
         assertTrue(proven, "proven");
         assertEq(o, _out(), "output");
@@ -596,17 +707,17 @@ contract ProvenResultsTest is Test {
     }
 
     function test_submit_twice_revertsAlreadyProven() public {
-        results.submit(MODEL, _in(), _out(), _proof(_in(), _out()));
+        results.submit(MODEL, _in(), _out(), PAYEE, _proof(_in(), _out()));
         bytes32 key = results.resultKey(MODEL, _in());
         vm.expectRevert(abi.encodeWithSelector(ProvenResults.AlreadyProven.selector, key));
-        results.submit(MODEL, _in(), _out(), _proof(_in(), _out()));
+        results.submit(MODEL, _in(), _out(), PAYEE, _proof(_in(), _out()));
     }
 
     function test_submit_invalidProof_reverts() public {
         int256[] memory bad = _out();
         bad[1] -= 1;
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.InvalidProof.selector, MODEL));
-        results.submit(MODEL, _in(), bad, _proof(_in(), _out()));
+        results.submit(MODEL, _in(), bad, PAYEE, _proof(_in(), _out()));
         (, bool proven) = results.provenOutput(MODEL, _in());
         assertFalse(proven, "nothing recorded");
     }
@@ -614,7 +725,7 @@ contract ProvenResultsTest is Test {
     function test_submit_unknownModel_reverts() public {
         bytes32 nope = keccak256("nope");
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.UnknownModel.selector, nope));
-        results.submit(nope, _in(), _out(), _proof(_in(), _out()));
+        results.submit(nope, _in(), _out(), PAYEE, _proof(_in(), _out()));
         (, bool proven) = results.provenOutput(nope, _in());
         assertFalse(proven, "unknown model: never proven");
     }
@@ -622,40 +733,40 @@ contract ProvenResultsTest is Test {
     function test_submit_sizeAndRange_revert() public {
         int256[] memory two = new int256[](2);
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.InputSizeMismatch.selector, 3, 2));
-        results.submit(MODEL, two, _out(), _proof(two, _out()));
+        results.submit(MODEL, two, _out(), PAYEE, _proof(two, _out()));
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.OutputSizeMismatch.selector, 2, 3));
-        results.submit(MODEL, _in(), _in(), _proof(_in(), _in()));
+        results.submit(MODEL, _in(), _in(), PAYEE, _proof(_in(), _in()));
         int256[] memory x = _in();
         x[2] = -32769;
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.InputOutOfRange.selector, 2, int256(-32769)));
-        results.submit(MODEL, x, _out(), _proof(x, _out()));
+        results.submit(MODEL, x, _out(), PAYEE, _proof(x, _out()));
         int256[] memory y = _out();
         y[1] = int256(1) << 31;
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.OutputOutOfRange.selector, 1, y[1]));
-        results.submit(MODEL, _in(), y, _proof(_in(), y));
+        results.submit(MODEL, _in(), y, PAYEE, _proof(_in(), y));
     }
 
     function test_frozenModel_keepsResults_refusesNewOnes() public {
-        results.submit(MODEL, _in(), _out(), _proof(_in(), _out()));
+        results.submit(MODEL, _in(), _out(), PAYEE, _proof(_in(), _out()));
         registry.freeze(MODEL);
         (, bool proven) = results.provenOutput(MODEL, _in());
         assertTrue(proven, "results before the freeze stay proven");
         int256[] memory x = _in();
         x[0] = 0;
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.ModelFrozen.selector, MODEL));
-        results.submit(MODEL, x, _out(), _proof(x, _out()));
+        results.submit(MODEL, x, _out(), PAYEE, _proof(x, _out()));
     }
 
     function test_verifierUpgrade_invalidatesOldResults_resubmitWorks() public {
-        results.submit(MODEL, _in(), _out(), _proof(_in(), _out()));
+        results.submit(MODEL, _in(), _out(), PAYEE, _proof(_in(), _out()));
         TestHashVerifier v2 = new TestHashVerifier();
-        registry.proposeVerifierUpgrade(MODEL, address(v2), keccak256("circuit-2"));
+        registry.proposeVerifierUpgrade(MODEL, address(v2), keccak256("circuit-2"), TestSetup.dev());
         vm.warp(block.timestamp + registry.UPGRADE_DELAY());
         registry.executeVerifierUpgrade(MODEL);
         (int256[] memory o, bool proven) = results.provenOutput(MODEL, _in());
         assertFalse(proven, "proven by a replaced verifier: no longer trusted");
         assertEq(o.length, 0, "empty");
-        results.submit(MODEL, _in(), _out(), _proof(_in(), _out()));
+        results.submit(MODEL, _in(), _out(), PAYEE, _proof(_in(), _out()));
         (o, proven) = results.provenOutput(MODEL, _in());
         assertTrue(proven, "re-proven under the new verifier");
         (address v,) = results.resultInfo(results.resultKey(MODEL, _in()));
@@ -677,19 +788,25 @@ contract CrossChainGroth16Test is Test {
     int256[] input;
     int256[] output;
     bytes proof;
+    address payee; // the payee the fixture proof was made for
 
     function setUp() public {
         string memory json = vm.readFile(string.concat(vm.projectRoot(), "/contracts/test/fixtures/risk_groth16.json"));
         input = vm.parseJsonIntArray(json, ".input");
         output = vm.parseJsonIntArray(json, ".output");
         proof = vm.parseJsonBytes(json, ".proof");
+        payee = vm.parseJsonAddress(json, ".payee");
         ModelRegistry registryA = new ModelRegistry(address(this));
         oracleA = new InferenceOracle(registryA, address(this), 1 gwei);
-        registryA.register(MODEL, _model(address(new Groth16VerifierAdapter(address(new Groth16Verifier()), 8, 3))));
+        registryA.register(
+            MODEL, _model(address(new Groth16VerifierAdapter(address(new Groth16Verifier()), 8, 3))), TestSetup.dev()
+        );
         oracleA.setDestination(DST, true);
         // Chain B: its own verifier deployment and registry, same model id and circuit.
         registryB = new ModelRegistry(address(this));
-        registryB.register(MODEL, _model(address(new Groth16VerifierAdapter(address(new Groth16Verifier()), 8, 3))));
+        registryB.register(
+            MODEL, _model(address(new Groth16VerifierAdapter(address(new Groth16Verifier()), 8, 3))), TestSetup.dev()
+        );
         inboxB = new CrossChainInbox(registryB);
         resultsB = new ProvenResults(registryB);
         consumerB = new RecordingCrossChainConsumer();
@@ -707,9 +824,27 @@ contract CrossChainGroth16Test is Test {
             outputBits: 12,
             frozen: false,
             batchVerify: false,
+            bindsPayee: false,
+            verifierVersion: 0,
             circuitId: bytes32(uint256(1)),
             fee: 0,
             verifyGas: 320_000
+        });
+    }
+
+    function _msg(uint64 src, address srcOracle, uint256 id, address c, uint32 gasLimit, address payee_)
+        internal
+        pure
+        returns (CrossChainInbox.Message memory)
+    {
+        return CrossChainInbox.Message({
+            srcChainId: src,
+            srcOracle: srcOracle,
+            requestId: id,
+            modelId: MODEL,
+            consumer: c,
+            gasLimit: gasLimit,
+            payee: payee_
         });
     }
 
@@ -718,14 +853,16 @@ contract CrossChainGroth16Test is Test {
         uint256 id = oracleA.requestInferenceTo{value: fee}(
             DST, address(consumerB), MODEL, input, 400_000, uint64(block.timestamp + 600)
         );
-        oracleA.fulfill(id, output, proof);
+        oracleA.fulfill(id, output, payee, proof);
         assertTrue(oracleA.requestStatus(id) == InferenceOracle.Status.Fulfilled, "fulfilled on A");
+        assertEq(oracleA.balances(payee), fee, "fee to the payee the proof names");
+        CrossChainInbox.Message memory m = _msg(1, address(oracleA), id, address(consumerB), 400_000, payee);
         uint256 g = gasleft();
-        inboxB.deliver(1, address(oracleA), id, MODEL, input, output, proof, address(consumerB), 400_000);
+        inboxB.deliver(m, input, output, proof);
         g -= gasleft();
         emit log_named_uint("deliver gas (real Groth16, recording consumer)", g);
         assertEq(consumerB.lastOutput(), output, "consumer on B got the proven output");
-        resultsB.submit(MODEL, input, output, proof);
+        resultsB.submit(MODEL, input, output, payee, proof);
         (int256[] memory o, bool proven) = resultsB.provenOutput(MODEL, input);
         assertTrue(proven, "and anyone can reuse it from ProvenResults");
         assertEq(o, output, "same output");
@@ -735,12 +872,18 @@ contract CrossChainGroth16Test is Test {
         bytes memory bad = proof;
         bad[100] = bytes1(uint8(bad[100]) ^ 1);
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.InvalidProof.selector, MODEL));
-        inboxB.deliver(1, address(0xA), 1, MODEL, input, output, bad, address(consumerB), 100_000);
+        inboxB.deliver(_msg(1, address(0xA), 1, address(consumerB), 100_000, payee), input, output, bad);
+        // The proof names its payee: under another one it is invalid on B too.
+        vm.expectRevert(abi.encodeWithSelector(InferenceCheck.InvalidProof.selector, MODEL));
+        inboxB.deliver(_msg(1, address(0xA), 1, address(consumerB), 100_000, address(0xC0C0)), input, output, proof);
+        vm.expectRevert(abi.encodeWithSelector(InferenceCheck.InvalidProof.selector, MODEL));
+        resultsB.submit(MODEL, input, output, address(0xC0C0), proof);
         int256[] memory badOut = output;
         badOut[0] += 1;
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.InvalidProof.selector, MODEL));
-        inboxB.deliver(1, address(0xA), 1, MODEL, input, badOut, proof, address(consumerB), 100_000);
+        inboxB.deliver(_msg(1, address(0xA), 1, address(consumerB), 100_000, payee), input, badOut, proof);
         vm.expectRevert(abi.encodeWithSelector(InferenceCheck.InvalidProof.selector, MODEL));
-        resultsB.submit(MODEL, input, badOut, proof);
+        resultsB.submit(MODEL, input, badOut, payee, proof);
+        assertEq(consumerB.calls(), 0, "nothing delivered");
     }
 }

@@ -14,7 +14,7 @@ contract FulfillBatchTest is OracleFixture {
     function setUp() public override {
         super.setUp();
         spy = new PathSpyVerifier();
-        registry.register(SPY, modelConfig(address(spy), 3, 2, 16, 32, true));
+        _register(SPY, modelConfig(address(spy), 3, 2, 16, 32, true));
     }
 
     // ------------------------------------------------------------------ helpers
@@ -44,7 +44,7 @@ contract FulfillBatchTest is OracleFixture {
         for (uint256 i; i < n; ++i) {
             ids[i] = _requestOn(model, i, soon());
             outs[i] = _output(i);
-            proofs[i] = proofOf(_input(i), outs[i]);
+            proofs[i] = proofOf(_input(i), outs[i], relayer);
         }
     }
 
@@ -53,7 +53,7 @@ contract FulfillBatchTest is OracleFixture {
         returns (uint256 n)
     {
         vm.prank(relayer);
-        n = oracle.fulfillBatch(ids, outs, proofs);
+        n = oracle.fulfillBatch(ids, outs, relayer, proofs);
     }
 
     function _expectSkip(uint256 id, bytes4 reason) internal {
@@ -90,7 +90,7 @@ contract FulfillBatchTest is OracleFixture {
 
     function test_batch_oneBadProof_skippedOthersFulfilled() public {
         (uint256[] memory ids, int256[][] memory outs, bytes[] memory proofs) = _batch(SPY, 4);
-        proofs[2] = proofOf(_input(1), outs[2]); // a proof for another input
+        proofs[2] = proofOf(_input(1), outs[2], relayer); // a proof for another input
         // Batch fails as a whole, then each entry is verified alone (4 calls), plus the single
         // fulfil at the end of this test (expectCall counts over the whole test).
         vm.expectCall(address(spy), abi.encodePacked(IBatchInferenceVerifier.verifyBatch.selector), 1);
@@ -104,7 +104,7 @@ contract FulfillBatchTest is OracleFixture {
         assertEq(oracle.totalEscrowed(), oracle.quoteFee(SPY, 0), "bad one still escrowed");
         // The skipped one can still be fulfilled later with its right proof.
         vm.prank(relayer);
-        oracle.fulfill(ids[2], outs[2], proofOf(_input(2), outs[2]));
+        oracle.fulfill(ids[2], outs[2], relayer, proofOf(_input(2), outs[2], relayer));
     }
 
     function test_batch_batchVerifierReverts_fallsBackToSingle() public {
@@ -151,7 +151,7 @@ contract FulfillBatchTest is OracleFixture {
     function test_batch_mixedModels_individualPath() public {
         PathSpyVerifier spy2 = new PathSpyVerifier();
         bytes32 spy2Model = keccak256("spy-2");
-        registry.register(spy2Model, modelConfig(address(spy2), 3, 2, 16, 32, true));
+        _register(spy2Model, modelConfig(address(spy2), 3, 2, 16, 32, true));
         spy.configure(true, true, true); // a batch call would revert
         spy2.configure(true, true, true);
         uint256[] memory ids = new uint256[](4);
@@ -160,7 +160,7 @@ contract FulfillBatchTest is OracleFixture {
         for (uint256 i; i < 4; ++i) {
             ids[i] = _requestOn(i % 2 == 0 ? SPY : spy2Model, i, soon());
             outs[i] = _output(i);
-            proofs[i] = proofOf(_input(i), outs[i]);
+            proofs[i] = proofOf(_input(i), outs[i], relayer);
         }
         vm.expectCall(address(spy), abi.encodePacked(IBatchInferenceVerifier.verifyBatch.selector), 0);
         vm.expectCall(address(spy2), abi.encodePacked(IBatchInferenceVerifier.verifyBatch.selector), 0);
@@ -172,7 +172,7 @@ contract FulfillBatchTest is OracleFixture {
     function test_batch_nonBatchableModel_individualPath() public {
         PathSpyVerifier plain = new PathSpyVerifier();
         bytes32 m = keccak256("plain");
-        registry.register(m, modelConfig(address(plain), 3, 2, 16, 32, false));
+        _register(m, modelConfig(address(plain), 3, 2, 16, 32, false));
         (uint256[] memory ids, int256[][] memory outs, bytes[] memory proofs) = _batch(m, 3);
         vm.expectCall(address(plain), abi.encodePacked(IBatchInferenceVerifier.verifyBatch.selector), 0);
         vm.expectCall(address(plain), abi.encodePacked(IInferenceVerifier.verify.selector), 3);
@@ -196,7 +196,7 @@ contract FulfillBatchTest is OracleFixture {
         uint256 badRange = _requestOn(MODEL, 5, soon());
         uint256 good = _requestOn(MODEL, 6, soon());
         vm.prank(relayer);
-        oracle.fulfill(done, _output(1), proofOf(_input(1), _output(1)));
+        oracle.fulfill(done, _output(1), relayer, proofOf(_input(1), _output(1), relayer));
         vm.warp(uint256(early) + 1);
         oracle.refund(refunded);
 
@@ -212,12 +212,12 @@ contract FulfillBatchTest is OracleFixture {
         ids[6] = good;
         for (uint256 i; i < 7; ++i) {
             outs[i] = _output(i + 1);
-            proofs[i] = proofOf(_input(i + 1), outs[i]);
+            proofs[i] = proofOf(_input(i + 1), outs[i], relayer);
         }
         outs[4] = new int256[](1);
         outs[5] = ints(0, int256(type(int32).max) + 1);
         outs[6] = _output(6);
-        proofs[6] = proofOf(_input(6), outs[6]);
+        proofs[6] = proofOf(_input(6), outs[6], relayer);
 
         _expectSkip(done, InferenceOracle.AlreadyFulfilled.selector);
         _expectSkip(expired, InferenceOracle.RequestExpired.selector);
@@ -235,7 +235,7 @@ contract FulfillBatchTest is OracleFixture {
     function test_batch_verifierRevert_skippedWithItsSelector() public {
         RevertingVerifier rv = new RevertingVerifier();
         bytes32 m = keccak256("boom");
-        registry.register(m, modelConfig(address(rv), 3, 2, 16, 32, false));
+        _register(m, modelConfig(address(rv), 3, 2, 16, 32, false));
         (uint256[] memory ids, int256[][] memory outs, bytes[] memory proofs) = _batch(m, 2);
         _expectSkip(ids[0], RevertingVerifier.VerifierExploded.selector);
         _expectSkip(ids[1], RevertingVerifier.VerifierExploded.selector);
@@ -247,15 +247,15 @@ contract FulfillBatchTest is OracleFixture {
         int256[][] memory outs = new int256[][](1);
         bytes[] memory proofs = new bytes[](2);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.BatchLengthMismatch.selector, 2, 1, 2));
-        oracle.fulfillBatch(ids, outs, proofs);
+        oracle.fulfillBatch(ids, outs, relayer, proofs);
         outs = new int256[][](2);
         proofs = new bytes[](3);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.BatchLengthMismatch.selector, 2, 2, 3));
-        oracle.fulfillBatch(ids, outs, proofs);
+        oracle.fulfillBatch(ids, outs, relayer, proofs);
     }
 
     function test_batch_empty_returnsZero() public {
-        assertEq(oracle.fulfillBatch(new uint256[](0), new int256[][](0), new bytes[](0)), 0, "nothing");
+        assertEq(oracle.fulfillBatch(new uint256[](0), new int256[][](0), relayer, new bytes[](0)), 0, "nothing");
     }
 
     function test_batch_callbacks_runPerEntry() public {
@@ -271,7 +271,7 @@ contract FulfillBatchTest is OracleFixture {
         vm.stopPrank();
         for (uint256 i; i < 2; ++i) {
             outs[i] = _output(i);
-            proofs[i] = proofOf(_input(i), outs[i]);
+            proofs[i] = proofOf(_input(i), outs[i], relayer);
         }
         vm.expectEmit(true, true, true, true, address(oracle));
         emit InferenceOracle.InferenceFulfilled(ids[0], MODEL, outs[0], relayer, true);
@@ -311,7 +311,7 @@ contract FulfillBatchTest is OracleFixture {
             _coolAll();
             vm.prank(relayer);
             g = gasleft();
-            oracle.fulfill(ids[i], outs[i], proofs[i]);
+            oracle.fulfill(ids[i], outs[i], relayer, proofs[i]);
             single += g - gasleft();
         }
         single /= n;
@@ -327,7 +327,7 @@ contract FulfillBatchTest is OracleFixture {
         _coolAll();
         vm.prank(relayer);
         g = gasleft();
-        uint256 done = oracle.fulfillBatch(bIds, bOuts, bProofs);
+        uint256 done = oracle.fulfillBatch(bIds, bOuts, relayer, bProofs);
         uint256 batchPer = (g - gasleft()) / n;
         assertEq(done, n, "batch fulfilled all");
 

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {Test} from "./utils/Test.sol";
+import {TestSetup} from "./utils/TestSetup.sol";
 import {Groth16Verifier} from "./fixtures/RiskGroth16Verifier.sol";
 import {ModelRegistry} from "../ModelRegistry.sol";
 import {InferenceOracle} from "../InferenceOracle.sol";
@@ -19,7 +20,8 @@ contract Groth16FixtureTest is Test {
     Groth16BatchAdapter batchAdapter;
     bytes32 constant MODEL = keccak256("risk-groth16");
     bytes32 constant BATCH_MODEL = keccak256("risk-groth16-batch");
-    address relayer = address(0xBEEF);
+    address relayer = address(0xBEEF); // sends the transactions; the fee goes to `payee`
+    address payee; // the payee every fixture proof names (".payee")
     string json;
 
     int256[] input;
@@ -31,13 +33,14 @@ contract Groth16FixtureTest is Test {
         input = vm.parseJsonIntArray(json, ".input");
         output = vm.parseJsonIntArray(json, ".output");
         proof = vm.parseJsonBytes(json, ".proof");
+        payee = vm.parseJsonAddress(json, ".payee");
         registry = new ModelRegistry(address(this));
         oracle = new InferenceOracle(registry, address(this), 1 gwei);
         snarkjs = new Groth16Verifier();
         adapter = new Groth16VerifierAdapter(address(snarkjs), 8, 3);
         batchAdapter = new Groth16BatchAdapter(address(snarkjs), 8, 3, vm.parseJsonUintArray(json, ".vk_words"));
-        registry.register(MODEL, _model(address(adapter), false));
-        registry.register(BATCH_MODEL, _model(address(batchAdapter), true));
+        registry.register(MODEL, _model(address(adapter), false), TestSetup.dev());
+        registry.register(BATCH_MODEL, _model(address(batchAdapter), true), TestSetup.dev());
     }
 
     function _model(address v, bool batch) internal pure returns (ModelRegistry.Model memory) {
@@ -52,6 +55,8 @@ contract Groth16FixtureTest is Test {
             outputBits: 12,
             frozen: false,
             batchVerify: batch,
+            bindsPayee: false, // set by the registry
+            verifierVersion: 0, // set by the registry
             circuitId: bytes32(uint256(1)),
             fee: 0,
             verifyGas: 320_000
@@ -67,7 +72,7 @@ contract Groth16FixtureTest is Test {
         uint256 id = _request(MODEL, input);
         vm.prank(relayer);
         uint256 g = gasleft();
-        oracle.fulfill(id, output, proof);
+        oracle.fulfill(id, output, payee, proof);
         g -= gasleft();
         assertTrue(oracle.requestStatus(id) == InferenceOracle.Status.Fulfilled, "fulfilled");
         assertLt(g, 400_000, "fulfil with real Groth16 verification under 400k gas");
@@ -77,31 +82,31 @@ contract Groth16FixtureTest is Test {
         uint256 id = _request(MODEL, input);
         output[1] += 1;
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id));
-        oracle.fulfill(id, output, proof);
+        oracle.fulfill(id, output, payee, proof);
     }
 
     function test_tamperedProofRejected() public {
         uint256 id = _request(MODEL, input);
         proof[100] = bytes1(uint8(proof[100]) ^ 1);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id));
-        oracle.fulfill(id, output, proof);
+        oracle.fulfill(id, output, payee, proof);
     }
 
     function test_proofForAnotherInputRejected() public {
         int256[] memory other = vm.parseJsonIntArray(json, ".batch[0].input");
         uint256 id = _request(MODEL, other);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id));
-        oracle.fulfill(id, output, proof);
+        oracle.fulfill(id, output, payee, proof);
     }
 
     function test_adapterFailsClosedWhenShortOfGas() public {
         // With too little gas the snarkjs pairing check would return false; the adapter
         // reverts instead so a valid proof is never reported as invalid.
         (bool ok, bytes memory ret) =
-            address(adapter).call{gas: 120_000}(abi.encodeCall(adapter.verify, (input, output, proof)));
+            address(adapter).call{gas: 120_000}(abi.encodeCall(adapter.verify, (input, output, payee, proof)));
         assertFalse(ok, "must revert");
         assertEq(bytes4(ret), VerifierAdapterBase.InsufficientVerificationGas.selector, "named error");
-        assertTrue(adapter.verify{gas: 400_000}(input, output, proof), "valid with enough gas");
+        assertTrue(adapter.verify{gas: 400_000}(input, output, payee, proof), "valid with enough gas");
     }
 
     function _batch(uint256 n) internal view returns (int256[][] memory ins, int256[][] memory outs, bytes[] memory prs) {
@@ -119,19 +124,19 @@ contract Groth16FixtureTest is Test {
     function test_batchVerifyAgreesWithSnarkjs() public view {
         (int256[][] memory ins, int256[][] memory outs, bytes[] memory prs) = _batch(10);
         for (uint256 i; i < 10; ++i) {
-            assertTrue(adapter.verify(ins[i], outs[i], prs[i]), "each proof valid via snarkjs");
+            assertTrue(adapter.verify(ins[i], outs[i], payee, prs[i]), "each proof valid via snarkjs");
         }
-        assertTrue(batchAdapter.verifyBatch(ins, outs, prs), "batch valid");
+        assertTrue(batchAdapter.verifyBatch(ins, outs, payee, prs), "batch valid");
         assertEq(batchAdapter.vkHash(), keccak256(abi.encodePacked(vm.parseJsonUintArray(json, ".vk_words"))), "vk hash");
     }
 
     function test_batchVerifyRejectsOneBadProof() public view {
         (int256[][] memory ins, int256[][] memory outs, bytes[] memory prs) = _batch(10);
         outs[7][2] += 1;
-        assertFalse(batchAdapter.verifyBatch(ins, outs, prs), "one wrong output fails the batch");
+        assertFalse(batchAdapter.verifyBatch(ins, outs, payee, prs), "one wrong output fails the batch");
         (ins, outs, prs) = _batch(10);
         (prs[3], prs[4]) = (prs[4], prs[3]);
-        assertFalse(batchAdapter.verifyBatch(ins, outs, prs), "swapped proofs fail the batch");
+        assertFalse(batchAdapter.verifyBatch(ins, outs, payee, prs), "swapped proofs fail the batch");
     }
 
     function test_fulfillBatchWithBatchVerification() public {
@@ -142,7 +147,7 @@ contract Groth16FixtureTest is Test {
         }
         vm.prank(relayer);
         uint256 g = gasleft();
-        uint256 n = oracle.fulfillBatch(ids, outs, prs);
+        uint256 n = oracle.fulfillBatch(ids, outs, payee, prs);
         g -= gasleft();
         assertEq(n, 10, "all fulfilled");
         assertLt(g / 10, 150_000, "batched Groth16 fulfilment per request");
@@ -157,7 +162,7 @@ contract Groth16FixtureTest is Test {
         outs[2][0] += 1; // entry 2 now claims a wrong output
         vm.expectEmit(true, false, false, true);
         emit InferenceOracle.FulfillmentSkipped(ids[2], InferenceOracle.InvalidProof.selector);
-        uint256 n = oracle.fulfillBatch(ids, outs, prs);
+        uint256 n = oracle.fulfillBatch(ids, outs, payee, prs);
         assertEq(n, 4, "the four valid entries go through");
         assertTrue(oracle.requestStatus(ids[2]) == InferenceOracle.Status.Pending, "bad entry still pending");
     }

@@ -273,13 +273,13 @@ contract InferenceOracleTest is OracleFixture {
     function test_fulfill_creditsRelayerAndEmits() public {
         uint256 id = request();
         int256[] memory out = defaultOutput();
-        bytes memory proof = proofOf(defaultInput(), out);
+        bytes memory proof = proofOf(defaultInput(), out, relayer);
         vm.expectEmit(true, true, true, true, address(oracle));
         emit InferenceOracle.Credited(relayer, QUOTE0);
         vm.expectEmit(true, true, true, true, address(oracle));
         emit InferenceOracle.InferenceFulfilled(id, MODEL, out, relayer, true);
         vm.prank(relayer);
-        oracle.fulfill(id, out, proof);
+        oracle.fulfill(id, out, relayer, proof);
         assertStatus(id, InferenceOracle.Status.Fulfilled, "fulfilled");
         assertEq(oracle.balances(relayer), QUOTE0, "relayer credited");
         assertEq(oracle.totalEscrowed(), 0, "escrow released");
@@ -290,16 +290,16 @@ contract InferenceOracleTest is OracleFixture {
 
     function test_fulfill_unknownRequest_reverts() public {
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.UnknownRequest.selector, 99));
-        oracle.fulfill(99, defaultOutput(), "");
+        oracle.fulfill(99, defaultOutput(), relayer, "");
     }
 
     function test_fulfill_twice_reverts() public {
         uint256 id = request();
         fulfillAs(relayer, id);
-        bytes memory proof = proofOf(defaultInput(), defaultOutput());
+        bytes memory proof = proofOf(defaultInput(), defaultOutput(), bob);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.AlreadyFulfilled.selector, id));
         vm.prank(bob);
-        oracle.fulfill(id, defaultOutput(), proof);
+        oracle.fulfill(id, defaultOutput(), bob, proof);
         assertEq(oracle.balances(bob), 0, "second relayer paid nothing");
     }
 
@@ -310,29 +310,29 @@ contract InferenceOracleTest is OracleFixture {
         vm.warp(deadline);
         fulfillAs(relayer, a);
         vm.warp(uint256(deadline) + 1);
-        bytes memory proof = proofOf(defaultInput(), defaultOutput());
+        bytes memory proof = proofOf(defaultInput(), defaultOutput(), relayer);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.RequestExpired.selector, b, deadline));
-        oracle.fulfill(b, defaultOutput(), proof);
+        oracle.fulfill(b, defaultOutput(), relayer, proof);
     }
 
     function test_fulfill_afterRefund_reverts() public {
         uint256 id = request();
         vm.warp(uint256(oracle.getRequest(id).deadline) + 1);
         oracle.refund(id);
-        bytes memory proof = proofOf(defaultInput(), defaultOutput());
+        bytes memory proof = proofOf(defaultInput(), defaultOutput(), relayer);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.AlreadyRefunded.selector, id));
-        oracle.fulfill(id, defaultOutput(), proof);
+        oracle.fulfill(id, defaultOutput(), relayer, proof);
     }
 
     function test_fulfill_outputSizeMismatch_reverts() public {
         uint256 id = request();
         int256[] memory out = ints(1, 2, 3);
-        bytes memory proof = proofOf(defaultInput(), out);
+        bytes memory proof = proofOf(defaultInput(), out, relayer);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.OutputSizeMismatch.selector, 2, 3));
-        oracle.fulfill(id, out, proof);
+        oracle.fulfill(id, out, relayer, proof);
         out = new int256[](0);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.OutputSizeMismatch.selector, 2, 0));
-        oracle.fulfill(id, out, proof);
+        oracle.fulfill(id, out, relayer, proof);
     }
 
     function test_fulfill_outputOutOfRange_reverts() public {
@@ -341,54 +341,54 @@ contract InferenceOracleTest is OracleFixture {
         int256 lo = int256(type(int32).min);
         int256[] memory out = ints(0, hi + 1);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.OutputOutOfRange.selector, 1, hi + 1));
-        oracle.fulfill(id, out, proofOf(defaultInput(), out));
+        oracle.fulfill(id, out, relayer, proofOf(defaultInput(), out, relayer));
         out = ints(lo - 1, 0);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.OutputOutOfRange.selector, 0, lo - 1));
-        oracle.fulfill(id, out, proofOf(defaultInput(), out));
+        oracle.fulfill(id, out, relayer, proofOf(defaultInput(), out, relayer));
         // Boundaries are valid outputs.
         out = ints(lo, hi);
         vm.prank(relayer);
-        oracle.fulfill(id, out, proofOf(defaultInput(), out));
+        oracle.fulfill(id, out, relayer, proofOf(defaultInput(), out, relayer));
         assertStatus(id, InferenceOracle.Status.Fulfilled, "boundary output accepted");
     }
 
     function test_fulfill_garbageProof_reverts() public {
         uint256 id = request();
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id));
-        oracle.fulfill(id, defaultOutput(), hex"deadbeef");
+        oracle.fulfill(id, defaultOutput(), relayer, hex"deadbeef");
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id));
-        oracle.fulfill(id, defaultOutput(), "");
+        oracle.fulfill(id, defaultOutput(), relayer, "");
     }
 
     function test_fulfill_proofForAnotherInput_reverts() public {
         uint256 id = request();
-        bytes memory other = proofOf(ints(-5, 32767, -32767), defaultOutput());
+        bytes memory other = proofOf(ints(-5, 32767, -32767), defaultOutput(), relayer);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id));
-        oracle.fulfill(id, defaultOutput(), other);
+        oracle.fulfill(id, defaultOutput(), relayer, other);
     }
 
     function test_fulfill_proofForAnotherOutput_reverts() public {
         uint256 id = request();
-        bytes memory proofOf79 = proofOf(defaultInput(), ints(7, 9));
+        bytes memory proofOf79 = proofOf(defaultInput(), ints(7, 9), relayer);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id));
-        oracle.fulfill(id, ints(7, -9), proofOf79);
+        oracle.fulfill(id, ints(7, -9), relayer, proofOf79);
         // and the proof of a second request with a different input cannot fulfil the first
         uint256 id2 = requestAs(bob, ints(1, 2, 3));
-        bytes memory proof2 = proofOf(ints(1, 2, 3), defaultOutput());
+        bytes memory proof2 = proofOf(ints(1, 2, 3), defaultOutput(), relayer);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id));
-        oracle.fulfill(id, defaultOutput(), proof2);
-        oracle.fulfill(id2, defaultOutput(), proof2);
+        oracle.fulfill(id, defaultOutput(), relayer, proof2);
+        oracle.fulfill(id2, defaultOutput(), relayer, proof2);
     }
 
     function test_fulfill_verifierRevert_bubbles() public {
         RevertingVerifier rv = new RevertingVerifier();
         bytes32 m = keccak256("reverting");
-        registry.register(m, modelConfig(address(rv), 3, 2, 16, 32, false));
+        _register(m, modelConfig(address(rv), 3, 2, 16, 32, false));
         uint256 fee = oracle.quoteFee(m, 0);
         vm.prank(alice);
         uint256 id = oracle.requestInference{value: fee}(m, defaultInput(), address(0), 0, soon());
         vm.expectRevert(abi.encodeWithSelector(RevertingVerifier.VerifierExploded.selector, 42));
-        oracle.fulfill(id, defaultOutput(), "");
+        oracle.fulfill(id, defaultOutput(), relayer, "");
         assertStatus(id, InferenceOracle.Status.Pending, "still pending");
     }
 
@@ -422,7 +422,7 @@ contract InferenceOracleTest is OracleFixture {
 
     function _fulfillWithGas(uint256 id, uint256 gas) internal returns (bool ok, bytes memory ret) {
         int256[] memory out = defaultOutput();
-        bytes memory data = abi.encodeCall(InferenceOracle.fulfill, (id, out, proofOf(defaultInput(), out)));
+        bytes memory data = abi.encodeCall(InferenceOracle.fulfill, (id, out, relayer, proofOf(defaultInput(), out, relayer)));
         vm.prank(relayer);
         (ok, ret) = address(oracle).call{gas: gas}(data);
     }
@@ -529,12 +529,12 @@ contract InferenceOracleTest is OracleFixture {
         uint256 a = requestWithCallback(address(bomb), limit);
         uint256 b = requestWithCallback(address(quiet), limit);
         int256[] memory out = defaultOutput();
-        bytes memory proof = proofOf(defaultInput(), out);
+        bytes memory proof = proofOf(defaultInput(), out, relayer);
         vm.expectEmit(true, true, true, true, address(oracle));
         emit InferenceOracle.InferenceFulfilled(a, MODEL, out, relayer, true);
         vm.prank(relayer);
         uint256 g0 = gasleft();
-        oracle.fulfill(a, out, proof);
+        oracle.fulfill(a, out, relayer, proof);
         uint256 used = g0 - gasleft();
         // Copying 600 kB into the oracle's memory would cost more than 800 k gas on top.
         assertLt(used, 1_000_000, "return data not copied");
@@ -564,7 +564,7 @@ contract InferenceOracleTest is OracleFixture {
         vm.deal(address(c), 1 ether);
         uint256 target = request(); // a pending request with a valid proof available
         int256[] memory out = defaultOutput();
-        c.setup(MODEL, defaultInput(), target, out, proofOf(defaultInput(), out));
+        c.setup(MODEL, defaultInput(), target, out, proofOf(defaultInput(), out, address(c)));
         uint256 id = requestWithCallback(address(c), 1_000_000);
         // Give the consumer a balance so withdraw would otherwise succeed.
         vm.prank(address(c));
@@ -710,7 +710,7 @@ contract InferenceOracleTest is OracleFixture {
     function test_withdraw_rejectingRelayer_transferFailed() public {
         EthRejecter r = new EthRejecter(oracle);
         uint256 id = request();
-        r.fulfill(id, defaultOutput(), proofOf(defaultInput(), defaultOutput()));
+        r.fulfill(id, defaultOutput(), proofOf(defaultInput(), defaultOutput(), address(r)));
         assertEq(oracle.balances(address(r)), QUOTE0, "credited");
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.TransferFailed.selector, address(r), QUOTE0));
         r.withdraw();

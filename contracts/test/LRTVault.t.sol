@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {Test} from "./utils/Test.sol";
 import {VaultTestBase, VaultLog} from "./utils/VaultTestBase.sol";
+import {TestSetup} from "./utils/TestSetup.sol";
 import {TestHashVerifier} from "./utils/TestHashVerifier.sol";
 import {ModelRegistry} from "../ModelRegistry.sol";
 import {InferenceOracle} from "../InferenceOracle.sol";
@@ -311,11 +312,11 @@ contract LRTVaultTest is VaultTestBase {
         // The stale request cannot deliver any more.
         int256[] memory out = _out(0, 0, 0);
         int256[] memory input = oracle.getRequest(id).input;
-        bytes memory proof = verifier.proofFor(input, out);
+        bytes memory proof = verifier.proofFor(input, out, relayer);
         vm.expectRevert(
             abi.encodeWithSelector(InferenceOracle.RequestExpired.selector, id, oracle.getRequest(id).deadline)
         );
-        oracle.fulfill(id, out, proof);
+        oracle.fulfill(id, out, relayer, proof);
         // The new one can.
         assertTrue(_fulfil(id2, out), "new request fulfilled");
     }
@@ -483,7 +484,7 @@ contract LRTVaultTest is VaultTestBase {
         ModelRegistry.Model memory m = _model(address(verifier), 8, 3);
         m.outputBits = 253;
         m.circuitId = keccak256("wide");
-        registry.register(wide, m);
+        registry.register(wide, m, TestSetup.dev());
         vault.setRiskModel(wide);
         int256 huge = int256(1) << 251;
         assertTrue(_rebalance(huge, -huge, 1), "callback must not overflow");
@@ -591,10 +592,10 @@ contract LRTVaultTest is VaultTestBase {
         vm.warp(uint256(deadline) + 1);
         bytes32 h = _vaultStateHash();
         int256[] memory out = _out(0, 128, 0);
-        bytes memory proof = verifier.proofFor(oracle.getRequest(id).input, out);
+        bytes memory proof = verifier.proofFor(oracle.getRequest(id).input, out, relayer);
         vm.prank(relayer);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.RequestExpired.selector, id, deadline));
-        oracle.fulfill(id, out, proof);
+        oracle.fulfill(id, out, relayer, proof);
         assertEq(_vaultStateHash(), h, "unchanged");
     }
 
@@ -664,12 +665,12 @@ contract LRTVaultTest is VaultTestBase {
         vm.revertToState(snap);
 
         _coolAll();
-        bytes memory proof = verifier.proofFor(oracle.getRequest(id).input, out);
+        bytes memory proof = verifier.proofFor(oracle.getRequest(id).input, out, relayer);
         _coolAll();
         vm.recordLogs();
         vm.prank(relayer);
         g = gasleft();
-        oracle.fulfill(id, out, proof);
+        oracle.fulfill(id, out, relayer, proof);
         uint256 gasFulfil = g - gasleft();
         assertTrue(_callbackResult(id), "callbackSucceeded with the default limit");
         assertEq(_balances()[2], 0, "re-weighted");
@@ -740,7 +741,7 @@ contract LRTVaultTest is VaultTestBase {
         uint256 old = _request();
         TestHashVerifier v2 = new TestHashVerifier();
         bytes32 m2 = keccak256("lrt-risk-v2");
-        registry.register(m2, _model(address(v2), 8, 3));
+        registry.register(m2, _model(address(v2), 8, 3), TestSetup.dev());
 
         vm2.expectEmit(false, false, false, true, address(vault));
         emit LRTVault.RiskModelChanged(m2);
@@ -759,19 +760,19 @@ contract LRTVaultTest is VaultTestBase {
         uint256 id = _request();
         assertEq(oracle.getRequest(id).modelId, m2, "new model");
         int256[] memory out = _out(0, 128, 0);
-        bytes memory proof = v2.proofFor(oracle.getRequest(id).input, out);
+        bytes memory proof = v2.proofFor(oracle.getRequest(id).input, out, relayer);
         vm.prank(relayer);
-        oracle.fulfill(id, out, proof);
+        oracle.fulfill(id, out, relayer, proof);
         assertEq(_balances()[1], 0, "acted on the new model's result");
     }
 
     function test_setRiskModel_revertsModelShapeMismatch() public {
         bytes32 m = keccak256("wrong-shape");
-        registry.register(m, _model(address(new TestHashVerifier()), 8, 2));
+        registry.register(m, _model(address(new TestHashVerifier()), 8, 2), TestSetup.dev());
         vm.expectRevert(abi.encodeWithSelector(LRTVault.ModelShapeMismatch.selector, 8, 2));
         vault.setRiskModel(m);
         bytes32 m2 = keccak256("wrong-inputs");
-        registry.register(m2, _model(address(new TestHashVerifier()), 7, 3));
+        registry.register(m2, _model(address(new TestHashVerifier()), 7, 3), TestSetup.dev());
         vm.expectRevert(abi.encodeWithSelector(LRTVault.ModelShapeMismatch.selector, 7, 3));
         vault.setRiskModel(m2);
     }
@@ -824,9 +825,9 @@ contract LRTVaultTest is VaultTestBase {
             try vault.requestRebalance() returns (uint256 id) {
                 ++rounds;
                 int256[] memory out = _out(0, 0, 0);
-                bytes memory proof = _proof(id, out);
+                bytes memory proof = _proofFor(id, out, stranger);
                 vm.prank(stranger);
-                oracle.fulfill(id, out, proof);
+                oracle.fulfill(id, out, stranger, proof);
             } catch (bytes memory reason) {
                 assertEq(bytes32(bytes4(reason)), bytes32(LRTVault.RebalanceTooSoon.selector), "only the cooldown");
             }
@@ -925,7 +926,7 @@ contract LRTVaultTest is VaultTestBase {
         m.inputScale = scale;
         m.inputBits = bits;
         m.circuitId = id;
-        registry.register(id, m);
+        registry.register(id, m, TestSetup.dev());
     }
 
     function test_setRiskModel_revertsModelScaleMismatch() public {

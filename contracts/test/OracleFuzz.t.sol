@@ -27,7 +27,7 @@ contract OracleFuzzTest is OracleFixture {
 
     function _modelFor(uint16 bits, uint16 size) internal returns (bytes32 m) {
         m = keccak256(abi.encode("fuzz", bits, size));
-        if (!registry.isRegistered(m)) registry.register(m, modelConfig(address(hashVerifier), size, 2, bits, 32, true));
+        if (!registry.isRegistered(m)) _register(m, modelConfig(address(hashVerifier), size, 2, bits, 32, true));
     }
 
     function _values(uint256 seed, uint16 size, int256 lo, int256 hi) internal pure returns (int256[] memory v) {
@@ -57,7 +57,7 @@ contract OracleFuzzTest is OracleFixture {
         assertEq(oracle.getRequest(id).input, input, "round trip");
         int256[] memory out = defaultOutput();
         vm.prank(relayer);
-        oracle.fulfill(id, out, proofOf(input, out));
+        oracle.fulfill(id, out, relayer, proofOf(input, out, relayer));
         assertStatus(id, InferenceOracle.Status.Fulfilled, "verified against the stored input");
     }
 
@@ -146,15 +146,15 @@ contract OracleFuzzTest is OracleFixture {
         vm.prank(alice);
         uint256 id = oracle.requestInference{value: fee}(MODEL, defaultInput(), address(0), 0, deadline);
         vm.warp(block.timestamp + bound(wait, 0, delay + 1 days));
-        bytes memory proof = proofOf(defaultInput(), defaultOutput());
+        bytes memory proof = proofOf(defaultInput(), defaultOutput(), relayer);
         if (block.timestamp <= deadline) {
             vm.expectRevert(abi.encodeWithSelector(InferenceOracle.DeadlineNotReached.selector, id, deadline));
             oracle.refund(id);
-            oracle.fulfill(id, defaultOutput(), proof);
+            oracle.fulfill(id, defaultOutput(), relayer, proof);
             assertStatus(id, InferenceOracle.Status.Fulfilled, "fulfilled");
         } else {
             vm.expectRevert(abi.encodeWithSelector(InferenceOracle.RequestExpired.selector, id, deadline));
-            oracle.fulfill(id, defaultOutput(), proof);
+            oracle.fulfill(id, defaultOutput(), relayer, proof);
             oracle.refund(id);
             assertStatus(id, InferenceOracle.Status.Refunded, "refunded");
         }
@@ -182,7 +182,7 @@ contract OracleFuzzTest is OracleFixture {
         RecordingConsumer c = new RecordingConsumer();
         uint256 id = requestWithCallback(address(c), limit);
         int256[] memory out = defaultOutput();
-        bytes memory data = abi.encodeCall(InferenceOracle.fulfill, (id, out, proofOf(defaultInput(), out)));
+        bytes memory data = abi.encodeCall(InferenceOracle.fulfill, (id, out, relayer, proofOf(defaultInput(), out, relayer)));
         (bool ok,) = address(oracle).call{gas: uint256(limit) * 2 + 500_000}(data);
         assertTrue(ok, "fulfil with generous gas");
         assertEq(c.gasAtEntry() + entryOverhead, limit, "callback got exactly its limit");
@@ -196,7 +196,7 @@ contract OracleFuzzTest is OracleFixture {
         RecordingConsumer c = new RecordingConsumer();
         uint256 id = requestWithCallback(address(c), limit);
         int256[] memory out = defaultOutput();
-        bytes memory data = abi.encodeCall(InferenceOracle.fulfill, (id, out, proofOf(defaultInput(), out)));
+        bytes memory data = abi.encodeCall(InferenceOracle.fulfill, (id, out, relayer, proofOf(defaultInput(), out, relayer)));
         vm.prank(relayer);
         (bool ok, bytes memory ret) = address(oracle).call{gas: gas}(data);
         if (ok) {

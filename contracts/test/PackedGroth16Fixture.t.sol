@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {Test} from "./utils/Test.sol";
+import {TestSetup} from "./utils/TestSetup.sol";
 import {RiskPackedGroth16Verifier} from "./fixtures/RiskGroth16PackedVerifier.sol";
 import {Groth16Verifier} from "./fixtures/RiskGroth16Verifier.sol";
 import {ModelRegistry} from "../ModelRegistry.sol";
@@ -21,7 +22,8 @@ contract PackedGroth16FixtureTest is Test {
     bytes32 constant MODEL = keccak256("risk-groth16-packed");
     bytes32 constant BATCH_MODEL = keccak256("risk-groth16-packed-batch");
     bytes32 constant PLAIN_MODEL = keccak256("risk-groth16-plain");
-    address relayer = address(0xBEEF);
+    address relayer = address(0xBEEF); // sends the transactions; the fee goes to `payee`
+    address payee; // the payee every fixture proof names (".payee")
     string json;
 
     int256[] input;
@@ -33,14 +35,15 @@ contract PackedGroth16FixtureTest is Test {
         input = vm.parseJsonIntArray(json, ".input");
         output = vm.parseJsonIntArray(json, ".output");
         proof = vm.parseJsonBytes(json, ".proof");
+        payee = vm.parseJsonAddress(json, ".payee");
         registry = new ModelRegistry(address(this));
         oracle = new InferenceOracle(registry, address(this), 1 gwei);
         RiskPackedGroth16Verifier snarkjs = new RiskPackedGroth16Verifier();
         adapter = new PackedGroth16Adapter(address(snarkjs), 8, 3, 12, 12);
         batchAdapter =
             new PackedGroth16BatchAdapter(address(snarkjs), 8, 3, 12, 12, vm.parseJsonUintArray(json, ".vk_words"));
-        registry.register(MODEL, _model(address(adapter), false));
-        registry.register(BATCH_MODEL, _model(address(batchAdapter), true));
+        registry.register(MODEL, _model(address(adapter), false), TestSetup.dev());
+        registry.register(BATCH_MODEL, _model(address(batchAdapter), true), TestSetup.dev());
     }
 
     function _model(address v, bool batch) internal pure returns (ModelRegistry.Model memory) {
@@ -55,6 +58,8 @@ contract PackedGroth16FixtureTest is Test {
             outputBits: 12,
             frozen: false,
             batchVerify: batch,
+            bindsPayee: false, // set by the registry
+            verifierVersion: 0, // set by the registry
             circuitId: bytes32(uint256(2)),
             fee: 0,
             verifyGas: 250_000
@@ -70,7 +75,7 @@ contract PackedGroth16FixtureTest is Test {
         uint256 id = _request(model, x);
         vm.prank(relayer);
         g = gasleft();
-        oracle.fulfill(id, y, p);
+        oracle.fulfill(id, y, payee, p);
         g -= gasleft();
         assertTrue(oracle.requestStatus(id) == InferenceOracle.Status.Fulfilled, "fulfilled");
     }
@@ -79,7 +84,7 @@ contract PackedGroth16FixtureTest is Test {
 
     function test_packSignalsEqualsTheCircuitsPublicSignals() public view {
         uint256[] memory want = vm.parseJsonUintArray(json, ".public_signals");
-        uint256[] memory got = adapter.packSignals(input, output);
+        uint256[] memory got = adapter.packSignals(input, output, payee);
         assertEq(got.length, 2, "2 public signals for 8 + 3 values");
         assertEq(got[0], want[0], "output word");
         assertEq(got[1], want[1], "input word");
@@ -99,7 +104,7 @@ contract PackedGroth16FixtureTest is Test {
         x[1] = 2047; // highest value: u = 4095
         x[7] = -1; // u = 2047
         y[2] = 1; // u = 2049 in the third output slot
-        uint256[] memory w = adapter.packSignals(x, y);
+        uint256[] memory w = adapter.packSignals(x, y, payee);
         uint256 expectIn = 0 | (4095 << 12);
         for (uint256 i = 2; i < 7; ++i) {
             expectIn |= 2048 << (12 * i);
@@ -113,14 +118,14 @@ contract PackedGroth16FixtureTest is Test {
         int256[] memory y = output;
         y[1] = 2048;
         vm.expectRevert(abi.encodeWithSelector(PackedGroth16Adapter.PackedOutputOutOfRange.selector, 1, int256(2048)));
-        adapter.verify(input, y, proof);
+        adapter.verify(input, y, payee, proof);
         y[1] = -2049;
         vm.expectRevert(abi.encodeWithSelector(PackedGroth16Adapter.PackedOutputOutOfRange.selector, 1, int256(-2049)));
-        adapter.verify(input, y, proof);
+        adapter.verify(input, y, payee, proof);
         int256[] memory x = input;
         x[6] = 1 << 200;
         vm.expectRevert(abi.encodeWithSelector(PackedGroth16Adapter.PackedInputOutOfRange.selector, 6, int256(1 << 200)));
-        adapter.packSignals(x, output);
+        adapter.packSignals(x, output, payee);
     }
 
     function test_carryIntoTheNextValueIsRejected() public {
@@ -131,7 +136,7 @@ contract PackedGroth16FixtureTest is Test {
         y[1] = output[1] - 1;
         y[2] = output[2];
         vm.expectRevert(abi.encodeWithSelector(PackedGroth16Adapter.PackedOutputOutOfRange.selector, 0, y[0]));
-        adapter.verify(input, y, proof);
+        adapter.verify(input, y, payee, proof);
     }
 
     function test_constructorRejectsUnpackableWidths() public {
@@ -156,7 +161,7 @@ contract PackedGroth16FixtureTest is Test {
     function test_packingSavesGasAgainstTheUnpackedCircuit() public {
         string memory plain = vm.readFile(string.concat(vm.projectRoot(), "/contracts/test/fixtures/risk_groth16.json"));
         Groth16VerifierAdapter plainAdapter = new Groth16VerifierAdapter(address(new Groth16Verifier()), 8, 3);
-        registry.register(PLAIN_MODEL, _model(address(plainAdapter), false));
+        registry.register(PLAIN_MODEL, _model(address(plainAdapter), false), TestSetup.dev());
         uint256 gPlain = _fulfilGas(
             PLAIN_MODEL,
             vm.parseJsonIntArray(plain, ".input"),
@@ -171,21 +176,21 @@ contract PackedGroth16FixtureTest is Test {
         uint256 id = _request(MODEL, input);
         output[1] += 1;
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id));
-        oracle.fulfill(id, output, proof);
+        oracle.fulfill(id, output, payee, proof);
     }
 
     function test_tamperedProofRejected() public {
         uint256 id = _request(MODEL, input);
         proof[100] = bytes1(uint8(proof[100]) ^ 1);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id));
-        oracle.fulfill(id, output, proof);
+        oracle.fulfill(id, output, payee, proof);
     }
 
     function test_proofForAnotherInputRejected() public {
         int256[] memory other = vm.parseJsonIntArray(json, ".batch[1].input"); // has negative values
         uint256 id = _request(MODEL, other);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id));
-        oracle.fulfill(id, output, proof);
+        oracle.fulfill(id, output, payee, proof);
     }
 
     function test_negativeInputsProveAndVerify() public {
@@ -201,20 +206,20 @@ contract PackedGroth16FixtureTest is Test {
         vm.assume(v != output[j]);
         int256[] memory y = output;
         y[j] = v;
-        assertFalse(adapter.verify(input, y, proof), "another output never verifies");
+        assertFalse(adapter.verify(input, y, payee, proof), "another output never verifies");
     }
 
     function test_adapterFailsClosedWhenShortOfGas() public {
         (bool ok, bytes memory ret) =
-            address(adapter).call{gas: 120_000}(abi.encodeCall(adapter.verify, (input, output, proof)));
+            address(adapter).call{gas: 120_000}(abi.encodeCall(adapter.verify, (input, output, payee, proof)));
         assertFalse(ok, "must revert");
         assertEq(bytes4(ret), VerifierAdapterBase.InsufficientVerificationGas.selector, "named error");
-        assertTrue(adapter.verify{gas: 400_000}(input, output, proof), "valid with enough gas");
+        assertTrue(adapter.verify{gas: 400_000}(input, output, payee, proof), "valid with enough gas");
     }
 
     function test_malformedProofLength() public {
         vm.expectRevert(abi.encodeWithSelector(PackedGroth16Adapter.MalformedProof.selector, 255));
-        adapter.verify(input, output, new bytes(255));
+        adapter.verify(input, output, payee, new bytes(255));
         // Same selector as the plain adapter's error: one FulfillmentSkipped reason for both.
         assertEq(PackedGroth16Adapter.MalformedProof.selector, Groth16VerifierAdapter.MalformedProof.selector, "sel");
     }
@@ -236,9 +241,9 @@ contract PackedGroth16FixtureTest is Test {
     function test_batchVerifyAgreesWithSnarkjs() public view {
         (int256[][] memory ins, int256[][] memory outs, bytes[] memory prs) = _batch(16);
         for (uint256 i; i < 16; ++i) {
-            assertTrue(adapter.verify(ins[i], outs[i], prs[i]), "each proof valid via snarkjs");
+            assertTrue(adapter.verify(ins[i], outs[i], payee, prs[i]), "each proof valid via snarkjs");
         }
-        assertTrue(batchAdapter.verifyBatch(ins, outs, prs), "batch valid");
+        assertTrue(batchAdapter.verifyBatch(ins, outs, payee, prs), "batch valid");
         assertEq(
             batchAdapter.vkHash(), keccak256(abi.encodePacked(vm.parseJsonUintArray(json, ".vk_words"))), "vk hash"
         );
@@ -248,17 +253,17 @@ contract PackedGroth16FixtureTest is Test {
     function test_batchVerifyRejectsOneBadProof() public {
         (int256[][] memory ins, int256[][] memory outs, bytes[] memory prs) = _batch(16);
         outs[7][2] += 1;
-        assertFalse(batchAdapter.verifyBatch(ins, outs, prs), "one wrong output fails the batch");
+        assertFalse(batchAdapter.verifyBatch(ins, outs, payee, prs), "one wrong output fails the batch");
         (ins, outs, prs) = _batch(16);
         (prs[3], prs[4]) = (prs[4], prs[3]);
-        assertFalse(batchAdapter.verifyBatch(ins, outs, prs), "swapped proofs fail the batch");
+        assertFalse(batchAdapter.verifyBatch(ins, outs, payee, prs), "swapped proofs fail the batch");
         (ins, outs, prs) = _batch(16);
         ins[5][0] += 1;
-        assertFalse(batchAdapter.verifyBatch(ins, outs, prs), "another input fails the batch");
+        assertFalse(batchAdapter.verifyBatch(ins, outs, payee, prs), "another input fails the batch");
         (ins, outs, prs) = _batch(4);
         outs[2][0] = 4096;
         vm.expectRevert(abi.encodeWithSelector(PackedGroth16Adapter.PackedOutputOutOfRange.selector, 0, int256(4096)));
-        batchAdapter.verifyBatch(ins, outs, prs);
+        batchAdapter.verifyBatch(ins, outs, payee, prs);
     }
 
     function test_fulfillBatchWithPackedBatchVerification() public {
@@ -269,7 +274,7 @@ contract PackedGroth16FixtureTest is Test {
         }
         vm.prank(relayer);
         uint256 g = gasleft();
-        uint256 n = oracle.fulfillBatch(ids, outs, prs);
+        uint256 n = oracle.fulfillBatch(ids, outs, payee, prs);
         g -= gasleft();
         assertEq(n, 16, "all fulfilled");
         assertLt(g / 16, 110_000, "batched packed Groth16 fulfilment per request");
@@ -284,7 +289,7 @@ contract PackedGroth16FixtureTest is Test {
         outs[2][0] += 1; // entry 2 now claims a wrong output
         vm.expectEmit(true, false, false, true);
         emit InferenceOracle.FulfillmentSkipped(ids[2], InferenceOracle.InvalidProof.selector);
-        uint256 n = oracle.fulfillBatch(ids, outs, prs);
+        uint256 n = oracle.fulfillBatch(ids, outs, payee, prs);
         assertEq(n, 4, "the four valid entries go through");
         assertTrue(oracle.requestStatus(ids[2]) == InferenceOracle.Status.Pending, "bad entry still pending");
     }

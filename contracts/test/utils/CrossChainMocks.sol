@@ -71,3 +71,17 @@ contract ReentrantCrossChainConsumer is ICrossChainConsumer {
         if (!ok) reentryErr = bytes4(ret);
     }
 }
+
+/// @notice A NAIVE consumer: it trusts every result the inbox hands it and counts them per
+///         (source chain, request id), as one that paid out per result would. The inbox must
+///         never hand it the same request's result twice.
+contract NaiveCountingConsumer is ICrossChainConsumer {
+    mapping(uint64 srcChainId => mapping(uint256 requestId => uint256)) public seen;
+
+    /// @inheritdoc ICrossChainConsumer
+    function onCrossChainResult(uint64 srcChainId, uint256 requestId, bytes32, int256[] calldata, int256[] calldata)
+        external
+    {
+        ++seen[srcChainId][requestId];
+    }
+}

@@ -7,45 +7,68 @@ import {InferenceOracle} from "../../InferenceOracle.sol";
 
 // ============================================================================ verifier doubles
 
-/// @notice TEST DOUBLE. Same proofs as TestHashVerifier (abi.encode(keccak256(abi.encode(in, out)))),
-///         but each path can be switched off, so a test can tell which one the oracle used:
-///         the oracle calls verifiers with STATICCALL, so a double cannot count in storage.
-///         With `acceptSingle = false` only the batch path can fulfil anything.
+/// @notice TEST DOUBLE. Same proofs as TestHashVerifier
+///         (abi.encode(keccak256(abi.encode(in, out, payee)))), binds the payee, but each path
+///         can be switched off, so a test can tell which one the oracle used: the oracle calls
+///         verifiers with STATICCALL, so a double cannot count in storage. With
+///         `acceptSingle = false` only the batch path can fulfil anything.
 contract PathSpyVerifier is IInferenceVerifier, IBatchInferenceVerifier {
     bool public acceptSingle = true;
     bool public acceptBatch = true;
     bool public revertBatch;
 
+    /// @notice verifyBatch was configured to revert.
     error BatchBoom();
 
+    /// @notice Switches the paths.
+    /// @param single Whether `verify` may accept a proof.
+    /// @param batch Whether `verifyBatch` may accept proofs.
+    /// @param revertBatch_ Whether `verifyBatch` reverts.
     function configure(bool single, bool batch, bool revertBatch_) external {
         acceptSingle = single;
         acceptBatch = batch;
         revertBatch = revertBatch_;
     }
 
-    function proofFor(int256[] memory input, int256[] memory output) public pure returns (bytes memory) {
-        return abi.encode(keccak256(abi.encode(input, output)));
+    /// @notice The proof this double accepts for (input, output, payee).
+    /// @param input The model input.
+    /// @param output The claimed output.
+    /// @param payee The fee recipient.
+    /// @return The proof.
+    function proofFor(int256[] memory input, int256[] memory output, address payee)
+        public
+        pure
+        returns (bytes memory)
+    {
+        return abi.encode(keccak256(abi.encode(input, output, payee)));
     }
 
-    function verify(int256[] calldata input, int256[] calldata output, bytes calldata proof)
+    /// @inheritdoc IInferenceVerifier
+    function bindsPayee() external pure returns (bool) {
+        return true;
+    }
+
+    /// @inheritdoc IInferenceVerifier
+    function verify(int256[] calldata input, int256[] calldata output, address payee, bytes calldata proof)
         external
         view
         returns (bool)
     {
         if (!acceptSingle) return false;
-        return keccak256(proof) == keccak256(proofFor(input, output));
+        return keccak256(proof) == keccak256(proofFor(input, output, payee));
     }
 
-    function verifyBatch(int256[][] calldata inputs, int256[][] calldata outputs, bytes[] calldata proofs)
-        external
-        view
-        returns (bool)
-    {
+    /// @inheritdoc IBatchInferenceVerifier
+    function verifyBatch(
+        int256[][] calldata inputs,
+        int256[][] calldata outputs,
+        address payee,
+        bytes[] calldata proofs
+    ) external view returns (bool) {
         if (revertBatch) revert BatchBoom();
         if (!acceptBatch) return false;
         for (uint256 i; i < proofs.length; ++i) {
-            if (keccak256(proofs[i]) != keccak256(proofFor(inputs[i], outputs[i]))) return false;
+            if (keccak256(proofs[i]) != keccak256(proofFor(inputs[i], outputs[i], payee))) return false;
         }
         return true;
     }
@@ -53,37 +76,48 @@ contract PathSpyVerifier is IInferenceVerifier, IBatchInferenceVerifier {
 
 /// @notice TEST DOUBLE: a verifier that always reverts with a custom error.
 contract RevertingVerifier is IInferenceVerifier {
+    /// @notice Always.
     error VerifierExploded(uint256 code);
 
-    function verify(int256[] calldata, int256[] calldata, bytes calldata) external pure returns (bool) {
+    /// @inheritdoc IInferenceVerifier
+    function bindsPayee() external pure returns (bool) {
+        return true;
+    }
+
+    /// @inheritdoc IInferenceVerifier
+    function verify(int256[] calldata, int256[] calldata, address, bytes calldata) external pure returns (bool) {
         revert VerifierExploded(42);
     }
 }
 
-/// @notice A stand-in for a snarkjs verifier with 5 public signals (2 outputs + 3 inputs):
-///         `verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[5])`. It accepts exactly the
+/// @notice A stand-in for a snarkjs verifier with 6 public signals (2 outputs + payee + 3 inputs):
+///         `verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[6])`. It accepts exactly the
 ///         (proof, signals) the test armed it with. Like the real one (TOOLCHAIN.md "TRAP"), it
 ///         returns FALSE instead of reverting when it runs short of gas (below `gasNeeded`).
-contract Groth16Stub5 {
+contract Groth16Stub6 {
     bytes32 public expected;
     uint256 public gasNeeded = 220_000;
     uint256 public answer = 1; // what a matching call returns (1 = true)
 
-    function arm(uint256[2] calldata a, uint256[2][2] calldata b, uint256[2] calldata c, uint256[5] calldata pub)
+    /// @notice Arms the stub: only this (proof, signals) will verify.
+    function arm(uint256[2] calldata a, uint256[2][2] calldata b, uint256[2] calldata c, uint256[6] calldata pub)
         external
     {
         expected = keccak256(abi.encode(a, b, c, pub));
     }
 
+    /// @notice Gas below which the stub answers 0 (like a pairing precompile short of gas).
     function setGasNeeded(uint256 g) external {
         gasNeeded = g;
     }
 
+    /// @notice What a matching call returns.
     function setAnswer(uint256 v) external {
         answer = v;
     }
 
-    function verifyProof(uint256[2] calldata a, uint256[2][2] calldata b, uint256[2] calldata c, uint256[5] calldata pub)
+    /// @notice The snarkjs entry point for 6 public signals.
+    function verifyProof(uint256[2] calldata a, uint256[2][2] calldata b, uint256[2] calldata c, uint256[6] calldata pub)
         external
         view
         returns (uint256)
@@ -187,8 +221,9 @@ contract HugeReturnConsumer {
     }
 }
 
-/// @notice From its callback, tries fulfill / fulfillBatch / refund / withdraw (all must fail with
-///         ReentrantCall) and requestInference (must work). Records what happened.
+/// @notice From its callback, tries fulfill / fulfillBatch (as its own payee) / refund / withdraw
+///         (all must fail with ReentrantCall) and requestInference (must work). Records what
+///         happened.
 contract ReentrantConsumer is IInferenceConsumer {
     InferenceOracle public immutable oracle;
     bytes4 public fulfillErr;
@@ -203,7 +238,7 @@ contract ReentrantConsumer is IInferenceConsumer {
     int256[] internal _input;
     uint256 public targetId; // id to try to fulfil / refund
     int256[] internal _targetOutput;
-    bytes internal _targetProof; // a VALID proof for targetId: only the lock may stop it
+    bytes internal _targetProof; // a VALID proof for targetId and this payee: only the lock may stop it
 
     constructor(InferenceOracle oracle_) {
         oracle = oracle_;
@@ -228,7 +263,7 @@ contract ReentrantConsumer is IInferenceConsumer {
     function onInferenceResult(uint256, bytes32, int256[] calldata) external {
         called = true;
         int256[] memory output = _targetOutput;
-        try oracle.fulfill(targetId, output, _targetProof) {}
+        try oracle.fulfill(targetId, output, address(this), _targetProof) {}
         catch (bytes memory e) {
             fulfillErr = bytes4(e);
         }
@@ -238,7 +273,7 @@ contract ReentrantConsumer is IInferenceConsumer {
         outs[0] = output;
         bytes[] memory prs = new bytes[](1);
         prs[0] = _targetProof;
-        try oracle.fulfillBatch(ids, outs, prs) {}
+        try oracle.fulfillBatch(ids, outs, address(this), prs) {}
         catch (bytes memory e) {
             batchErr = bytes4(e);
         }
@@ -269,8 +304,9 @@ contract EthRejecter {
         return oracle.requestInference{value: msg.value}(modelId, input, address(0), 0, deadline);
     }
 
+    /// @notice Fulfils `id` naming itself as payee (`proof` must be made for this address).
     function fulfill(uint256 id, int256[] calldata output, bytes calldata proof) external {
-        oracle.fulfill(id, output, proof);
+        oracle.fulfill(id, output, address(this), proof);
     }
 
     function withdraw() external {

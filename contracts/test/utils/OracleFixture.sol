@@ -3,11 +3,12 @@ pragma solidity ^0.8.24;
 
 import {Test} from "./Test.sol";
 import {TestHashVerifier} from "./TestHashVerifier.sol";
+import {TestSetup} from "./TestSetup.sol";
 import {ModelRegistry} from "../../ModelRegistry.sol";
 import {InferenceOracle} from "../../InferenceOracle.sol";
 
 /// @notice Shared deployment: a registry, an oracle, a hash-verifier model (3 inputs of 16 bits,
-///         2 outputs of 32 bits, batchable) and helpers to request and fulfil.
+///         2 outputs of 32 bits, batchable, binds the payee) and helpers to request and fulfil.
 abstract contract OracleFixture is Test {
     ModelRegistry internal registry;
     InferenceOracle internal oracle;
@@ -27,7 +28,7 @@ abstract contract OracleFixture is Test {
         registry = new ModelRegistry(owner);
         oracle = new InferenceOracle(registry, owner, GAS_PRICE);
         hashVerifier = new TestHashVerifier();
-        registry.register(MODEL, modelConfig(address(hashVerifier), 3, 2, 16, 32, true));
+        _register(MODEL, modelConfig(address(hashVerifier), 3, 2, 16, 32, true));
         vm.deal(alice, 1000 ether);
         vm.deal(bob, 1000 ether);
         vm.deal(relayer, 1 ether);
@@ -57,10 +58,22 @@ abstract contract OracleFixture is Test {
             outputBits: outputBits,
             frozen: false,
             batchVerify: batchVerify,
+            bindsPayee: false, // set by the registry from the verifier
+            verifierVersion: 0, // set by the registry
             circuitId: keccak256(abi.encode(verifier, inputSize, outputSize)),
             fee: BASE_FEE,
             verifyGas: VERIFY_GAS
         });
+    }
+
+    /// @dev Setup provenance the tests register circuits with (a made-up ptau hash, dev keys).
+    function devSetup() internal pure returns (ModelRegistry.Setup memory) {
+        return TestSetup.dev();
+    }
+
+    /// @dev Registers `m` under `id` with `devSetup()`.
+    function _register(bytes32 id, ModelRegistry.Model memory m) internal {
+        registry.register(id, m, devSetup());
     }
 
     function ints(int256 a, int256 b, int256 c) internal pure returns (int256[] memory v) {
@@ -84,8 +97,13 @@ abstract contract OracleFixture is Test {
         return ints(7, -9);
     }
 
-    function proofOf(int256[] memory input, int256[] memory output) internal pure returns (bytes memory) {
-        return abi.encode(keccak256(abi.encode(input, output)));
+    /// @dev The hash verifier's proof of (input, output) made for `payee`.
+    function proofOf(int256[] memory input, int256[] memory output, address payee)
+        internal
+        pure
+        returns (bytes memory)
+    {
+        return abi.encode(keccak256(abi.encode(input, output, payee)));
     }
 
     function soon() internal view returns (uint64) {
@@ -109,11 +127,12 @@ abstract contract OracleFixture is Test {
         id = oracle.requestInference{value: fee}(MODEL, defaultInput(), callback, gasLimit, soon());
     }
 
+    /// @dev `who` fulfils `id` with the default output and a proof made for itself as payee.
     function fulfillAs(address who, uint256 id) internal {
         int256[] memory out = defaultOutput();
-        bytes memory proof = proofOf(oracle.getRequest(id).input, out);
+        bytes memory proof = proofOf(oracle.getRequest(id).input, out, who);
         vm.prank(who);
-        oracle.fulfill(id, out, proof);
+        oracle.fulfill(id, out, who, proof);
     }
 
     function statusOf(uint256 id) internal view returns (InferenceOracle.Status) {

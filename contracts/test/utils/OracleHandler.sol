@@ -2,19 +2,33 @@
 pragma solidity ^0.8.24;
 
 import {Vm} from "./Test.sol";
-import {TestHashVerifier} from "./TestHashVerifier.sol";
+import {TestHashVerifier, UnboundHashVerifier} from "./TestHashVerifier.sol";
+import {TestSetup} from "./TestSetup.sol";
 import {EthRejecter, RecordingConsumer, RevertingConsumer} from "./Mocks.sol";
 import {InferenceOracle} from "../../InferenceOracle.sol";
+import {ModelRegistry} from "../../ModelRegistry.sol";
 
 /// @notice Drives the oracle for invariant tests: requests, valid and invalid fulfilments,
 ///         batches (with duplicates and bad proofs), refunds after time passes, withdrawals,
-///         by several actors (one of which rejects ETH). Keeps ghost state the invariants read:
-///         InferenceFulfilled events per request, and whether a status ever went backwards.
+///         by several actors (one of which rejects ETH). Every fulfilment names a payee that is
+///         usually NOT its sender (a relayer sending a proof made for someone else, as a copier
+///         replaying a pending fulfilment would). One model's verifier cannot bind payees
+///         (commit-reveal: the handler commits, or forgets to, before fulfilling), and one
+///         model's verifier is upgraded now and then (its pending requests become unfulfillable
+///         and refundable at once). Keeps ghost state the invariants read: InferenceFulfilled
+///         events per request, whether a status ever went backwards, and per-account expected
+///         credits (fees earned as payee, overpayments, refunds that could not be sent).
 contract OracleHandler {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
 
+    uint256 public constant MAX_UPGRADES = 3;
+
     InferenceOracle public immutable oracle;
+    ModelRegistry public immutable registry;
     TestHashVerifier public immutable verifier;
+    UnboundHashVerifier public immutable unboundVerifier;
+    /// @notice models[0]: batchable, binds payees; [1]: plain, binds payees, upgraded by
+    ///         `upgrade`; [2]: batchable, does not bind payees (commit-reveal).
     bytes32[] internal _models;
     address[] internal _actors;
     EthRejecter public immutable rejecter;
@@ -24,13 +38,40 @@ contract OracleHandler {
     uint256[] internal _ids;
     mapping(uint256 id => uint256) public fulfilledEvents;
     mapping(uint256 id => InferenceOracle.Status) internal _seen;
+    mapping(uint256 id => uint24) internal _versionAtRequest;
     bool public statusRegressed;
     uint256 public maxFulfilledEvents;
     mapping(string action => uint256) public calls;
 
-    constructor(InferenceOracle oracle_, TestHashVerifier verifier_, bytes32[] memory models_) {
+    // Ghost accounting: what each account must be able to withdraw (or has withdrawn).
+    mapping(address account => uint256) public expectedCredits;
+    mapping(address account => uint256) public withdrawn;
+    /// @notice A fee went to someone other than the payee the fulfilment named.
+    bool public feeToWrongAccount;
+    /// @notice A request was fulfilled although its verifier had been retired.
+    bool public fulfilledUnderRetiredVerifier;
+    /// @notice A request was refunded before its deadline although its verifier was current.
+    bool public refundedEarlyWhileCurrent;
+    /// @notice A commit-reveal model's request was fulfilled without an earlier commitment.
+    bool public fulfilledUncommitted;
+    uint256 public upgrades;
+
+    // Per-action expectation, checked in _end(): the payee the action's fulfilments name.
+    address internal _payee;
+    /// @dev Commitments the handler made (each in a block before any fulfilment it allows).
+    mapping(bytes32 commitment => bool) internal _committed;
+
+    constructor(
+        InferenceOracle oracle_,
+        ModelRegistry registry_,
+        TestHashVerifier verifier_,
+        UnboundHashVerifier unboundVerifier_,
+        bytes32[] memory models_
+    ) {
         oracle = oracle_;
+        registry = registry_;
         verifier = verifier_;
+        unboundVerifier = unboundVerifier_;
         _models = models_;
         rejecter = new EthRejecter(oracle_);
         goodConsumer = new RecordingConsumer();
@@ -53,6 +94,10 @@ contract OracleHandler {
         return _actors;
     }
 
+    function models() external view returns (bytes32[] memory) {
+        return _models;
+    }
+
     // ------------------------------------------------------------------ actions
 
     function request(uint256 actorSeed, uint256 modelSeed, uint256 extra, uint256 delaySeed, uint256 inputSeed, uint256 cbSeed)
@@ -64,7 +109,7 @@ contract OracleHandler {
         (address cb, uint32 gasLimit) = _callback(cbSeed);
         uint256 fee = oracle.quoteFee(model, gasLimit);
         uint256 value = fee + (extra % 3 == 0 ? extra % 1 ether : 0);
-        uint64 deadline = uint64(block.timestamp + 30 + delaySeed % 2 hours);
+        uint64 deadline = uint64(block.timestamp + 30 + delaySeed % 3 days); // some outlive an upgrade
         int256[] memory input = _input(inputSeed);
         uint256 id;
         if (actor == address(rejecter)) {
@@ -76,57 +121,74 @@ contract OracleHandler {
             id = oracle.requestInference{value: value}(model, input, cb, gasLimit, deadline);
         }
         _ids.push(id);
+        _versionAtRequest[id] = registry.getModel(model).verifierVersion;
+        expectedCredits[actor] += value - oracle.getRequest(id).fee;
         _end();
     }
 
-    function fulfil(uint256 actorSeed, uint256 idSeed, uint256 validSeed) external {
+    /// @dev `actorSeed` picks the sender, `payeeSeed` the payee the proof is made for (often
+    ///      another actor). For a commit-reveal model, `validSeed` also decides whether the
+    ///      fulfilment is committed (and a block passes) first.
+    function fulfil(uint256 actorSeed, uint256 payeeSeed, uint256 idSeed, uint256 validSeed) external {
         if (_ids.length == 0) return;
         _begin("fulfil");
         // Prefer recent requests (older ones are likelier to be expired); 1 in 4 proofs is bad.
         uint256 id = _ids[_ids.length - 1 - idSeed % (_ids.length < 4 ? _ids.length : 4)];
-        (int256[] memory out, bytes memory proof) = _answer(id, validSeed % 4 != 0);
+        _payee = _actor(payeeSeed);
+        (int256[] memory out, bytes memory proof) = _answer(id, _payee, validSeed % 4 != 0);
+        if ((validSeed >> 8) % 4 != 0) _commit(id, out, _payee, proof);
+        vm.roll(block.number + 1);
         vm.prank(_actor(actorSeed));
-        try oracle.fulfill(id, out, proof) {
+        try oracle.fulfill(id, out, _payee, proof) {
             ++calls["fulfil.ok"];
         } catch {}
         _end();
     }
 
-    function fulfilBatch(uint256 actorSeed, uint256 start, uint256 step, uint256 countSeed, uint256 badMask)
+    function fulfilBatch(uint256 actorSeed, uint256 payeeSeed, uint256 start, uint256 step, uint256 countSeed, uint256 badMask)
         external
     {
         if (_ids.length == 0) return;
         _begin("fulfilBatch");
+        _payee = _actor(payeeSeed);
         uint256 n = 1 + countSeed % 5;
         uint256[] memory batchIds = new uint256[](n);
         int256[][] memory outs = new int256[][](n);
         bytes[] memory proofs = new bytes[](n);
         for (uint256 i; i < n; ++i) {
-            // step 0 gives duplicates; (start + i * step) walks the list otherwise
             // recent requests, walking back by 0 (duplicates), 1 or 2
             uint256 back = (start % 6 + i * (step % 3)) % _ids.length;
             batchIds[i] = _ids[_ids.length - 1 - back];
-            (outs[i], proofs[i]) = _answer(batchIds[i], (badMask >> (2 * i)) & 3 != 0); // 1 in 4 bad
+            (outs[i], proofs[i]) = _answer(batchIds[i], _payee, (badMask >> (2 * i)) & 3 != 0); // 1 in 4 bad
+            if ((badMask >> (128 + i)) & 1 == 0) _commit(batchIds[i], outs[i], _payee, proofs[i]);
         }
+        vm.roll(block.number + 1);
         vm.prank(_actor(actorSeed));
-        try oracle.fulfillBatch(batchIds, outs, proofs) returns (uint256 done) {
+        try oracle.fulfillBatch(batchIds, outs, _payee, proofs) returns (uint256 done) {
             calls["fulfilBatch.fulfilled"] += done;
         } catch {}
         _end();
     }
 
-    /// @dev Refund after time passes: warps past the chosen request's deadline when needed.
+    /// @dev Refund after time passes: warps past the chosen request's deadline when needed
+    ///      (a request whose verifier was retired is refunded at once).
     function refund(uint256 actorSeed, uint256 idSeed, bool warpFirst) external {
         if (_ids.length == 0) return;
         _begin("refund");
         uint256 id = _ids[idSeed % _ids.length];
-        if (warpFirst && oracle.requestStatus(id) == InferenceOracle.Status.Pending) {
-            uint64 deadline = oracle.getRequest(id).deadline;
-            if (block.timestamp <= deadline) vm.warp(uint256(deadline) + 1);
+        InferenceOracle.RequestView memory r = oracle.getRequest(id);
+        if (warpFirst && r.status == InferenceOracle.Status.Pending) {
+            if (block.timestamp <= r.deadline) vm.warp(uint256(r.deadline) + 1);
         }
+        bool current = registry.getModel(r.modelId).verifierVersion == _versionAtRequest[id]
+            && !registry.getModel(r.modelId).frozen;
+        bool early = block.timestamp <= r.deadline;
         vm.prank(_actor(actorSeed));
         try oracle.refund(id) {
             ++calls["refund.ok"];
+            if (early) ++calls["refund.early"];
+            if (early && current) refundedEarlyWhileCurrent = true;
+            if (r.requester == address(rejecter)) expectedCredits[address(rejecter)] += r.fee;
         } catch {}
         _end();
     }
@@ -134,9 +196,11 @@ contract OracleHandler {
     function withdraw(uint256 actorSeed) external {
         _begin("withdraw");
         address actor = _actor(actorSeed);
+        uint256 bal = oracle.balances(actor);
         vm.prank(actor);
         try oracle.withdraw() {
             ++calls["withdraw.ok"];
+            withdrawn[actor] += bal;
         } catch {}
         _end();
     }
@@ -144,6 +208,21 @@ contract OracleHandler {
     function warp(uint256 secs) external {
         _begin("warp");
         vm.warp(block.timestamp + secs % 10 minutes);
+        _end();
+    }
+
+    /// @dev Upgrades the verifier of models[1] (at most MAX_UPGRADES times per run, and only
+    ///      when `seed` says so, so that most runs keep requests fulfillable): propose, wait the
+    ///      delay, execute. Its pending requests become unfulfillable and refundable at once.
+    function upgrade(uint256 seed) external {
+        if (upgrades >= MAX_UPGRADES || seed % 8 != 0) return;
+        _begin("upgrade");
+        bytes32 model = _models[1];
+        TestHashVerifier next = new TestHashVerifier(); // same proofs, new version
+        registry.proposeVerifierUpgrade(model, address(next), keccak256(abi.encode(model, upgrades)), TestSetup.dev());
+        vm.warp(block.timestamp + registry.UPGRADE_DELAY());
+        registry.executeVerifierUpgrade(model);
+        ++upgrades;
         _end();
     }
 
@@ -167,15 +246,33 @@ contract OracleHandler {
         }
     }
 
-    function _answer(uint256 id, bool valid) internal view returns (int256[] memory out, bytes memory proof) {
+    /// @dev A valid answer for `payee` under the request's model, or a bad proof.
+    function _answer(uint256 id, address payee, bool valid)
+        internal
+        view
+        returns (int256[] memory out, bytes memory proof)
+    {
         out = new int256[](2);
         out[0] = int256(id);
         out[1] = -int256(id);
-        proof = valid ? verifier.proofFor(oracle.getRequest(id).input, out) : bytes("bad proof");
+        if (!valid) return (out, bytes("bad proof"));
+        InferenceOracle.RequestView memory r = oracle.getRequest(id);
+        proof = r.modelId == _models[2]
+            ? unboundVerifier.proofFor(r.input, out)
+            : verifier.proofFor(r.input, out, payee);
+    }
+
+    /// @dev Commits (from a random-looking committer: anyone may); the caller rolls a block.
+    function _commit(uint256 id, int256[] memory out, address payee, bytes memory proof) internal {
+        bytes32 c = keccak256(abi.encode(id, out, payee, proof));
+        vm.prank(address(0xC0FFEE));
+        oracle.commitFulfillment(c);
+        _committed[c] = true;
     }
 
     function _begin(string memory action) internal {
         ++calls[action];
+        _payee = address(0);
         vm.recordLogs();
     }
 
@@ -183,10 +280,21 @@ contract OracleHandler {
         Vm.Log[] memory logs = vm.getRecordedLogs();
         bytes32 t0 = InferenceOracle.InferenceFulfilled.selector;
         for (uint256 i; i < logs.length; ++i) {
-            if (logs[i].emitter != address(oracle) || logs[i].topics.length < 2 || logs[i].topics[0] != t0) continue;
+            if (logs[i].emitter != address(oracle) || logs[i].topics.length < 4 || logs[i].topics[0] != t0) continue;
             uint256 id = uint256(logs[i].topics[1]);
+            address payee = address(uint160(uint256(logs[i].topics[3])));
             uint256 c = ++fulfilledEvents[id];
             if (c > maxFulfilledEvents) maxFulfilledEvents = c;
+            if (payee != _payee) feeToWrongAccount = true;
+            InferenceOracle.RequestView memory r = oracle.getRequest(id);
+            expectedCredits[_payee] += r.fee;
+            if (registry.getModel(r.modelId).verifierVersion != _versionAtRequest[id]) {
+                fulfilledUnderRetiredVerifier = true;
+            }
+            if (r.modelId == _models[2]) {
+                (int256[] memory out, bytes memory proof) = _answer(id, _payee, true);
+                if (!_committed[keccak256(abi.encode(id, out, _payee, proof))]) fulfilledUncommitted = true;
+            }
         }
         for (uint256 i; i < _ids.length; ++i) {
             uint256 id = _ids[i];

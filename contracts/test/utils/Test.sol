@@ -33,6 +33,11 @@ interface Vm {
     function expectCall(address callee, bytes calldata data) external;
     function expectCall(address callee, bytes calldata data, uint64 count) external;
     function cool(address target) external;
+    // Added for the payee / verifier-pinning suite (exact forge signatures).
+    function record() external;
+    function accesses(address target) external returns (bytes32[] memory reads, bytes32[] memory writes);
+    function parseJsonAddress(string calldata, string calldata) external pure returns (address);
+    function parseJsonUint(string calldata, string calldata) external pure returns (uint256);
 
     struct Log {
         bytes32[] topics;

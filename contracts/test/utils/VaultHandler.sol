@@ -190,10 +190,10 @@ contract VaultHandler {
         out[0] = int256(_bound(r0 >> 2, 0, hi)) - shift;
         out[1] = int256(_bound(r1, 0, hi)) - shift;
         out[2] = int256(_bound(r2, 0, hi)) - shift;
-        bytes memory proof = verifier.proofFor(oracle.getRequest(id).input, out);
+        bytes memory proof = verifier.proofFor(oracle.getRequest(id).input, out, RELAYER);
         vm.recordLogs();
         vm.prank(RELAYER);
-        oracle.fulfill(id, out, proof);
+        oracle.fulfill(id, out, RELAYER, proof);
         if (!_callbackSucceeded(id)) ++failedOwnCallbacks;
         ++fulfilments;
     }

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {Test, Vm} from "./Test.sol";
 import {TestHashVerifier} from "./TestHashVerifier.sol";
+import {TestSetup} from "./TestSetup.sol";
 import {ModelRegistry} from "../../ModelRegistry.sol";
 import {InferenceOracle} from "../../InferenceOracle.sol";
 import {LRTToken} from "../../LRTToken.sol";
@@ -63,7 +64,7 @@ abstract contract VaultTestBase is Test {
         registry = new ModelRegistry(owner);
         oracle = new InferenceOracle(registry, owner, GAS_PRICE);
         verifier = new TestHashVerifier();
-        registry.register(RISK_MODEL, _model(address(verifier), 8, 3));
+        registry.register(RISK_MODEL, _model(address(verifier), 8, 3), TestSetup.dev());
         token = new LRTToken("Restaked ETH", "rstETH", owner);
         vault = new LRTVault(token, oracle, RISK_MODEL, owner);
         for (uint256 i; i < 3; ++i) {
@@ -98,6 +99,8 @@ abstract contract VaultTestBase is Test {
             outputBits: 32,
             frozen: false,
             batchVerify: true,
+            bindsPayee: false, // set by the registry
+            verifierVersion: 0, // set by the registry
             circuitId: keccak256(abi.encode(v, inputs, outputs)),
             fee: MODEL_FEE,
             verifyGas: VERIFY_GAS
@@ -127,17 +130,23 @@ abstract contract VaultTestBase is Test {
         id = vault.requestRebalance();
     }
 
-    /// @dev The test double's proof for `output` on request `id` (input read back from the oracle).
+    /// @dev The test double's proof for `output` on request `id` (input read back from the
+    ///      oracle), made for `relayer` as payee.
     function _proof(uint256 id, int256[] memory output) internal view returns (bytes memory) {
-        return verifier.proofFor(oracle.getRequest(id).input, output);
+        return _proofFor(id, output, relayer);
     }
 
-    /// @dev Submits as the relayer; returns whether the consumer callback succeeded (from the
+    /// @dev Same, made for `payee`.
+    function _proofFor(uint256 id, int256[] memory output, address payee) internal view returns (bytes memory) {
+        return verifier.proofFor(oracle.getRequest(id).input, output, payee);
+    }
+
+    /// @dev Submits as the relayer (and its payee); returns whether the consumer callback succeeded (from the
     ///      InferenceFulfilled event).
     function _submit(uint256 id, int256[] memory output, bytes memory proof) internal returns (bool) {
         vm.recordLogs();
         vm.prank(relayer);
-        oracle.fulfill(id, output, proof);
+        oracle.fulfill(id, output, relayer, proof);
         return _callbackResult(id);
     }
 
