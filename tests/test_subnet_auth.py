@@ -4,7 +4,6 @@ signed over, are proven; everything else gets 401/403 with a JSON reason and pro
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from oracle.dispatch.provers import verify_offchain
 from oracle.subnet import protocol as P
 from oracle.subnet.auth import ResponseVerifier, hotkey_of, load_or_create_wallet
 from oracle.subnet.local import MinerProcess, start_local_miners, stop_local_miners
+from tests.malicious_miner import start_miners
 from tests.service_harness import models_dir_with
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,20 +151,27 @@ def test_capacity_needs_a_signature(env: dict[str, Any]) -> None:
     assert cap.circuits == [env["manifest"].circuit_id] and cap.max_concurrent == 2 and cap.in_flight == 0
 
 
-def test_test_only_flags_are_refused_outside_test_mode(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "ORACLE_TEST_MODE"}
-    r = subprocess.run(
-        [sys.executable, "-m", "oracle.cli", "miner", "--port", "1", "--models", str(tmp_path), "--allow", "x",
-         "--behaviour", "wrong_output", "--wallet-path", str(tmp_path / "w")],
-        capture_output=True, text=True, env=env, timeout=60, cwd=ROOT,
-    )
-    assert r.returncode == 2 and "test-only" in r.stderr
+def test_production_miner_has_no_test_behaviours(tmp_path: Path) -> None:
+    """The misbehaviours live in tests/malicious_miner.py: ``oracle miner`` does not know the
+    flags, and no lie is left in the production package."""
+    for flag in (["--behaviour", "wrong_output"], ["--delay", "1"]):
+        r = subprocess.run(
+            [sys.executable, "-m", "oracle.cli", "miner", "--port", "1", "--models", str(tmp_path), "--allow", "x",
+             "--wallet-path", str(tmp_path / "w"), *flag],
+            capture_output=True, text=True, timeout=60, cwd=ROOT,
+        )
+        assert r.returncode == 2 and f"unrecognized arguments: {flag[0]}" in r.stderr, r.stderr
+    source = "\n".join(f.read_text() for f in (ROOT / "oracle" / "subnet").rglob("*.py"))
+    for trace in ("wrong_output", "invalid_proof", "other_input", "other_payee", "ORACLE_TEST_MODE", "--behaviour",
+                  "--delay", "throwaway"):
+        assert trace not in source, trace
 
 
 def test_beyond_capacity_is_503_with_a_reason(risk_circuit: Path, tmp_path: Path) -> None:
     validator = load_or_create_wallet("validator", tmp_path / "vw")
-    miners = start_local_miners(1, models_dir_with(tmp_path, risk_circuit), hotkey_of(validator),
-                                base_dir=tmp_path / "m", workers=1, delays=[1.0])
+    # An honest miner made slow (1 s per proof) by the tests' hook, one proving slot.
+    miners = start_miners(1, models_dir_with(tmp_path, risk_circuit), hotkey_of(validator),
+                          base_dir=tmp_path / "m", workers=1, delays=[1.0])
     miner = miners[0]
     m = Manifest.load(risk_circuit)
     try:

@@ -21,9 +21,10 @@ from oracle.store.db import Database
 from oracle.store.models import MinerScore, Proof, Request, State
 from oracle.subnet.auth import hotkey_of, load_or_create_wallet
 from oracle.subnet.config import SubnetConfig
-from oracle.subnet.local import MinerProcess, start_local_miners, stop_local_miners
+from oracle.subnet.local import MinerProcess, stop_local_miners
 from oracle.subnet.validator import SubnetProver
 from tests.conftest import account_chain
+from tests.malicious_miner import start_miners
 from tests.protocol import Protocol, last_request_id, setup_protocol
 from tests.service_harness import db_states, models_dir_with, running_service, service_config, wait_for
 
@@ -70,8 +71,8 @@ def test_three_miners_one_malicious_fifty_requests(
     p = setup_protocol(chain, deployment, risk_circuit)
     qm = QuantizedModel.load(risk_circuit / "quantized.json")
     validator = hotkey_of(load_or_create_wallet("validator", tmp_path / "wallets"))
-    miners = start_local_miners(3, models_dir_with(tmp_path, risk_circuit), validator, base_dir=tmp_path / "miners",
-                                behaviours=["honest", "honest", "mixed"], delays=[0.0, 0.4, 0.0])
+    miners = start_miners(3, models_dir_with(tmp_path, risk_circuit), validator, base_dir=tmp_path / "miners",
+                          behaviours=["honest", "honest", "mixed"], delays=[0.0, 0.4, 0.0])
     fast, slow, bad = (m.hotkey for m in miners)
     cfg = _subnet_service(chain, deployment, risk_circuit, tmp_path, tmp_path / "miners" / "miners.json",
                           k=2, miner_timeout=3.0, hedge_delay=0.5, exploration=0.1)
@@ -120,8 +121,8 @@ def test_killed_miner_requests_are_redispatched(
     p = setup_protocol(chain, deployment, risk_circuit)
     qm = QuantizedModel.load(risk_circuit / "quantized.json")
     validator = hotkey_of(load_or_create_wallet("validator", tmp_path / "wallets"))
-    miners = start_local_miners(2, models_dir_with(tmp_path, risk_circuit), validator, base_dir=tmp_path / "miners",
-                                delays=[0.3, 0.3])
+    miners = start_miners(2, models_dir_with(tmp_path, risk_circuit), validator, base_dir=tmp_path / "miners",
+                          delays=[0.3, 0.3])
     cfg = _subnet_service(chain, deployment, risk_circuit, tmp_path, tmp_path / "miners" / "miners.json",
                           k=1, miner_timeout=5.0, hedge_delay=3.0, exploration=0.0)
     victim: MinerProcess | None = None

@@ -24,11 +24,12 @@ from oracle.subnet.circuits import CircuitServer
 from oracle.subnet.config import SubnetConfig
 from oracle.subnet.local import start_local_miners, stop_local_miners
 from oracle.subnet.metagraph import ChainMetagraph
-from oracle.subnet.miner import MinerSettings, build_app, make_state
+from oracle.subnet.miner.app import MinerSettings, build_app, make_state
 from oracle.subnet.scoring import PRIOR, Outcome, Scoreboard
 from oracle.subnet.server import ThreadedServer
 from oracle.subnet.validator import SubnetProver
 from tests.fake_subtensor import FakeSubtensor, neuron
+from tests.malicious_miner import start_miners
 
 PAYEE = "0x" + "ab" * 20
 
@@ -143,8 +144,7 @@ def test_idle_benchmark_keeps_every_miner_scored(risk_circuit: Path, tmp_path: P
     models = tmp_path / "models"
     models.mkdir()
     (models / "risk").symlink_to(risk_circuit)
-    miners = start_local_miners(2, models, hotkey_of(validator), base_dir=tmp_path / "m",
-                                behaviours=["honest", "mixed"])
+    miners = start_miners(2, models, hotkey_of(validator), base_dir=tmp_path / "m", behaviours=["honest", "mixed"])
     cfg = SubnetConfig(metagraph=tmp_path / "m" / "miners.json", benchmark_interval=0.25, idle_after=0.0,
                        miner_timeout=2.0)
     from oracle.subnet.metagraph import LocalMetagraph
@@ -186,8 +186,7 @@ def test_each_kind_of_lie_is_caught_and_slashed(risk_circuit: Path, tmp_path: Pa
             "other_input": "proof does not verify", "other_payee": f"expected {PAYEE}",
             "bad_signature": "not by the miner asked",
             "hang": "timeout"}
-    miners = start_local_miners(len(lies), models, hotkey_of(validator), base_dir=tmp_path / "m",
-                                behaviours=list(lies))
+    miners = start_miners(len(lies), models, hotkey_of(validator), base_dir=tmp_path / "m", behaviours=list(lies))
     x = [7] * circuit.manifest.input_size
     try:
         for m, (behaviour, why) in zip(miners, lies.items(), strict=True):

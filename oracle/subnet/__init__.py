@@ -2,8 +2,10 @@
 validator side (``SubnetProver``), which is the oracle's dispatcher talking to them.
 
 Modules: ``protocol`` (wire format, shared), ``auth`` (wallets, request/response signing
-policy), ``miner`` (``oracle miner``), ``metagraph`` (local file / chain), ``scoring``,
-``validator`` (``SubnetProver``), ``circuit_server`` (circuit folders for miners), ``local``
+policy), ``miner`` (``oracle miner``: ``miner.app`` the HTTP app, ``miner.cli`` its command
+line), ``http_limits`` (what an unauthenticated peer can make our HTTP servers hold),
+``server`` (a uvicorn server in a thread), ``metagraph`` (local file / chain), ``scoring``,
+``validator`` (``SubnetProver``), ``circuits`` (circuit folders for miners), ``local``
 (spawn local miners for the demo and tests).
 
 Nothing here is imported by the rest of the oracle unless a ``[subnet]`` section is configured,

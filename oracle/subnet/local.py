@@ -1,5 +1,6 @@
 """Local miners for the demo, the benchmarks and the tests: real ``oracle miner`` processes,
-each with its own hotkey, on free ports of 127.0.0.1.
+each with its own hotkey, on free ports of 127.0.0.1. (The tests' misbehaving miners are the
+same processes started through another launcher: tests/malicious_miner.py.)
 
     miners = start_local_miners(3, models_dir, validator_hotkey, base_dir=Path("run/miners"))
     ...  # the local metagraph file is base_dir / "miners.json"
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -25,9 +25,11 @@ import httpx
 
 from oracle.subnet.auth import hotkey_of, load_or_create_wallet
 from oracle.subnet.metagraph import MinerInfo, write_local_metagraph
-from oracle.subnet.miner import TEST_MODE_ENV
 
 log = logging.getLogger(__name__)
+
+# What follows the Python interpreter on a miner's command line.
+MINER_LAUNCHER = ("-m", "oracle.cli", "miner")
 
 
 class MinerStartError(RuntimeError):
@@ -95,25 +97,26 @@ def start_local_miners(
     metagraph_file: Path | None = None,
     workers: int = 2,
     validator_url: str | None = None,
-    behaviours: Sequence[str] | None = None,
-    delays: Sequence[float] | None = None,
     extra_args: Sequence[str] = (),
+    launcher: Sequence[str] = MINER_LAUNCHER,
+    per_miner_args: Sequence[Sequence[str]] | None = None,
     startup_timeout: float = 30.0,
 ) -> list[MinerProcess]:
     """Spawns ``n`` miners (wallets ``miner-<i>`` under ``base_dir/wallets``, logs under
     ``base_dir``), waits until each answers /health, writes the local metagraph file
-    (default ``base_dir/miners.json``). ``behaviours``/``delays`` (per miner) are test-only
-    and switch ORACLE_TEST_MODE on for those processes. ``extra_args`` go to every
-    ``oracle miner`` command line (e.g. HTTP limits). On any failure the miners already
-    started are stopped."""
+    (default ``base_dir/miners.json``). ``extra_args`` go to every miner's command line (e.g.
+    HTTP limits), ``per_miner_args[i]`` to miner i's; ``launcher`` replaces ``-m oracle.cli
+    miner`` (a program taking the same options). On any failure the miners already started
+    are stopped."""
     base = (base_dir or Path.cwd() / "miners").resolve()
     base.mkdir(parents=True, exist_ok=True)
     wallets = base / "wallets"
     miners: list[MinerProcess] = []
     try:
         for i in range(n):
+            args = [*extra_args, *(per_miner_args[i] if per_miner_args else ())]
             miners.append(_spawn(i, models_dir, validator_hotkey, base, wallets, workers, validator_url,
-                                 behaviours[i] if behaviours else "honest", delays[i] if delays else 0.0, extra_args))
+                                 launcher, args))
         end = time.monotonic() + startup_timeout
         for m in miners:
             _wait_healthy(m, end)
@@ -127,23 +130,20 @@ def start_local_miners(
 
 
 def _spawn(i: int, models_dir: Path, validator_hotkey: str, base: Path, wallets: Path, workers: int,
-           validator_url: str | None, behaviour: str, delay: float, extra_args: Sequence[str]) -> MinerProcess:
+           validator_url: str | None, launcher: Sequence[str], args: Sequence[str]) -> MinerProcess:
     name = f"miner-{i}"
     hotkey = hotkey_of(load_or_create_wallet(name, wallets))
-    env = dict(os.environ)
-    if behaviour != "honest" or delay:
-        env[TEST_MODE_ENV] = "1"
     port = free_port()
-    cmd = [sys.executable, "-m", "oracle.cli", "miner", "--port", str(port), "--models", str(models_dir),
+    cmd = [sys.executable, *launcher, "--port", str(port), "--models", str(models_dir),
            "--allow", validator_hotkey, "--wallet", name, "--wallet-path", str(wallets),
-           "--workers", str(workers), "--behaviour", behaviour, "--delay", str(delay)]
+           "--workers", str(workers)]
     if validator_url:
         cmd += ["--validator-url", validator_url]
-    cmd += list(extra_args)
+    cmd += list(args)
     log_file = base / f"{name}.log"
     out = log_file.open("ab")
     # Own session: a Ctrl-C in the demo's terminal reaches the demo, which stops miners cleanly.
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     return MinerProcess(name=name, hotkey=hotkey, port=port, proc=proc, log_file=log_file, _log=out)
 
 
