@@ -37,7 +37,7 @@ def _connect(rpc: str, *, signer: bool = True, keystore: Path | None = None):  #
         chain_id = int(probe.eth.chain_id)
     except Exception as exc:
         raise ConnectionError(f"cannot reach RPC endpoint {rpc}: {exc}") from exc
-    account = load_account(chain_id=chain_id, keystore=keystore) if signer else None
+    account = load_account(chain_id=chain_id, keystore=keystore, rpc_url=rpc) if signer else None
     return Chain.connect(rpc, account)
 
 

@@ -1,6 +1,8 @@
 """Where signing keys come from: the environment or an encrypted keystore, never code or logs.
 
-anvil's first dev key is accepted as a default only when the chain is a local anvil chain.
+anvil's first dev key is accepted as a default only against an anvil dev chain on this machine
+(loopback RPC URL, ``web3_clientVersion`` says anvil, dev chain id), never because a chain's id
+is 31337.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from oracle.chain.anvil import DEV_KEYS, LOCAL_CHAIN_IDS
+from oracle.chain.anvil import DEV_KEYS, local_anvil_problem
 
 KEY_ENV = "ORACLE_PRIVATE_KEY"
 KEYSTORE_ENV = "ORACLE_KEYSTORE"
@@ -28,12 +30,14 @@ def load_account(
     chain_id: int | None = None,
     keystore: Path | None = None,
     env: dict[str, str] | None = None,
+    rpc_url: str | None = None,
 ) -> LocalAccount:
     """The operator's account.
 
     Order: ``ORACLE_PRIVATE_KEY``; else an encrypted keystore (``keystore`` or
-    ``ORACLE_KEYSTORE``) unlocked with ``ORACLE_KEYSTORE_PASSWORD``; else, on a local anvil
-    chain only, anvil's first dev account.
+    ``ORACLE_KEYSTORE``) unlocked with ``ORACLE_KEYSTORE_PASSWORD``; else, only when ``rpc_url``
+    is an anvil node on this machine, anvil's first dev account. ``chain_id`` only names the
+    chain in the error: an id says nothing about who runs the chain.
     """
     e = os.environ if env is None else env
     raw = e.get(KEY_ENV, "").strip()
@@ -57,18 +61,37 @@ def load_account(
             raise KeySourceError(f"keystore {path}: wrong password or corrupt file") from exc
         acct = Account.from_key(key)
         return acct
-    if chain_id in LOCAL_CHAIN_IDS:
+    why_not = local_anvil_problem(rpc_url)
+    if why_not is None:
         acct = Account.from_key(DEV_KEYS[0])
         return acct
+    where = f"chain id {chain_id}" if chain_id is not None else "this chain"
     raise KeySourceError(
-        f"no signing key: set {KEY_ENV}, or {KEYSTORE_ENV} + {PASSWORD_ENV} "
-        f"(the anvil dev key is only used on a local chain, and chain id is {chain_id})"
+        f"no signing key: set {KEY_ENV}, or {KEYSTORE_ENV} + {PASSWORD_ENV}. anvil's public dev key "
+        f"is only used against an anvil node on this machine, and {where} is not one: {why_not}"
     )
 
 
 def write_keystore(private_key: str, password: str, path: Path) -> Path:
-    """Encrypts a key into a standard (scrypt) keystore file, mode 0600."""
+    """Encrypts a key into a standard (scrypt) keystore file that is private from its first
+    byte: created with mode 0600 in the same call that creates it (chmod after writing would
+    leave a moment where, under a usual umask, the file is readable by others), and never over
+    an existing file (O_EXCL; also refuses to follow a symlink planted at ``path``)."""
     blob = Account.encrypt(bytes.fromhex(private_key.removeprefix("0x")), password)
-    path.write_text(json.dumps(blob))
-    path.chmod(0o600)
+    data = json.dumps(blob).encode()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError as exc:
+        raise KeySourceError(f"keystore {path} already exists: not overwriting it") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            # The umask can only have removed bits from 0600; put the owner's back exactly.
+            os.fchmod(f.fileno(), 0o600)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)   # no half-written keystore left behind
+        raise
     return path

@@ -122,7 +122,8 @@ class OracleService:
     def _connect(self, c: ChainConfig) -> ChainRuntime:
         w3 = Web3(Web3.HTTPProvider(c.rpc_url, request_kwargs={"timeout": 10}))
         chain_id = int(w3.eth.chain_id)
-        account = self._account or load_account(chain_id=chain_id, keystore=self.cfg.relayer.keystore)
+        account = self._account or load_account(chain_id=chain_id, keystore=self.cfg.relayer.keystore,
+                                                rpc_url=c.rpc_url)
         oracle_abi = self.artifacts["InferenceOracle"].abi
         oracle = w3.eth.contract(address=Web3.to_checksum_address(c.oracle), abi=oracle_abi)
         registry = w3.eth.contract(address=oracle.functions.registry().call(), abi=self.artifacts["ModelRegistry"].abi)
