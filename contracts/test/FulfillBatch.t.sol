@@ -242,6 +242,34 @@ contract FulfillBatchTest is OracleFixture {
         assertEq(_fulfilBatch(ids, outs, proofs), 0, "none");
     }
 
+    /// Batch path: the fees go to the payee every proof names, not to the sender; a proof made
+    /// for another payee is skipped (InvalidProof) and the others still go through.
+    function test_batch_creditsPayeeNotSender_otherPayeeSkipped() public {
+        (uint256[] memory ids, int256[][] memory outs, bytes[] memory proofs) = _batch(SPY, 4);
+        spy.configure(true, true, false);
+        proofs[1] = proofOf(_input(1), outs[1], bob); // made for bob
+        uint256 fee = oracle.quoteFee(SPY, 0);
+        _expectSkip(ids[1], InferenceOracle.InvalidProof.selector);
+        vm.prank(bob);
+        assertEq(oracle.fulfillBatch(ids, outs, relayer, proofs), 3, "three for relayer");
+        assertEq(oracle.balances(relayer), 3 * fee, "payee credited");
+        assertEq(oracle.balances(bob), 0, "sender not credited");
+        assertStatus(ids[1], InferenceOracle.Status.Pending, "bob's proof does not pay relayer");
+        // The batch verifier alone also refuses a batch for another payee.
+        (uint256[] memory ids2, int256[][] memory outs2, bytes[] memory proofs2) = _batch(SPY, 2);
+        spy.configure(false, true, false); // only the batch path can accept
+        vm.prank(bob);
+        assertEq(oracle.fulfillBatch(ids2, outs2, bob, proofs2), 0, "relayer's proofs under bob: none");
+        assertEq(oracle.balances(bob), 0, "bob still unpaid");
+    }
+
+    function test_batch_zeroPayee_reverts() public {
+        (uint256[] memory ids, int256[][] memory outs, bytes[] memory proofs) = _batch(MODEL, 2);
+        vm.expectRevert(InferenceOracle.ZeroPayee.selector);
+        oracle.fulfillBatch(ids, outs, address(0), proofs);
+        assertStatus(ids[0], InferenceOracle.Status.Pending, "untouched");
+    }
+
     function test_batch_lengthMismatch_reverts() public {
         uint256[] memory ids = new uint256[](2);
         int256[][] memory outs = new int256[][](1);

@@ -78,6 +78,44 @@ contract Groth16FixtureTest is Test {
         assertLt(g, 400_000, "fulfil with real Groth16 verification under 400k gas");
     }
 
+    /// The unpacked circuit has 12 public signals: 3 outputs, the payee, 8 inputs; the adapter
+    /// calls the snarkjs verifier with exactly the circuit's signals.
+    function test_publicSignalsIncludeThePayee() public {
+        uint256[] memory want = vm.parseJsonUintArray(json, ".public_signals");
+        assertEq(want.length, 12, "3 outputs + payee + 8 inputs");
+        assertEq(want[3], uint256(uint160(payee)), "payee right after the outputs");
+        assertEq(vm.parseJsonUint(json, ".payee_slot.signal"), 3, "manifest: signal 3");
+        assertEq(vm.parseJsonUint(json, ".payee_slot.extra"), 1, "manifest: one extra signal");
+        assertEq(payee, address(0x7E1A7E5), "fixture payee == the forge tests' relayer");
+        assertTrue(adapter.bindsPayee(), "binds");
+        assertEq(
+            adapter.selector(), bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[12])")), "N=12"
+        );
+        vm.expectCall(address(snarkjs), abi.encodePacked(adapter.selector(), proof, want));
+        assertTrue(adapter.verify(input, output, payee, proof), "valid");
+    }
+
+    /// The real proof verifies for its payee only (single and batch adapters).
+    function testFuzz_otherPayeeRejected(address other) public view {
+        vm.assume(other != payee);
+        assertFalse(adapter.verify(input, output, other, proof), "single");
+        (int256[][] memory ins, int256[][] memory outs, bytes[] memory prs) = _batch(3);
+        assertTrue(batchAdapter.verifyBatch(ins, outs, payee, prs), "batch for its payee");
+        assertFalse(batchAdapter.verifyBatch(ins, outs, other, prs), "batch for another payee");
+    }
+
+    function test_realProofCreditsThePayeeNotTheSender() public {
+        uint256 id = _request(MODEL, input);
+        uint256 fee = oracle.getRequest(id).fee;
+        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id));
+        vm.prank(relayer);
+        oracle.fulfill(id, output, relayer, proof); // the sender as payee: not what the proof names
+        vm.prank(relayer);
+        oracle.fulfill(id, output, payee, proof);
+        assertEq(oracle.balances(payee), fee, "payee credited");
+        assertEq(oracle.balances(relayer), 0, "sender not credited");
+    }
+
     function test_tamperedOutputRejected() public {
         uint256 id = _request(MODEL, input);
         output[1] += 1;

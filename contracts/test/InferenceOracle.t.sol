@@ -288,6 +288,42 @@ contract InferenceOracleTest is OracleFixture {
         assertEq(oracle.getRequest(id).input, defaultInput(), "input still readable");
     }
 
+    /// The fee goes to the payee the proof names, whoever sends the transaction.
+    function test_fulfill_creditsPayeeNotSender() public {
+        uint256 id = request();
+        int256[] memory out = defaultOutput();
+        bytes memory proof = proofOf(defaultInput(), out, relayer);
+        vm.expectEmit(true, true, true, true, address(oracle));
+        emit InferenceOracle.Credited(relayer, QUOTE0);
+        vm.expectEmit(true, true, true, true, address(oracle));
+        emit InferenceOracle.InferenceFulfilled(id, MODEL, out, relayer, true);
+        vm.prank(bob); // a hot wallet, a bundler, or a copier: not paid
+        oracle.fulfill(id, out, relayer, proof);
+        assertEq(oracle.balances(relayer), QUOTE0, "payee credited");
+        assertEq(oracle.balances(bob), 0, "sender not credited");
+    }
+
+    /// A proof made for one payee does not verify for another (the sender, or anyone).
+    function test_fulfill_proofForAnotherPayee_reverts() public {
+        uint256 id = request();
+        bytes memory proof = proofOf(defaultInput(), defaultOutput(), relayer);
+        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id));
+        vm.prank(bob);
+        oracle.fulfill(id, defaultOutput(), bob, proof);
+        assertStatus(id, InferenceOracle.Status.Pending, "still pending");
+        assertEq(oracle.balances(bob), 0, "nothing credited");
+    }
+
+    function test_fulfill_zeroPayee_reverts() public {
+        uint256 id = request();
+        bytes memory proof = proofOf(defaultInput(), defaultOutput(), address(0));
+        vm.expectRevert(InferenceOracle.ZeroPayee.selector);
+        vm.prank(relayer);
+        oracle.fulfill(id, defaultOutput(), address(0), proof);
+        assertStatus(id, InferenceOracle.Status.Pending, "still pending");
+        assertEq(oracle.totalCredits(), 0, "nothing credited to address(0)");
+    }
+
     function test_fulfill_unknownRequest_reverts() public {
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.UnknownRequest.selector, 99));
         oracle.fulfill(99, defaultOutput(), relayer, "");

@@ -111,7 +111,69 @@ contract PackedGroth16FixtureTest is Test {
         }
         expectIn |= 2047 << (12 * 7);
         assertEq(w[1], expectIn, "inputs little-endian by index, offset by 2^11");
-        assertEq(w[0], 2048 | (2048 << 12) | (2049 << 24), "outputs");
+        assertEq(w[0], 2048 | (2048 << 12) | (2049 << 24) | (uint256(uint160(payee)) << 36), "outputs, then the payee");
+    }
+
+    // --- payee -----------------------------------------------------------------------------
+
+    /// The payee sits in the spare bits of the (only) output word, where the circuit's manifest
+    /// says (payee slot {signal: 0, shift: 36, extra: 0}): no extra public signal.
+    function test_payeeInTheSpareBitsOfTheOutputWord() public view {
+        assertTrue(adapter.bindsPayee(), "binds the payee");
+        assertFalse(adapter.payeeOwnWord(), "no word of its own");
+        assertEq(adapter.payeeShift(), 36, "above 3 values of 12 bits");
+        assertEq(adapter.payeeShift(), vm.parseJsonUint(json, ".payee_slot.shift"), "manifest shift");
+        assertEq(vm.parseJsonUint(json, ".payee_slot.signal"), 0, "manifest: in signal 0");
+        assertEq(vm.parseJsonUint(json, ".payee_slot.extra"), 0, "manifest: no extra signal");
+        uint256[] memory want = vm.parseJsonUintArray(json, ".public_signals");
+        assertEq(want[0] >> 36, uint256(uint160(payee)), "the circuit's output word carries the payee");
+        assertEq(want[0] & ((uint256(1) << 36) - 1), adapter.packSignals(input, output, address(0))[0], "values below");
+        assertEq(payee, address(0x7E1A7E5), "fixture payee == the forge tests' relayer");
+        // Another payee changes exactly the payee bits of word 0.
+        uint256[] memory other = adapter.packSignals(input, output, address(0xC0B1E5));
+        assertEq(other[0], (want[0] & ((uint256(1) << 36) - 1)) | (uint256(0xC0B1E5) << 36), "other payee");
+        assertEq(other[1], want[1], "input word unchanged");
+        assertLt(adapter.packSignals(input, output, address(type(uint160).max))[0], uint256(1) << 253, "< 2^253");
+    }
+
+    /// The real proof verifies for its payee only.
+    function testFuzz_realProofOtherPayeeFails(address other) public view {
+        vm.assume(other != payee);
+        assertTrue(adapter.verify(input, output, payee, proof), "its payee");
+        assertFalse(adapter.verify(input, output, other, proof), "any other payee");
+    }
+
+    /// Where the last output word has no room for 160 more bits, the payee is a word of its own
+    /// right after the output words; exactly 253 bits still fit.
+    function test_payeeOwnWordWhenNoRoom() public {
+        address v = address(new RiskPackedGroth16Verifier()); // any code
+        // 3 outputs of 31 bits: 93 + 160 = 253, fits.
+        PackedGroth16Adapter fits = new PackedGroth16Adapter(v, 8, 3, 12, 31);
+        assertFalse(fits.payeeOwnWord(), "93 + 160 = 253 fits");
+        assertEq(fits.payeeShift(), 93, "shift");
+        assertEq(fits.packSignals(input, new int256[](3), address(1)).length, 2, "2 signals");
+        // 1 output of 94 bits: 94 + 160 > 253, a word of its own.
+        PackedGroth16Adapter own = new PackedGroth16Adapter(v, 8, 1, 12, 94);
+        assertTrue(own.payeeOwnWord(), "no room");
+        assertEq(own.payeeShift(), 0, "shift 0");
+        int256[] memory y = new int256[](1);
+        y[0] = -1;
+        uint256[] memory w = own.packSignals(input, y, address(0xC0B1E5));
+        assertEq(w.length, 3, "output word, payee word, input word");
+        assertEq(w[0], (uint256(1) << 93) - 1, "output word without the payee");
+        assertEq(w[1], 0xC0B1E5, "payee word");
+        assertEq(w[2], adapter.packSignals(input, output, payee)[1], "input word last");
+        assertEq(
+            own.selector(), bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[3])")), "N=3"
+        );
+        assertEq(own.minVerifyGas(), 230_000 + 3 * 8_000, "gas floor counts the payee word");
+        // 21 outputs of 12 bits fill the word (252 bits): own word after it.
+        PackedGroth16Adapter full = new PackedGroth16Adapter(v, 8, 21, 12, 12);
+        assertTrue(full.payeeOwnWord(), "full last word");
+        // 22 outputs: the second word holds one value, the payee fits above it.
+        PackedGroth16Adapter spill = new PackedGroth16Adapter(v, 8, 22, 12, 12);
+        assertFalse(spill.payeeOwnWord(), "room in the second output word");
+        assertEq(spill.payeeShift(), 12, "above its one value");
     }
 
     function test_outOfRangeValuesRevertWithCustomErrors() public {

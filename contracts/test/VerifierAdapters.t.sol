@@ -422,10 +422,12 @@ contract VerifierAdaptersTest is OracleFixture {
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.FulfillmentNotCommitted.selector, id));
         oracle.fulfill(id, defaultOutput(), relayer, proof);
         // Committed (output 7, 9 and the right one), one block later.
+        bytes32 wrong = oracle.fulfillmentCommitment(id, ints(7, 9), relayer, proof);
+        bytes32 right = oracle.fulfillmentCommitment(id, defaultOutput(), relayer, proof);
         vm.prank(relayer);
-        oracle.commitFulfillment(oracle.fulfillmentCommitment(id, ints(7, 9), relayer, proof));
+        oracle.commitFulfillment(wrong);
         vm.prank(relayer);
-        oracle.commitFulfillment(oracle.fulfillmentCommitment(id, defaultOutput(), relayer, proof));
+        oracle.commitFulfillment(right);
         vm.roll(block.number + 1);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id));
         oracle.fulfill(id, ints(7, 9), relayer, proof);

@@ -74,6 +74,44 @@ contract PathSpyVerifier is IInferenceVerifier, IBatchInferenceVerifier {
     }
 }
 
+/// @notice TEST DOUBLE: like TestHashVerifier, with a salt in every proof
+///         (abi.encode(keccak256(abi.encode(salt, in, out, payee)))): verifiers with different
+///         salts accept disjoint proofs, as two circuits (an old and an upgraded one) would.
+contract SaltedHashVerifier is IInferenceVerifier {
+    bytes32 public immutable salt;
+
+    constructor(bytes32 salt_) {
+        salt = salt_;
+    }
+
+    /// @notice The proof this verifier accepts for (input, output, payee).
+    /// @param input The model input.
+    /// @param output The claimed output.
+    /// @param payee The fee recipient.
+    /// @return The proof.
+    function proofFor(int256[] memory input, int256[] memory output, address payee)
+        public
+        view
+        returns (bytes memory)
+    {
+        return abi.encode(keccak256(abi.encode(salt, input, output, payee)));
+    }
+
+    /// @inheritdoc IInferenceVerifier
+    function bindsPayee() external pure returns (bool) {
+        return true;
+    }
+
+    /// @inheritdoc IInferenceVerifier
+    function verify(int256[] calldata input, int256[] calldata output, address payee, bytes calldata proof)
+        external
+        view
+        returns (bool)
+    {
+        return keccak256(proof) == keccak256(proofFor(input, output, payee));
+    }
+}
+
 /// @notice TEST DOUBLE: a verifier that always reverts with a custom error.
 contract RevertingVerifier is IInferenceVerifier {
     /// @notice Always.
