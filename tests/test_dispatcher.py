@@ -55,7 +55,8 @@ def test_rpc_outage_costs_no_attempt_and_bad_input_is_rejected(risk_circuit: Pat
         return model if model_id == "0x" + "aa" * 32 else None
 
     d = Dispatcher(db, CircuitCatalog.scan(models_dir_with(tmp_path, risk_circuit)), LocalProver(), lookup,
-                   lambda _cid: 1_000, DispatcherConfig(owner="t", workers=1, retry_delay=0.0, max_attempts=2))
+                   lambda _cid: 1_000, DispatcherConfig(owner="t", workers=1, retry_delay=0.0, max_attempts=2,
+                                                        payees={1: PAYEE}))
     try:
         _confirmed(db, 1, [100, 200, 300, 0, 0, 0, 400, 24])
         _confirmed(db, 2, [1] * 7)                            # wrong size for this circuit
@@ -170,6 +171,24 @@ def test_output_out_of_range_is_refused_even_when_the_prover_verified_it(
         with db.session() as s:
             proof = s.query(Request).filter_by(request_id=8).one().proof
             assert proof is not None and all(abs(v) < 2048 for v in proof.output_ints)
+    finally:
+        d.close()
+        db.dispose()
+
+
+def test_missing_payee_fails_the_request_without_blaming_its_input(risk_circuit: Path, tmp_path: Path) -> None:
+    """A circuit that binds a payee on a chain the dispatcher has no payee for: our
+    configuration is wrong, not the request's input; it fails with that reason at once (the
+    prover's refusal used to be taken for a bad input, an illegal dispatched -> rejected move)."""
+    db = Database(f"sqlite:///{tmp_path / 'd.db'}")
+    d, circuit = _dispatcher(db, risk_circuit, tmp_path, LocalProver())
+    d.cfg.payees.clear()
+    try:
+        assert circuit.manifest.binds_payee
+        _confirmed(db, 9, X)
+        assert d.run_once() == 0
+        state, _, reason = _state(db, 9)
+        assert state == State.FAILED.value and reason == "no payee configured for chain 1: its circuit binds one"
     finally:
         d.close()
         db.dispose()

@@ -91,8 +91,10 @@ def test_no_transaction_when_another_relayer_fulfilled_first(
         rt.listener.poll()
         assert svc.dispatcher.run_once() == 1
         # A competitor fulfils first.
-        proof = groth16_backend.prove(risk_circuit, x)
-        chain.transact(p.oracle.functions.fulfill(rid, proof.output_fixed, HexBytes(proof.calldata)), gas=1_500_000)
+        rival = chain.account.address  # type: ignore[union-attr]
+        proof = groth16_backend.prove(risk_circuit, x, rival)
+        chain.transact(p.oracle.functions.fulfill(rid, proof.output_fixed, rival, HexBytes(proof.calldata)),
+                       gas=1_500_000)
         assert rt.relayer.submit_ready() == 0
         assert _state(svc, rid) == State.FULFILLED.value
         with svc.db.session() as s:
@@ -281,8 +283,9 @@ def test_simulation_settles_fulfilled_and_expired_entries(
         pks = [_row(svc, rid).id for rid in (taken, expiring, kept)]
         with svc.db.session() as s:   # lease them as submit_ready does
             assert len(repo.claim(s, [State.VERIFIED], rt.relayer.cfg.owner, chain_id=rt.chain_id)) == 3
-        proof = groth16_backend.prove(risk_circuit, x_taken)
-        chain.transact(p.oracle.functions.fulfill(taken, proof.output_fixed, HexBytes(proof.calldata)),
+        rival = chain.account.address  # type: ignore[union-attr]
+        proof = groth16_backend.prove(risk_circuit, x_taken, rival)
+        chain.transact(p.oracle.functions.fulfill(taken, proof.output_fixed, rival, HexBytes(proof.calldata)),
                        gas=1_500_000)
         _rpc(chain, "evm_increaseTime", 120)
         _rpc(chain, "evm_mine")

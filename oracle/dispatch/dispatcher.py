@@ -152,6 +152,13 @@ class Dispatcher:
                 repo.transition(s, req, State.REJECTED if why.startswith("input") else State.FAILED, why)
                 log.warning("request %s: %s", tag, why)
                 return 0
+            if circuit.manifest.binds_payee and req.chain_id not in self.cfg.payees:
+                # Our configuration, not the request: the prover would refuse for want of a payee
+                # and the request would be rejected as if its input were bad.
+                why = f"no payee configured for chain {req.chain_id}: its circuit binds one"
+                repo.transition(s, req, State.FAILED, why)
+                log.error("request %s: %s", tag, why)
+                return 0
             if req.state == State.PROVEN.value and req.proof is not None:
                 pass  # crashed after proving: go straight to verification
             else:
