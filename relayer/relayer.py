@@ -34,9 +34,11 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Transaction
 from web3.logs import DISCARD
 
 from oracle.chain.client import ContractError, ErrorDecoder
+from oracle.chain.structs import read_model
 from oracle.store import repo
 from oracle.store.db import Database
 from oracle.store.models import RelayerTx, Request, State
+from relayer.commit_reveal import CommitGate, ModelPayeeCache
 from relayer.fees import Fees, current_fees
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ ST_PENDING, ST_FULFILLED, ST_REFUNDED = 1, 2, 3
 # Per-request gas outside verification and the callback (storage, events, calldata).
 FULFIL_OVERHEAD_GAS = 90_000
 BATCH_BASE_GAS = 60_000
+PROOF_BYTE_GAS = 24  # calldata (16/byte) plus its copies into memory, the hash and the adapter call
 REORG_WINDOW = 64  # blocks during which a confirmed transaction is re-checked
 
 # Block the simulation runs against. 'latest', like the pre-check: a request is settled as
@@ -137,6 +140,9 @@ class Relayer:
         self.oracle_errors = frozenset(str(i["name"]) for i in abi if i.get("type") == "error")
         # Proofs name this payee and the oracle credits it, whoever sends the transaction.
         self.payee = to_checksum_address(cfg.payee or account.address)
+        # Models whose verifier cannot bind the payee need a commitment mined before the fulfilment.
+        self.commits = CommitGate(self, ModelPayeeCache(
+            lambda model_id: read_model(self.oracle, bytes.fromhex(model_id[2:])).binds_payee))
 
     # ------------------------------------------------------------------ sending
 
@@ -153,6 +159,7 @@ class Relayer:
             return 0
         try:
             ready = self._precheck(ids)
+            ready = self.commits.ready(ready) if ready else ready
             return self._send(ready) if ready else 0
         except Exception:
             # RPC down mid-way: hand the requests back at once instead of holding them for the
@@ -198,7 +205,11 @@ class Relayer:
 
     def _gas_for(self, req: Request) -> int:
         cb = req.callback_gas_limit * 64 // 63 + 10_000 if req.callback_gas_limit else 0
-        return self.verify_gas(req.model_id) + cb + FULFIL_OVERHEAD_GAS
+        # The adapter demands its verification budget *after* the 63/64 rule, and a proof's
+        # bytes cost calldata gas plus copies (an EZKL proof is ~3.6 kB: ~90 k gas).
+        proof_bytes = (len(req.proof.calldata) - 2) // 2 if req.proof is not None else 0
+        verify = self.verify_gas(req.model_id) * 64 // 63 + 5_000
+        return verify + cb + FULFIL_OVERHEAD_GAS + PROOF_BYTE_GAS * proof_bytes
 
     def _fulfil_call(self, s: Session, pks: list[int]) -> tuple[list[int], str, int, str]:
         """(request ids, calldata, gas limit, kind) of the fulfilment of ``pks``: ``fulfill``

@@ -26,6 +26,7 @@ from oracle.store.models import (
     DeliveryState,
     Nonce,
     Proof,
+    RelayerTx,
     Request,
     State,
     StateChange,
@@ -83,6 +84,24 @@ def retry_later(req: Request, reason: str, delay: float) -> None:
     req.reason = reason
     req.next_attempt_at = time.time() + delay
     release(req)
+
+
+def defer(req: Request, reason: str, delay: float) -> None:
+    """Hands ``req`` back to be picked up again after ``delay`` without counting an attempt
+    (it waits for something expected, e.g. its fulfilment commitment to be mined)."""
+    req.reason = reason
+    req.next_attempt_at = time.time() + delay
+    release(req)
+
+
+def has_open_call(s: Session, chain_id: int, account: str, data: str) -> bool:
+    """Whether ``account`` already has a stored transaction with this calldata that is not
+    replaced or failed (so the same call is not signed twice)."""
+    q = select(RelayerTx.id).where(
+        RelayerTx.chain_id == chain_id, RelayerTx.account == account, RelayerTx.data == data,
+        RelayerTx.status.in_(["pending", "mined", "confirmed"]),
+    ).limit(1)
+    return s.execute(q).first() is not None
 
 
 def send_back_to_prove(s: Session, req: Request, reason: str) -> None:
