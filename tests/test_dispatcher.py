@@ -14,6 +14,7 @@ from oracle.circuits.catalog import Circuit, CircuitCatalog
 from oracle.circuits.fixedpoint import BN254_R, to_field
 from oracle.dispatch.dispatcher import Dispatcher, DispatcherConfig, OnChainModel
 from oracle.dispatch.provers import LocalProver, Prover, ProveResult, verify_offchain
+from oracle.proving.base import BackendError
 from oracle.proving.base import Proof as BackendProof
 from oracle.proving.groth16 import Groth16Backend
 from oracle.store import repo
@@ -189,6 +190,29 @@ def test_missing_payee_fails_the_request_without_blaming_its_input(risk_circuit:
         assert d.run_once() == 0
         state, _, reason = _state(db, 9)
         assert state == State.FAILED.value and reason == "no payee configured for chain 1: its circuit binds one"
+    finally:
+        d.close()
+        db.dispose()
+
+
+class _RefusesInput(Prover):
+    """The prover's own refusal of an input (EZKL refuses inputs outside its calibrated lookup
+    tables after the dispatcher's range check has passed them)."""
+
+    def prove(self, circuit: Circuit, input_fixed: list[int], *, timeout: float,
+              payee: str | None = None) -> ProveResult:
+        raise BackendError("input 3 is outside the calibrated lookup range")
+
+
+def test_input_refused_by_the_prover_is_rejected_with_its_reason(risk_circuit: Path, tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'd.db'}")
+    d, _ = _dispatcher(db, risk_circuit, tmp_path, _RefusesInput())
+    try:
+        _confirmed(db, 10, X)
+        assert d.run_once() == 0
+        state, _, reason = _state(db, 10)
+        assert state == State.REJECTED.value
+        assert "outside the calibrated lookup range" in str(reason)
     finally:
         d.close()
         db.dispose()

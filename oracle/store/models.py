@@ -64,7 +64,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
         {State.DISPATCHED, State.REJECTED, State.EXPIRED, State.ORPHANED, State.FULFILLED, State.FAILED}
     ),
     State.DISPATCHED: frozenset(
-        {State.PROVEN, State.CONFIRMED, State.FAILED, State.EXPIRED, State.ORPHANED, State.FULFILLED}
+        {State.PROVEN, State.CONFIRMED, State.REJECTED, State.FAILED, State.EXPIRED, State.ORPHANED, State.FULFILLED}
     ),
     State.PROVEN: frozenset(
         {State.VERIFIED, State.CONFIRMED, State.FAILED, State.EXPIRED, State.ORPHANED, State.FULFILLED}
