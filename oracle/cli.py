@@ -97,7 +97,7 @@ def cmd_models_register(a: argparse.Namespace) -> int:
 def cmd_prove(a: argparse.Namespace) -> int:
     from oracle.circuits.commands import prove_file
 
-    prove_file(a.circuit_dir, a.input, a.out)
+    prove_file(a.circuit_dir, a.input, a.out, a.payee)
     return 0
 
 
@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("circuit_dir", type=Path)
     pr.add_argument("--input", type=Path, required=True)
     pr.add_argument("--out", type=Path, required=True)
+    pr.add_argument("--payee", help="0x address the oracle credits for this proof (required when the "
+                                    "circuit binds a payee: fulfil with the same payee)")
     pr.set_defaults(func=cmd_prove)
 
     v = sub.add_parser("verify", help="verify a PROOF.json (exit 0 valid, 1 invalid)")

@@ -59,23 +59,30 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d / "circuit"
 
 
-def _prove(circuit: Path, tmp: Path, values: object) -> tuple[subprocess.CompletedProcess[str], Path]:
+PAYEE = "0x00000000000000000000000000000000000a11ce"
+
+
+def _prove(circuit: Path, tmp: Path, values: object, payee: str | None = PAYEE
+           ) -> tuple[subprocess.CompletedProcess[str], Path]:
     inp, out = tmp / "in.json", tmp / "proof.json"
     inp.write_text(json.dumps({"input": values}))
-    return oracle("prove", str(circuit), "--input", str(inp), "--out", str(out)), out
+    extra = ("--payee", payee) if payee is not None else ()
+    return oracle("prove", str(circuit), "--input", str(inp), "--out", str(out), *extra), out
 
 
 def test_compile_prove_verify_a_new_model(compiled: Path, tmp_path: Path) -> None:
     r, out = _prove(compiled, tmp_path, [0.1, 0.5, -0.3, 0.9, 0.0, 0.25])
     assert r.returncode == 0, r.stderr
     doc = json.loads(out.read_text())
-    assert {"output", "output_fixed", "public_signals", "proof", "calldata"} <= set(doc)
+    assert {"output", "output_fixed", "public_signals", "proof", "calldata", "payee"} <= set(doc)
     assert len(doc["output"]) == 2 and len(bytes.fromhex(doc["calldata"][2:])) == 256
+    assert doc["payee"] == PAYEE
     v = oracle("verify", str(compiled), str(out))
     assert v.returncode == 0 and "valid" in v.stdout
-    # Altering any of output, output_fixed or the proof fails verification with a reason.
+    # Altering any of output, output_fixed, the payee or the proof fails verification with a reason.
     for field, change in (("output", lambda d: d["output"].__setitem__(0, d["output"][0] + 0.5)),
                           ("output_fixed", lambda d: d["output_fixed"].__setitem__(1, d["output_fixed"][1] + 1)),
+                          ("payee", lambda d: d.__setitem__("payee", "0x" + "00" * 19 + "b0")),
                           ("calldata", lambda d: d.__setitem__("calldata", d["calldata"][:-2] + "00"))):
         bad = json.loads(out.read_text())
         change(bad)
@@ -84,6 +91,9 @@ def test_compile_prove_verify_a_new_model(compiled: Path, tmp_path: Path) -> Non
         r2 = oracle("verify", str(compiled), str(f))
         assert r2.returncode == 1, field
         assert "INVALID" in r2.stderr and "Traceback" not in r2.stderr
+    # The circuit binds the fee recipient: proving without --payee is a clear error.
+    r3, _ = _prove(compiled, tmp_path, [0.1, 0.5, -0.3, 0.9, 0.0, 0.25], payee=None)
+    assert r3.returncode == 2 and "--payee" in r3.stderr and "Traceback" not in r3.stderr
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ PROOF.json (written by ``prove_file``)::
      "input": floats (input_fixed / 2**input_scale: the value actually proven),
      "input_fixed": ints, "output": floats (output_fixed / 2**output_scale),
      "output_fixed": ints, "public_signals": decimal strings, "proof": backend-native JSON,
-     "calldata": "0x..." (the bytes argument of fulfill), "prove_seconds": float}
+     "calldata": "0x..." (the bytes argument of fulfill), "prove_seconds": float,
+     "payee": "0x..." (the fee recipient the proof is bound to) or null (circuit binds none)}
 """
 
 from __future__ import annotations
@@ -82,13 +83,19 @@ def proof_document(m: Manifest, p: Proof) -> dict[str, Any]:
         "proof": p.proof,
         "calldata": p.calldata,
         "prove_seconds": round(p.prove_seconds, 4),
+        "payee": p.payee,
     }
 
 
-def prove_file(circuit_dir: Path, input_json: Path, out_json: Path) -> dict[str, Any]:
+def prove_file(circuit_dir: Path, input_json: Path, out_json: Path, payee: str | None = None) -> dict[str, Any]:
+    """Proves the input of ``input_json`` for ``payee``, the address the oracle will credit
+    (required when the circuit binds a payee: ``fulfill`` must then name the same payee)."""
     m = Manifest.load(circuit_dir)
+    if m.binds_payee and payee is None:
+        raise BackendError(f"{circuit_dir}: this circuit binds the fee recipient into its proofs: "
+                           "pass --payee <address the oracle will credit>")
     x = read_input(m, input_json)
-    p = get_backend(m.backend).prove(circuit_dir, x)
+    p = get_backend(m.backend).prove(circuit_dir, x, payee)
     doc = proof_document(m, p)
     out_json.write_text(json.dumps(doc, indent=2) + "\n")
     return doc
@@ -114,6 +121,9 @@ def verify_file(circuit_dir: Path, proof_json: Path) -> tuple[bool, str]:
         return False, f"proof is for backend {doc['backend']!r}, circuit is {m.backend!r}"
     if doc["circuit_id"] != m.circuit_id:
         return False, f"proof is for circuit {doc['circuit_id']}, this circuit is {m.circuit_id}"
+    payee = doc.get("payee")
+    if payee is not None and not isinstance(payee, str):
+        return False, "payee must be a 0x-hex address or null"
     ints = doc["input_fixed"], doc["output_fixed"]
     if not all(isinstance(v, int) and not isinstance(v, bool) for lst in ints for v in lst):
         return False, "input_fixed/output_fixed must be integers"
@@ -125,7 +135,7 @@ def verify_file(circuit_dir: Path, proof_json: Path) -> tuple[bool, str]:
         backend=doc["backend"], circuit_id=doc["circuit_id"],
         input_fixed=list(doc["input_fixed"]), output_fixed=list(doc["output_fixed"]),
         public_signals=[str(s) for s in doc["public_signals"]], proof=doc["proof"],
-        calldata=str(doc["calldata"]),
+        calldata=str(doc["calldata"]), payee=payee,
     )
     backend = get_backend(m.backend)
     try:
@@ -134,5 +144,5 @@ def verify_file(circuit_dir: Path, proof_json: Path) -> tuple[bool, str]:
         return False, str(e)
     if not ok:
         return False, ("proof does not verify for these public signals (input_fixed, "
-                       "output_fixed, public_signals, proof or calldata altered)")
+                       "output_fixed, payee, public_signals, proof or calldata altered)")
     return True, "valid"
