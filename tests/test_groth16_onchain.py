@@ -16,6 +16,8 @@ from oracle.proving.groth16 import Groth16Backend
 # The pairing precompile fails at eth_estimateGas' ~32 k and verifyProof then returns false:
 # always pass an explicit gas limit (TOOLCHAIN.md).
 VERIFY_GAS = 2_000_000
+PAYEE = "0x00000000000000000000000000000000000a11ce"
+OTHER = "0x000000000000000000000000000000000000b0b0"
 
 
 def test_verifier_accepts_calldata_on_chain(anvil: Anvil, groth16_backend: Groth16Backend,
@@ -28,7 +30,8 @@ def test_verifier_accepts_calldata_on_chain(anvil: Anvil, groth16_backend: Groth
         {"from": sender, "data": art["bytecode"], "gas": 3_000_000}))
     verifier = w3.eth.contract(address=tx["contractAddress"], abi=art["abi"])
 
-    p = groth16_backend.prove(risk_circuit, [300, 200, 100, 0, 50, 0, 400, 20])
+    x = [300, 200, 100, 0, 50, 0, 400, 20]
+    p = groth16_backend.prove(risk_circuit, x, PAYEE)
     words = decode(["uint256[2]", "uint256[2][2]", "uint256[2]"],
                    bytes.fromhex(p.calldata[2:]))
     signals = [int(s) for s in p.public_signals]
@@ -39,3 +42,5 @@ def test_verifier_accepts_calldata_on_chain(anvil: Anvil, groth16_backend: Groth
     assert call(signals)
     assert not call([signals[0] + 1, *signals[1:]])          # another output
     assert not call([*signals[:-1], signals[-1] + 1])        # another input
+    stolen = [int(s) for s in m.public_signals(x, p.output_fixed, OTHER)]
+    assert stolen != signals and not call(stolen)             # another payee (a copier's)

@@ -11,6 +11,7 @@ from web3.logs import DISCARD
 
 from oracle.chain.client import Chain, ContractError
 from oracle.chain.deploy import Deployment
+from oracle.chain.structs import read_request
 from oracle.circuits.manifest import Manifest
 from oracle.proving.groth16 import Groth16Backend
 from tests.conftest import account_chain
@@ -37,20 +38,27 @@ def test_vault_rebalance_with_real_groth16_proof(
     inp = request_input(p, rid)
     assert inp == [int(v) for v in p.vault.functions.currentFeatures().call()]
 
-    proof = groth16_backend.prove(risk_circuit, inp)
     relayer = account_chain(chain, 3)
+    payee = account_chain(chain, 4).account.address  # type: ignore[union-attr]
+    proof = groth16_backend.prove(risk_circuit, inp, payee)
     oracle_r = relayer.contract("InferenceOracle", deployment.oracle)
     # A proof for the right input but a different output fails on-chain.
     bad_out = list(proof.output_fixed)
     bad_out[0] += 1
     with pytest.raises(ContractError, match=r"InvalidProof\(requestId="):
-        relayer.transact(oracle_r.functions.fulfill(rid, bad_out, HexBytes(proof.calldata)), gas=FULFIL_GAS)
+        relayer.transact(oracle_r.functions.fulfill(rid, bad_out, payee, HexBytes(proof.calldata)), gas=FULFIL_GAS)
+    # The same proof claimed for another payee (a copier naming itself) fails on-chain.
+    copier = relayer.account.address  # type: ignore[union-attr]
+    with pytest.raises(ContractError, match=r"InvalidProof\(requestId="):
+        relayer.transact(oracle_r.functions.fulfill(rid, list(proof.output_fixed), copier, HexBytes(proof.calldata)),
+                         gas=FULFIL_GAS)
 
     receipt = relayer.transact(
-        oracle_r.functions.fulfill(rid, list(proof.output_fixed), HexBytes(proof.calldata)), gas=FULFIL_GAS
+        oracle_r.functions.fulfill(rid, list(proof.output_fixed), payee, HexBytes(proof.calldata)), gas=FULFIL_GAS
     )
     ev = _fulfil_event(p, receipt)
     assert ev["callbackSucceeded"] is True
+    assert ev["payee"] == payee
     assert [int(v) for v in ev["output"]] == list(proof.output_fixed)
     assert int(p.oracle.functions.requestStatus(rid).call()) == 2  # Fulfilled
     assert int(p.vault.functions.pendingRequestId().call()) == 0
@@ -60,12 +68,13 @@ def test_vault_rebalance_with_real_groth16_proof(
     assert risks == expected
     after = [int(v) for v in p.vault.functions.allocations().call()]
     assert after != before or len(set(expected)) == 1  # re-weighted unless all risks are equal
-    # The relayer earned the fee.
-    assert int(p.oracle.functions.balances(relayer.account.address).call()) > 0  # type: ignore[union-attr]
+    # The payee the proof names earned the whole fee; the sender of the transaction nothing.
+    assert int(p.oracle.functions.balances(payee).call()) == read_request(p.oracle, rid).fee > 0
+    assert int(p.oracle.functions.balances(copier).call()) == 0
     # A second fulfilment of the same request is rejected by name.
     with pytest.raises(ContractError, match=r"AlreadyFulfilled\(requestId="):
         relayer.transact(
-            oracle_r.functions.fulfill(rid, list(proof.output_fixed), HexBytes(proof.calldata)), gas=FULFIL_GAS
+            oracle_r.functions.fulfill(rid, list(proof.output_fixed), payee, HexBytes(proof.calldata)), gas=FULFIL_GAS
         )
 
 
@@ -79,11 +88,12 @@ def test_proof_for_another_request_input_is_rejected(
     for inp in ([10] * 8, [20] * 8):
         chain.transact(p.oracle.functions.requestInference(p.model_id, inp, NO_CALLBACK, 0, deadline), value=fee)
         ids.append(last_request_id(p))
-    proof_for_second = groth16_backend.prove(risk_circuit, [20] * 8)
+    me = chain.account.address  # type: ignore[union-attr]
+    proof_for_second = groth16_backend.prove(risk_circuit, [20] * 8, me)
     with pytest.raises(ContractError, match="InvalidProof"):
-        chain.transact(p.oracle.functions.fulfill(ids[0], list(proof_for_second.output_fixed),
+        chain.transact(p.oracle.functions.fulfill(ids[0], list(proof_for_second.output_fixed), me,
                                                   HexBytes(proof_for_second.calldata)), gas=FULFIL_GAS)
-    chain.transact(p.oracle.functions.fulfill(ids[1], list(proof_for_second.output_fixed),
+    chain.transact(p.oracle.functions.fulfill(ids[1], list(proof_for_second.output_fixed), me,
                                               HexBytes(proof_for_second.calldata)), gas=FULFIL_GAS)
     assert int(p.oracle.functions.requestStatus(ids[1]).call()) == 2
 
@@ -96,13 +106,14 @@ def test_refund_after_deadline(chain: Chain, deployment: Deployment, risk_circui
     with pytest.raises(ContractError, match=r"DeadlineNotReached\(requestId="):
         chain.transact(p.oracle.functions.refund(rid))
     vault_eth = chain.w3.eth.get_balance(deployment.vault)
-    fee = int(p.oracle.functions.getRequest(rid).call()[6])
+    fee = read_request(p.oracle, rid).fee
     ttl = int(p.vault.functions.requestTtl().call())
     chain.w3.provider.make_request("evm_increaseTime", [ttl + 1])  # type: ignore[arg-type]
     chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-    proof = groth16_backend.prove(risk_circuit, request_input(p, rid))
+    me = chain.account.address  # type: ignore[union-attr]
+    proof = groth16_backend.prove(risk_circuit, request_input(p, rid), me)
     with pytest.raises(ContractError, match=r"RequestExpired\(requestId="):
-        chain.transact(p.oracle.functions.fulfill(rid, list(proof.output_fixed), HexBytes(proof.calldata)),
+        chain.transact(p.oracle.functions.fulfill(rid, list(proof.output_fixed), me, HexBytes(proof.calldata)),
                        gas=FULFIL_GAS)
     chain.transact(p.oracle.functions.refund(rid))
     assert chain.w3.eth.get_balance(deployment.vault) == vault_eth + fee
