@@ -291,17 +291,26 @@ def test_verifier_on_chain(anvil: Anvil, mlp_ezkl: Path, mlp_manifest: Manifest,
 
 
 def test_fulfil_through_oracle_with_halo2_adapter(chain: Chain, mlp_ezkl: Path, proof: Proof) -> None:
-    """The EZKL path end to end on anvil: registry + Halo2VerifierAdapter + oracle."""
+    """The EZKL path end to end on anvil: registry + Halo2VerifierAdapter + oracle. EZKL's
+    verifier cannot bind the payee, so a fulfilment is revealed only after its commitment
+    (commitFulfillment of exactly that id, output, payee and proof) was mined."""
     from hexbytes import HexBytes
 
     from oracle.chain.client import ContractError
     from oracle.chain.deploy import deploy_all
     from oracle.chain.registration import register_circuit
+    from oracle.chain.structs import read_model
+    from tests.protocol import commit_fulfilment, rpc_url
 
     d = deploy_all(chain)
-    reg = register_circuit(chain, d.registry, mlp_ezkl)
+    reg = register_circuit(chain, d.registry, mlp_ezkl, rpc_url=rpc_url(chain))
     oracle = chain.contract("InferenceOracle", d.oracle)
     mid = bytes.fromhex(reg.model_id[2:])
+    assert read_model(oracle, mid).binds_payee is False       # read from the Halo2 adapter
+    assert chain.account is not None
+    payee = chain.account.address
+    copier = Account.from_key(DEV_KEYS[6]).address
+    raw = bytes(HexBytes(proof.calldata))
     fee = int(oracle.functions.quoteFee(mid, 0).call())
     deadline = int(chain.w3.eth.get_block("latest")["timestamp"]) + 600
     no_cb = "0x" + "00" * 20
@@ -309,9 +318,15 @@ def test_fulfil_through_oracle_with_halo2_adapter(chain: Chain, mlp_ezkl: Path, 
     rid = int(oracle.functions.nextRequestId().call()) - 1
     bad = list(proof.output_fixed)
     bad[0] += 1
+    commit_fulfilment(chain, oracle, rid, bad, payee, raw)     # committed, so the verifier decides
     with pytest.raises(ContractError, match="InvalidProof"):
-        chain.transact(oracle.functions.fulfill(rid, bad, HexBytes(proof.calldata)), gas=VERIFY_GAS)
-    rcpt = chain.transact(oracle.functions.fulfill(rid, proof.output_fixed, HexBytes(proof.calldata)),
-                          gas=VERIFY_GAS)
+        chain.transact(oracle.functions.fulfill(rid, bad, payee, raw), gas=VERIFY_GAS)
+    with pytest.raises(ContractError, match="FulfillmentNotCommitted"):   # a valid proof, no commitment
+        chain.transact(oracle.functions.fulfill(rid, proof.output_fixed, payee, raw), gas=VERIFY_GAS)
+    commit_fulfilment(chain, oracle, rid, proof.output_fixed, payee, raw)
+    with pytest.raises(ContractError, match="FulfillmentNotCommitted"):   # the commitment names the payee
+        chain.transact(oracle.functions.fulfill(rid, proof.output_fixed, copier, raw), gas=VERIFY_GAS)
+    rcpt = chain.transact(oracle.functions.fulfill(rid, proof.output_fixed, payee, raw), gas=VERIFY_GAS)
     assert int(oracle.functions.requestStatus(rid).call()) == 2
+    assert int(oracle.functions.balances(payee).call()) == fee
     print(f"\nfulfill through Halo2VerifierAdapter: {rcpt['gasUsed']} gas")

@@ -16,6 +16,7 @@ from web3.logs import DISCARD
 from oracle.chain.client import Chain, ContractError
 from oracle.chain.deploy import deploy_all
 from oracle.chain.registration import register_circuit
+from oracle.chain.structs import read_model
 from oracle.circuits.fixedpoint import to_fixed
 from oracle.circuits.manifest import Manifest, ManifestError
 from oracle.paths import CACHE_DIR, ROOT
@@ -24,6 +25,7 @@ from oracle.proving.base import CompileOptions, ProofBackend
 from oracle.proving.groth16 import Groth16Backend
 from oracle.proving.groth16.cache import compile_cached
 from oracle.proving.registry import get_backend
+from tests.protocol import commit_fulfilment, rpc_url
 
 NO_CALLBACK = "0x" + "00" * 20
 FULFIL_GAS = 5_000_000
@@ -70,27 +72,38 @@ def test_reference_model_off_chain_and_through_the_oracle(
     sample = json.loads((ROOT / "models" / model / "calibration.json").read_text())["input"][3]
     x = to_fixed(sample, m.input_scale, m.input_bits)
     b: ProofBackend = get_backend(backend)
-    proof = b.prove(circuit, x)
+    assert chain.account is not None
+    payee = chain.account.address
+    proof = b.prove(circuit, x, payee)
     assert b.verify(circuit, proof)
     bad = list(proof.output_fixed)
     bad[0] += 1
     from dataclasses import replace
 
-    assert not b.verify(circuit, replace(proof, output_fixed=bad, public_signals=m.public_signals(x, bad)))
+    assert not b.verify(circuit, replace(proof, output_fixed=bad, public_signals=m.public_signals(x, bad, payee)))
 
     d = deploy_all(chain)
-    reg = register_circuit(chain, d.registry, circuit)
+    reg = register_circuit(chain, d.registry, circuit, rpc_url=rpc_url(chain))
     oracle = chain.contract("InferenceOracle", d.oracle)
     mid = bytes.fromhex(reg.model_id[2:])
+    # Groth16 binds the payee into its proof; EZKL's verifier cannot, so it goes by commit-reveal.
+    assert read_model(oracle, mid).binds_payee is (backend == "groth16") is m.binds_payee
     fee = int(oracle.functions.quoteFee(mid, 0).call())
     deadline = int(chain.w3.eth.get_block("latest")["timestamp"]) + 600
     chain.transact(oracle.functions.requestInference(mid, x, NO_CALLBACK, 0, deadline), value=fee)
     rid = int(oracle.functions.nextRequestId().call()) - 1
+    raw = bytes(HexBytes(proof.calldata))
+    if not m.binds_payee:
+        with pytest.raises(ContractError, match=r"FulfillmentNotCommitted"):   # reveal without commit
+            chain.transact(oracle.functions.fulfill(rid, proof.output_fixed, payee, raw), gas=FULFIL_GAS)
+        commit_fulfilment(chain, oracle, rid, bad, payee, raw)   # so the tampered output reaches the verifier
     with pytest.raises(ContractError, match=r"InvalidProof|PackedOutputOutOfRange"):
-        chain.transact(oracle.functions.fulfill(rid, bad, HexBytes(proof.calldata)), gas=FULFIL_GAS)
-    rcpt = chain.transact(oracle.functions.fulfill(rid, proof.output_fixed, HexBytes(proof.calldata)),
-                          gas=FULFIL_GAS)
+        chain.transact(oracle.functions.fulfill(rid, bad, payee, raw), gas=FULFIL_GAS)
+    if not m.binds_payee:
+        commit_fulfilment(chain, oracle, rid, proof.output_fixed, payee, raw)
+    rcpt = chain.transact(oracle.functions.fulfill(rid, proof.output_fixed, payee, raw), gas=FULFIL_GAS)
     assert int(oracle.functions.requestStatus(rid).call()) == 2
     ev = oracle.events.InferenceFulfilled().process_receipt(rcpt, errors=DISCARD)[0]
     assert [int(v) for v in ev["args"]["output"]] == list(proof.output_fixed)
+    assert ev["args"]["payee"] == payee and int(oracle.functions.balances(payee).call()) == fee
     print(f"\n{backend}/{model}: fulfil {rcpt['gasUsed']:,} gas, proof {len(proof.calldata) // 2 - 1} bytes")
