@@ -14,24 +14,26 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 from eth_account import Account
+from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3.contract import Contract
 
 from oracle.chain.anvil import DEV_KEYS, Anvil
 from oracle.chain.client import Chain, ContractError
 from oracle.chain.deploy import Deployment, deploy_all, deploy_cross_chain
+from oracle.chain.structs import read_model
 from oracle.circuits.quantize import QuantizedModel, quantized_forward
 from oracle.cli import main as oracle_cli
 from oracle.proving.groth16 import Groth16Backend
 from oracle.service.config import ChainConfig, ProverConfig, RelayerSettings, ServiceConfig
 from oracle.store.models import Delivery, DeliveryState, RelayerTx
 from relayer.delivery import _Message, delivery_key
-from tests.service_harness import models_dir_with, running_service, wait_for
+from tests.service_harness import RELAYER_KEY_INDEX, models_dir_with, running_service, wait_for
 
 CHAIN_B = 31338
 DST_GAS = 300_000
@@ -67,9 +69,11 @@ class TwoChains:
 
 def register_everywhere(circuit: Path, pairs: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch,
                         capsys: pytest.CaptureFixture[str]) -> list[str]:
-    """`oracle models register CIRCUIT --rpc A --registry RA --rpc B --registry RB`."""
+    """`oracle models register CIRCUIT --rpc A --registry RA --rpc B --registry RB`. The test
+    circuits have development keys and chain B's id (31338) is not a development chain id, so
+    registration on B needs the explicit override (refused without it: test_register_dev_keys)."""
     monkeypatch.setenv("ORACLE_PRIVATE_KEY", DEV_KEYS[0])
-    args = ["models", "register", str(circuit)]
+    args = ["models", "register", str(circuit), "--i-understand-dev-keys-are-forgeable"]
     for rpc, registry in pairs:
         args += ["--rpc", rpc, "--registry", registry]
     capsys.readouterr()
@@ -125,11 +129,13 @@ def test_models_register_same_circuit_on_every_chain(
                                              (anvil_b.url, db.registry)], monkeypatch, capsys)
     assert ids[0] == ids[1]
     mid = bytes.fromhex(ids[0][2:])
-    ma = chain.contract("ModelRegistry", da.registry).functions.getModel(mid).call()
-    mb = b.contract("ModelRegistry", db.registry).functions.getModel(mid).call()
-    assert ma[10] == mb[10], "same circuit id on both chains"
-    assert "0x" + bytes(ma[10]).hex() == ids[0], "model id defaults to the circuit id"
-    assert ma[1:10] == mb[1:10], "same proof system, sizes, scales, bits"
+    ma = read_model(chain.contract("ModelRegistry", da.registry), mid)
+    mb = read_model(b.contract("ModelRegistry", db.registry), mid)
+    assert ma.circuit_id == mb.circuit_id, "same circuit id on both chains"
+    assert ma.circuit_id == ids[0], "model id defaults to the circuit id"
+    assert ma.binds_payee and ma.batch_verify
+    # Same proof system, sizes, scales, bits, flags, fee and gas: only the adapter's address may differ.
+    assert replace(ma, verifier=mb.verifier) == mb
 
 
 def test_request_on_a_delivered_on_b_with_the_same_proof(
@@ -162,7 +168,7 @@ def test_request_on_a_delivered_on_b_with_the_same_proof(
             assert all(d.dst_chain_id == CHAIN_B and d.consumer == t.consumer.address for d in deliveries)
             b_txs = [tx for tx in s.query(RelayerTx).all() if tx.chain_id == CHAIN_B and tx.status != "replaced"]
             stored = {d.request_id: d.request.proof for d in deliveries}
-            proofs = {rid: (pr.output_ints, pr.calldata) for rid, pr in stored.items() if pr is not None}
+            proofs = {rid: (pr.output_ints, pr.payee, pr.calldata) for rid, pr in stored.items() if pr is not None}
     # Fulfilled once on A, delivered once on B, outputs = the numpy integer reference.
     for rid, x in zip(ids, xs, strict=True):
         assert int(t.oracle_a.functions.requestStatus(rid).call()) == 2
@@ -174,9 +180,14 @@ def test_request_on_a_delivered_on_b_with_the_same_proof(
     nonces = sorted(tx.nonce for tx in b_txs)
     assert nonces == list(range(nonces[0], nonces[0] + len(nonces)))
     assert {tx.kind for tx in b_txs} == {"deliver", "fulfill"}
-    # The same proof can be reused by anyone on B through ProvenResults.
-    out, proof = proofs[ids[0]]
-    t.b.transact(t.results.functions.submit(t.model_id, xs[0], out, HexBytes(proof)), gas=1_500_000)
+    # The service proved for its relayer's payee (the default: its account).
+    relayer_account = Account.from_key(DEV_KEYS[RELAYER_KEY_INDEX]).address
+    assert {(payee or "").lower() for _, payee, _ in proofs.values()} == {relayer_account.lower()}
+    # The same proof can be reused by anyone on B through ProvenResults (naming the payee it was made for).
+    out, payee, proof = proofs[ids[0]]
+    assert payee is not None
+    t.b.transact(t.results.functions.submit(t.model_id, xs[0], out, to_checksum_address(payee), HexBytes(proof)),
+                 gas=1_500_000)
     got, proven = t.results.functions.provenOutput(t.model_id, xs[0]).call()
     assert proven and [int(v) for v in got] == out
 
@@ -206,14 +217,15 @@ def test_b_rejects_tampered_proof_and_unknown_destination_is_clear(
                          monkeypatch, capsys)
     x = _input(4)
     t.b.transact(t.consumer.functions.expect(x))
-    p = groth16_backend.prove(risk_circuit, x)
+    payee = Account.from_key(DEV_KEYS[4]).address      # whoever fulfilled on A; no fee on B
+    p = groth16_backend.prove(risk_circuit, x, payee)
     out, proof = list(p.output_fixed), bytearray(HexBytes(p.calldata))
     relayer = Chain(w3=t.b.w3, account=Account.from_key(DEV_KEYS[3]), artifacts=t.b.artifacts)
     inbox = relayer.contract("CrossChainInbox", t.inbox.address)
 
-    def deliver(o: list[int], pr: bytes, rid: int = 1) -> object:
-        return relayer.transact(inbox.functions.deliver(chain.chain_id, t.da.oracle, rid, t.model_id, x, o, pr,
-                                                        t.consumer.address, DST_GAS), gas=2_000_000)
+    def deliver(o: list[int], pr: bytes, rid: int = 1, to: str = payee, src_oracle: str = t.da.oracle) -> object:
+        msg = (chain.chain_id, src_oracle, rid, t.model_id, t.consumer.address, DST_GAS, to)
+        return relayer.transact(inbox.functions.deliver(msg, x, o, pr), gas=2_000_000)
 
     tampered = bytearray(proof)
     tampered[100] ^= 1
@@ -223,11 +235,16 @@ def test_b_rejects_tampered_proof_and_unknown_destination_is_clear(
     bad_out[0] += 1
     with pytest.raises(ContractError, match=r"InvalidProof\(modelId="):
         deliver(bad_out, bytes(proof))
+    with pytest.raises(ContractError, match=r"InvalidProof\(modelId="):     # not the payee the proof names
+        deliver(out, bytes(proof), to=relayer.account.address)  # type: ignore[union-attr]
     assert int(t.consumer.functions.accepted().call()) == 0
     deliver(out, bytes(proof))                           # the genuine proof goes through
     assert int(t.consumer.functions.accepted().call()) == 1
     with pytest.raises(ContractError, match=r"AlreadyDelivered\(srcChainId=31337"):
         deliver(out, bytes(proof))
+    # The replay key is what the consumer sees: a made-up source oracle does not make it new.
+    with pytest.raises(ContractError, match=r"AlreadyDelivered\(srcChainId=31337"):
+        deliver(out, bytes(proof), src_oracle=relayer.account.address)  # type: ignore[union-attr]
     # A destination the source oracle does not know is refused up front, by name.
     with pytest.raises(ContractError, match=r"UnknownDestination\(chainId=999\)"):
         t.request_to(x, dst=999)
@@ -295,7 +312,6 @@ def test_delivery_is_stored_before_broadcast_and_uses_another_relayers_proof(
     and proof come from its fulfil calldata; the delivery tx is committed before its broadcast,
     a 'crash' before the broadcast loses nothing and sends nothing twice."""
     from oracle.service.app import OracleService
-    from tests.service_harness import RELAYER_KEY_INDEX
 
     t = setup_two_chains(chain, Chain.connect(anvil_b.url, Account.from_key(DEV_KEYS[0])), risk_circuit,
                          monkeypatch, capsys)
@@ -308,11 +324,14 @@ def test_delivery_is_stored_before_broadcast_and_uses_another_relayers_proof(
         rt_a, rt_b = svc.chains[chain.chain_id], svc.chains[CHAIN_B]
         assert rt_b.delivery is not None
         rt_a.listener.poll()
-        p = groth16_backend.prove(risk_circuit, x)
         other = Chain(w3=chain.w3, account=Account.from_key(DEV_KEYS[7]), artifacts=chain.artifacts)
+        assert other.account is not None
+        p = groth16_backend.prove(risk_circuit, x, other.account.address)
         other.transact(other.contract("InferenceOracle", t.da.oracle).functions.fulfill(
-            rid, list(p.output_fixed), HexBytes(p.calldata)), gas=1_500_000)
+            rid, list(p.output_fixed), other.account.address, HexBytes(p.calldata)), gas=1_500_000)
         rt_a.listener.poll()                               # sees the fulfilment by someone else
+        # The delivery below goes through only if it names the payee the proof was made for
+        # (account 7's, read from its fulfil calldata): B verifies the payee-bound proof.
         with svc.db.session() as s:
             d = s.query(Delivery).one()
             assert d.request.state == "fulfilled" and d.request.proof is None
@@ -341,8 +360,7 @@ def test_delivery_is_stored_before_broadcast_and_uses_another_relayers_proof(
 
 
 def _key(t: TwoChains, rid: int, x: list[int]) -> bytes:
-    onchain = bytes(t.inbox.functions.deliveryKey(t.a.chain_id, t.da.oracle, rid, t.model_id, x,
-                                                  t.consumer.address, DST_GAS).call())
+    onchain = bytes(t.inbox.functions.deliveryKey(t.a.chain_id, rid, t.model_id, x, t.consumer.address).call())
     # The delivery job computes the key locally for its "already delivered?" check.
     local = delivery_key(_Message(pk=0, src_chain_id=t.a.chain_id, src_oracle=t.da.oracle, request_id=rid,
                                   model_id=t.model_id, input=x, output=[], proof=b"", circuit_id=None,
