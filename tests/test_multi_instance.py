@@ -117,11 +117,12 @@ def test_two_instances_share_one_postgres_database(
              dict(provers), dict(senders))
 
     # Each request was sent in exactly one transaction that mined (none failed or was sent
-    # twice), and the chain agrees on who relayed it.
+    # twice), and the chain agrees on who relayed it (each instance's payee defaults to its
+    # relayer account, and the fee goes to the payee the proof names).
     assert all(t.status in ("confirmed", "replaced") for t in txs), [(t.nonce, t.status) for t in txs]
     sent = Counter(reqs[pk].request_id for t in txs if t.status == "confirmed" for pk in t.request_pks)
     assert sorted(sent) == sorted(ids) and set(sent.values()) == {1}, sent
-    assert {e["args"]["relayer"] for e in logs if int(e["args"]["requestId"]) in ids} <= set(accounts)
+    assert {e["args"]["payee"] for e in logs if int(e["args"]["requestId"]) in ids} <= set(accounts)
 
     # No nonce gaps, per account: every nonce from the first to the last is used, nothing is
     # stuck in the mempool, and the stored counter equals the chain's.
