@@ -58,7 +58,8 @@ class CommitGate:
                 if self.binds_payee(req.model_id):
                     plan.append((pk, b"", False))
                     continue
-                c = commitment(req.request_id, req.proof.output_ints, r.payee, bytes(HexBytes(req.proof.calldata)))
+                c = commitment(req.request_id, req.proof.output_ints, r.payee_of(req),
+                               bytes(HexBytes(req.proof.calldata)))
                 plan.append((pk, c, True))
         go: list[int] = []
         wait: list[tuple[int, bytes, bool]] = []

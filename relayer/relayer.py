@@ -160,6 +160,7 @@ class Relayer:
         try:
             ready = self._precheck(ids)
             ready = self.commits.ready(ready) if ready else ready
+            ready = self._one_payee(ready)
             return self._send(ready) if ready else 0
         except Exception:
             # RPC down mid-way: hand the requests back at once instead of holding them for the
@@ -203,6 +204,31 @@ class Relayer:
                     ready.append(pk)
         return ready
 
+    def payee_of(self, req: Request) -> str:
+        """The payee a request is fulfilled for: the one its proof names (another instance
+        sharing the database may have proven it for its own payee; any other payee would not
+        verify), else, for a proof that names none (commit-reveal), this relayer's."""
+        if req.proof is not None and req.proof.payee:
+            return to_checksum_address(req.proof.payee)
+        return self.payee
+
+    def _one_payee(self, pks: list[int]) -> list[int]:
+        """The requests of the most common payee (``fulfillBatch`` names one); the others are
+        handed back for the next round."""
+        if len(pks) < 2:
+            return pks
+        with self.db.session() as s:
+            by: dict[str, list[int]] = {}
+            for pk in pks:
+                req = s.get(Request, pk)
+                assert req is not None
+                by.setdefault(self.payee_of(req), []).append(pk)
+        if len(by) == 1:
+            return pks
+        keep = max(by.values(), key=len)
+        self._release([pk for pk in pks if pk not in keep])
+        return keep
+
     def _gas_for(self, req: Request) -> int:
         cb = req.callback_gas_limit * 64 // 63 + 10_000 if req.callback_gas_limit else 0
         # The adapter demands its verification budget *after* the 63/64 rule, and a proof's
@@ -215,20 +241,25 @@ class Relayer:
         """(request ids, calldata, gas limit, kind) of the fulfilment of ``pks``: ``fulfill``
         for one request, ``fulfillBatch`` for several. The one place the call is built, so the
         simulation runs exactly the transaction that is then signed."""
-        reqs = [s.get(Request, pk) for pk in pks]
-        assert all(r is not None and r.proof is not None for r in reqs)
-        ids = [r.request_id for r in reqs]  # type: ignore[union-attr]
-        outputs = [r.proof.output_ints for r in reqs]  # type: ignore[union-attr]
-        proofs = [HexBytes(r.proof.calldata) for r in reqs]  # type: ignore[union-attr]
-        gas = sum(self._gas_for(r) for r in reqs if r is not None)
+        reqs: list[Request] = []
+        for pk in pks:
+            req = s.get(Request, pk)
+            assert req is not None and req.proof is not None
+            reqs.append(req)
+        ids = [r.request_id for r in reqs]
+        outputs = [r.proof.output_ints for r in reqs if r.proof is not None]
+        proofs = [HexBytes(r.proof.calldata) for r in reqs if r.proof is not None]
+        gas = sum(self._gas_for(r) for r in reqs)
+        payees = {self.payee_of(r) for r in reqs}
+        assert len(payees) == 1, "a fulfilment names one payee (submit_ready groups by payee)"
+        payee = payees.pop()
         if len(reqs) == 1:
-            fn = self.oracle.functions.fulfill(ids[0], outputs[0], self.payee, proofs[0])
+            data = self.oracle.encode_abi("fulfill", args=[ids[0], outputs[0], payee, proofs[0]])
             kind = "fulfill"
         else:
-            fn = self.oracle.functions.fulfillBatch(ids, outputs, self.payee, proofs)
+            data = self.oracle.encode_abi("fulfillBatch", args=[ids, outputs, payee, proofs])
             kind = "fulfillBatch"
             gas += BATCH_BASE_GAS
-        data = fn._encode_transaction_data()
         return ids, data, gas, kind
 
     def _send(self, pks: list[int]) -> int:
