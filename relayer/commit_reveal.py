@@ -79,7 +79,7 @@ class CommitGate:
     def _wait(self, pk: int, c: bytes, send: bool) -> None:
         """Defers the request; signs and sends its commit first unless one is on-chain or stored."""
         r = self.relayer
-        data = r.oracle.functions.commitFulfillment(c)._encode_transaction_data()
+        data = r.oracle.encode_abi("commitFulfillment", args=[c])
         fees = current_fees(r.w3) if send else None
         chain_nonce = int(r.w3.eth.get_transaction_count(r.account.address, "pending")) if send else 0
         sent: tuple[str, str] | None = None

@@ -189,11 +189,10 @@ class DeliveryJob:
                 self._retry(d, why)
             return 0
         gas = self._verify_gas(msg.model_id) + msg.gas_limit * 64 // 63 + 10_000 + DELIVER_OVERHEAD_GAS
-        fn = self.inbox.functions.deliver(
+        data = self.inbox.encode_abi("deliver", args=[
             (msg.src_chain_id, msg.src_oracle, msg.request_id, msg.model_id, msg.consumer, msg.gas_limit, msg.payee),
             msg.input, msg.output, msg.proof,
-        )
-        data = fn._encode_transaction_data()
+        ])
         fees = current_fees(self.w3)
         chain_nonce = int(self.w3.eth.get_transaction_count(self.relayer.account.address, "pending"))
         with self.db.session() as s:
