@@ -36,6 +36,7 @@ from oracle.chain.anvil import DEV_KEYS, Anvil  # noqa: E402
 from oracle.chain.client import Chain  # noqa: E402
 from oracle.chain.deploy import deploy_all, deploy_cross_chain  # noqa: E402
 from oracle.chain.registration import register_circuit  # noqa: E402
+from oracle.chain.structs import read_model  # noqa: E402
 from oracle.proving.groth16 import Groth16Backend  # noqa: E402
 from oracle.proving.groth16.cache import compile_cached  # noqa: E402
 from oracle.service.app import OracleService  # noqa: E402
@@ -57,8 +58,11 @@ class Setup:
     def __init__(self, a: Chain, b: Chain, circuit: Path) -> None:
         self.a, self.b = a, b
         self.da, self.db = deploy_all(a), deploy_all(b)
-        reg_a = register_circuit(a, self.da.registry, circuit)
-        register_circuit(b, self.db.registry, circuit)
+        # Dev-keys circuits: A is a local anvil (its URL says so); B's chain id (31338) is not a
+        # development id, so registering there needs the explicit override.
+        reg_a = register_circuit(a, self.da.registry, circuit, rpc_url=str(a.w3.provider.endpoint_uri))  # type: ignore[attr-defined]
+        register_circuit(b, self.db.registry, circuit, rpc_url=str(b.w3.provider.endpoint_uri),  # type: ignore[attr-defined]
+                         allow_dev_keys_on_public_chain=True)
         self.model_id = bytes.fromhex(reg_a.model_id[2:])
         x = deploy_cross_chain(b, self.db.registry)
         assert b.account is not None
@@ -106,20 +110,21 @@ def gas_figures(circuit: Path, backend: Groth16Backend) -> list[tuple[str, str]]
         rid, g_to = s.request_to(x)
         rows.append(("A: requestInference (plain, no callback)", f"{g_plain:,}"))
         rows.append(("A: requestInferenceTo (+ CrossChainRequested, target slot)", f"{g_to:,} (+{g_to - g_plain:,})"))
-        p = backend.prove(circuit, x)
-        r = a.transact(s.oracle_a.functions.fulfill(rid, p.output_fixed, HexBytes(p.calldata)), gas=2_000_000)
+        assert a.account is not None
+        payee = a.account.address                  # the payee the proof names (credited on A only)
+        p = backend.prove(circuit, x, payee)
+        r = a.transact(s.oracle_a.functions.fulfill(rid, p.output_fixed, payee, HexBytes(p.calldata)), gas=2_000_000)
         rows.append(("A: fulfill (no callback; same as a plain request)", f"{int(r['gasUsed']):,}"))
         relayer = Chain(w3=b.w3, account=Account.from_key(DEV_KEYS[3]), artifacts=b.artifacts)
         inbox = relayer.contract("CrossChainInbox", s.inbox.address)
-        r = relayer.transact(inbox.functions.deliver(
-            a.chain_id, s.da.oracle, rid, s.model_id, x, p.output_fixed, HexBytes(p.calldata),
-            s.consumer.address, DST_GAS), gas=2_000_000)
+        msg = (a.chain_id, s.da.oracle, rid, s.model_id, s.consumer.address, DST_GAS, payee)
+        r = relayer.transact(inbox.functions.deliver(msg, x, p.output_fixed, HexBytes(p.calldata)), gas=2_000_000)
         g_deliver = int(r["gasUsed"])
         rows.append(("B: deliver (verify + CommittedInputConsumer callback)", f"{g_deliver:,}"))
         trace = b.w3.provider.make_request("debug_traceTransaction",  # type: ignore[arg-type]
                                            [r["transactionHash"].to_0x_hex(), {"tracer": "callTracer"}])["result"]
         frames = _frames(trace)
-        adapter = b.contract("ModelRegistry", s.db.registry).functions.getModel(s.model_id).call()[0].lower()
+        adapter = read_model(b.contract("ModelRegistry", s.db.registry), s.model_id).verifier.lower()
         verify = sum(int(f["gasUsed"], 16) for f in frames if f.get("to", "").lower() == adapter)
         callback = sum(int(f["gasUsed"], 16) for f in frames if f.get("to", "").lower() == s.consumer.address.lower())
         overhead = g_deliver - verify - callback
@@ -135,7 +140,7 @@ def gas_figures(circuit: Path, backend: Groth16Backend) -> list[tuple[str, str]]
                      f"{fee_plain / 1e9:,.0f} / {fee_to / 1e9:,.0f} gwei; delivery priced "
                      f"{(fee_to - fee_plain) // gp:,} gas for {g_deliver:,} used (callback budget {DST_GAS:,})"))
         r = relayer.transact(relayer.contract("ProvenResults", s.results.address).functions.submit(
-            s.model_id, x, p.output_fixed, HexBytes(p.calldata)), gas=2_000_000)
+            s.model_id, x, p.output_fixed, payee, HexBytes(p.calldata)), gas=2_000_000)
         rows.append(("B: ProvenResults.submit (same proof, 3 outputs stored)", f"{int(r['gasUsed']):,}"))
         got = s.results.functions.provenOutput(s.model_id, x).call()
         read = b.w3.eth.estimate_gas({"to": s.results.address,

@@ -1,8 +1,10 @@
 """On-chain gas of the protocol for the 8-input / 3-output risk model with real Groth16 proofs,
 on a local anvil: requestInference, fulfill (verification included, with and without the vault
 callback) and fulfillBatch per request, with the plain snarkjs adapter and the batch adapter
-(circuit with one public signal per value: 11 signals) and with the packed adapters (the default
-circuit, 8 + 3 values of 12 bits packed into 2 public signals, oracle/circuits/packing.py).
+(circuit with one public signal per value plus one for the payee: 12 signals) and with the packed
+adapters (the default circuit, 8 + 3 values of 12 bits packed into 2 public signals, the payee in
+the output word's spare bits, oracle/circuits/packing.py and payee.py). Every proof names the
+sender as its payee (the oracle credits the payee the proof names).
 
     .venv/bin/python bench/bench_gas.py [--batch 1 5 10 16]
 
@@ -28,6 +30,7 @@ from oracle.chain.anvil import DEV_KEYS, Anvil  # noqa: E402
 from oracle.chain.client import Chain  # noqa: E402
 from oracle.chain.deploy import deploy_all  # noqa: E402
 from oracle.chain.registration import register_circuit  # noqa: E402
+from oracle.chain.structs import read_request  # noqa: E402
 from oracle.proving.groth16 import Groth16Backend  # noqa: E402
 from oracle.proving.groth16.cache import compile_cached  # noqa: E402
 
@@ -51,10 +54,15 @@ def main() -> None:
         with Anvil() as node:
             chain = Chain.connect(node.url, Account.from_key(DEV_KEYS[0]))
             d = deploy_all(chain)
-            plain = register_circuit(chain, d.registry, circuit, model_id="0x" + "11" * 32, batch=False)
-            batch = register_circuit(chain, d.registry, circuit, model_id="0x" + "22" * 32, batch=True)
-            packed = register_circuit(chain, d.registry, packed_circuit, model_id="0x" + "33" * 32, batch=False)
-            packed_batch = register_circuit(chain, d.registry, packed_circuit, model_id="0x" + "44" * 32, batch=True)
+            # Dev-keys circuits: accepted because the node is a local anvil (rpc_url).
+            plain = register_circuit(chain, d.registry, circuit, model_id="0x" + "11" * 32, batch=False,
+                                     rpc_url=node.url)
+            batch = register_circuit(chain, d.registry, circuit, model_id="0x" + "22" * 32, batch=True,
+                                     rpc_url=node.url)
+            packed = register_circuit(chain, d.registry, packed_circuit, model_id="0x" + "33" * 32, batch=False,
+                                      rpc_url=node.url)
+            packed_batch = register_circuit(chain, d.registry, packed_circuit, model_id="0x" + "44" * 32,
+                                            batch=True, rpc_url=node.url)
             for reg, c in ((plain, circuit), (batch, circuit), (packed, packed_circuit),
                            (packed_batch, packed_circuit)):
                 circuit_of[reg.model_id] = c
@@ -75,17 +83,18 @@ def main() -> None:
 
             rid, x, g_req = request(plain.model_id)
             rows.append(("requestInference (8 inputs, packed)", f"{g_req:,}"))
-            p = backend.prove(circuit, x)
-            r = chain.transact(oracle.functions.fulfill(rid, p.output_fixed, HexBytes(p.calldata)), gas=2_000_000)
+            p = backend.prove(circuit, x, me)
+            r = chain.transact(oracle.functions.fulfill(rid, p.output_fixed, me, HexBytes(p.calldata)), gas=2_000_000)
             rows.append(("fulfill, snarkjs adapter, no callback", f"{int(r['gasUsed']):,}"))
             rid, x, _ = request(batch.model_id)
-            p = backend.prove(circuit, x)
-            r = chain.transact(oracle.functions.fulfill(rid, p.output_fixed, HexBytes(p.calldata)), gas=2_000_000)
+            p = backend.prove(circuit, x, me)
+            r = chain.transact(oracle.functions.fulfill(rid, p.output_fixed, me, HexBytes(p.calldata)), gas=2_000_000)
             rows.append(("fulfill, batch adapter (single path), no callback", f"{int(r['gasUsed']):,}"))
             for label, reg in (("packed adapter", packed), ("packed batch adapter (single path)", packed_batch)):
                 rid, x, _ = request(reg.model_id)
-                p = backend.prove(packed_circuit, x)
-                r = chain.transact(oracle.functions.fulfill(rid, p.output_fixed, HexBytes(p.calldata)), gas=2_000_000)
+                p = backend.prove(packed_circuit, x, me)
+                r = chain.transact(oracle.functions.fulfill(rid, p.output_fixed, me, HexBytes(p.calldata)),
+                                   gas=2_000_000)
                 rows.append((f"fulfill, {label}, no callback", f"{int(r['gasUsed']):,}"))
 
             # A light consumer callback (stores the output): the integrator's typical case.
@@ -96,8 +105,9 @@ def main() -> None:
                 x = [5, 10, 15, 20, 25, 30, 35, 40]
                 chain.transact(oracle.functions.requestInference(mid, x, board, 100_000, deadline), value=cb_fee)
                 rid = int(oracle.functions.nextRequestId().call()) - 1
-                p = backend.prove(circ, x)
-                r = chain.transact(oracle.functions.fulfill(rid, p.output_fixed, HexBytes(p.calldata)), gas=2_000_000)
+                p = backend.prove(circ, x, me)
+                r = chain.transact(oracle.functions.fulfill(rid, p.output_fixed, me, HexBytes(p.calldata)),
+                                   gas=2_000_000)
                 rows.append((f"fulfill + ScoreBoard callback (stores 3 outputs), {label}", f"{int(r['gasUsed']):,}"))
 
             # The vault: request (features + fee) and fulfil with its rebalancing callback.
@@ -114,9 +124,10 @@ def main() -> None:
                 r = chain.transact(vault.functions.requestRebalance())
                 rows.append((f"LRTVault.requestRebalance (features + request), {label}", f"{int(r['gasUsed']):,}"))
                 vid = int(oracle.functions.nextRequestId().call()) - 1
-                vin = [int(v) for v in oracle.functions.getRequest(vid).call()[8]]
-                p = backend.prove(circuit_of[reg.model_id], vin)
-                r = chain.transact(oracle.functions.fulfill(vid, p.output_fixed, HexBytes(p.calldata)), gas=3_000_000)
+                vin = read_request(oracle, vid).input
+                p = backend.prove(circuit_of[reg.model_id], vin, me)
+                r = chain.transact(oracle.functions.fulfill(vid, p.output_fixed, me, HexBytes(p.calldata)),
+                                   gas=3_000_000)
                 rows.append((f"fulfill + LRTVault callback (re-weighting), {label}", f"{int(r['gasUsed']):,}"))
 
             for label, model in (("snarkjs adapter", plain.model_id), ("batch adapter", batch.model_id),
@@ -125,11 +136,11 @@ def main() -> None:
                     ids, outs, proofs = [], [], []
                     for _ in range(n):
                         rid, x, _ = request(model)
-                        pr = backend.prove(circuit_of[model], x)
+                        pr = backend.prove(circuit_of[model], x, me)
                         ids.append(rid)
                         outs.append(pr.output_fixed)
                         proofs.append(HexBytes(pr.calldata))
-                    r = chain.transact(oracle.functions.fulfillBatch(ids, outs, proofs), gas=30_000_000)
+                    r = chain.transact(oracle.functions.fulfillBatch(ids, outs, me, proofs), gas=30_000_000)
                     rows.append((f"fulfillBatch x{n}, {label}: per request", f"{int(r['gasUsed']) // n:,}"))
     finally:
         backend.close()
@@ -137,7 +148,7 @@ def main() -> None:
     print(f"{'operation':<{width}}  gas")
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
-    print("anchors: snarkjs verify ~207k + ~7k/signal (11 signals: ~284k, 2 packed: ~221k); RISC Zero router "
+    print("anchors: snarkjs verify ~207k + ~7k/signal (12 signals: ~291k, 2 packed: ~221k); RISC Zero router "
           "~316k/tx; Chainlink Functions callback cap 300k")
 
 

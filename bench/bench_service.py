@@ -65,7 +65,7 @@ def main() -> None:
     with Anvil(block_time=1) as node:
         chain = Chain.connect(node.url, Account.from_key(DEV_KEYS[0]))
         d = deploy_all(chain)
-        reg = register_circuit(chain, d.registry, circuit)
+        reg = register_circuit(chain, d.registry, circuit, rpc_url=node.url)   # local anvil: dev keys allowed
         mid = bytes.fromhex(reg.model_id[2:])
         oracle = chain.contract("InferenceOracle", d.oracle)
         fee = int(oracle.functions.quoteFee(mid, 0).call())

@@ -39,6 +39,8 @@ from oracle.subnet.metagraph import LocalMetagraph, write_local_metagraph  # noq
 from oracle.subnet.validator import SubnetProver  # noqa: E402
 
 log = logging.getLogger("bench_subnet")
+# The fee recipient every proof is made for (the risk circuit binds it): any address will do.
+PAYEE = "0x00000000000000000000000000000000000a11ce"
 
 
 def ms(xs: list[float]) -> str:
@@ -72,26 +74,27 @@ def main() -> None:
 
         def run(sp: SubnetProver, count: int, threads: int) -> list[ProveResult]:
             with ThreadPoolExecutor(threads) as ex:
-                return list(ex.map(lambda _: sp.prove(circuit, rand_input(), timeout=60), range(count)))
+                return list(ex.map(lambda _: sp.prove(circuit, rand_input(), timeout=60, payee=PAYEE), range(count)))
 
         wallet = load_or_create_wallet("validator", base / "wallets")
         print(f"machine: {os.cpu_count()} cores; circuit {m.name} ({m.stats.get('constraints')} constraints)")
 
         # ---- the parts, in this process
         local = LocalProver()
-        local.prove(circuit, rand_input(), timeout=60)        # warm the prover daemons
+        local.prove(circuit, rand_input(), timeout=60, payee=PAYEE)        # warm the prover daemons
         prove_t, verify_t, proofs = [], [], []
         for _ in range(30):
             x = rand_input()
             t0 = time.perf_counter()
-            r = local.prove(circuit, x, timeout=60)
+            r = local.prove(circuit, x, timeout=60, payee=PAYEE)
             prove_t.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            assert verify_offchain(circuit, r.proof, x) is None
+            assert verify_offchain(circuit, r.proof, x, PAYEE) is None
             verify_t.append(time.perf_counter() - t0)
             proofs.append(r)
         miner_key = load_or_create_wallet("other", base / "wallets")
-        body = P.dumps(P.ProveRequest(request_id="x" * 32, circuit_id=circuit.circuit_id, input_fixed=rand_input()))
+        body = P.dumps(P.ProveRequest(request_id="x" * 32, circuit_id=circuit.circuit_id, input_fixed=rand_input(),
+                                       payee=PAYEE))
         sign_t, check_t = [], []
         store = http_auth.InMemoryNonceStore()
         for _ in range(200):
@@ -115,11 +118,11 @@ def main() -> None:
             write_local_metagraph(mg_file, [miners[0].info])
             cfg = SubnetConfig(metagraph=mg_file, k=1, exploration=0.0, miner_timeout=30)
             sp = SubnetProver(wallet, LocalMetagraph(mg_file), cfg)
-            sp.prove(circuit, rand_input(), timeout=60)          # warm the miner's daemons
+            sp.prove(circuit, rand_input(), timeout=60, payee=PAYEE)          # warm the miner's daemons
             e2e, remote_prove = [], []
             for _ in range(30):
                 t0 = time.perf_counter()
-                r = sp.prove(circuit, rand_input(), timeout=60)
+                r = sp.prove(circuit, rand_input(), timeout=60, payee=PAYEE)
                 e2e.append(time.perf_counter() - t0)
                 remote_prove.append(r.proof.prove_seconds)
             sp.close()
@@ -135,7 +138,8 @@ def main() -> None:
             # The baseline: the dispatcher's LocalProver with this process's 2-daemon pool.
             with ThreadPoolExecutor(4) as ex:
                 t0 = time.perf_counter()
-                list(ex.map(lambda _: local.prove(circuit, rand_input(), timeout=60), range(args.requests)))
+                list(ex.map(lambda _: local.prove(circuit, rand_input(), timeout=60, payee=PAYEE),
+                            range(args.requests)))
                 base_rate = args.requests / (time.perf_counter() - t0)
             print(f"  local prover (no subnet)          {base_rate:6.1f} proofs/s")
             for n in (1, 2, 3):

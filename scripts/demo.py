@@ -43,6 +43,7 @@ from oracle.store.models import Request  # noqa: E402
 
 ETH = 10**18
 RELAYER_KEY = DEV_KEYS[5]
+RELAYER_ADDRESS = Account.from_key(RELAYER_KEY).address
 NO_CALLBACK = "0x" + "00" * 20
 CHAIN_B = 31338
 log = logging.getLogger("demo")
@@ -61,6 +62,7 @@ class Journey:
     output: list[int] | None = None
     latency: float = 0.0
     prove_ms: float = 0.0
+    payee: str = ""                # credited with the fee: the payee the proof names
 
 
 def banner(text: str) -> None:
@@ -99,7 +101,9 @@ class Demo:
         me = b.account.address  # type: ignore[union-attr]
         registry = b.deploy("ModelRegistry", me)
         self.oracle_b = b.deploy("InferenceOracle", registry, me, DEFAULT_GAS_PRICE_WEI)
-        reg = register_circuit(b, registry, self.circuit)
+        # The demo's keys come from a local ceremony (dev keys): B's chain id (31338) is not a
+        # development id, so registering there takes the explicit override (refused otherwise).
+        reg = register_circuit(b, registry, self.circuit, rpc_url=self.node_b.url, allow_dev_keys_on_public_chain=True)
         assert reg.model_id == "0x" + self.model_id.hex(), "same model id on both chains"
         x = deploy_cross_chain(b, registry)
         consumer = b.deploy("CommittedInputConsumer", x.inbox, self.model_id, me)
@@ -114,7 +118,7 @@ class Demo:
         owner = Chain.connect(node.url, Account.from_key(DEV_KEYS[0]))
         banner("deploy registry, oracle, LRT token, LRTVault; register the model")
         d = deploy_all(owner)
-        reg = register_circuit(owner, d.registry, self.circuit)
+        reg = register_circuit(owner, d.registry, self.circuit, rpc_url=node.url)  # local anvil: dev keys allowed
         print(f"registry {d.registry}\noracle   {d.oracle}\ntoken    {d.token}\nvault    {d.vault}")
         print(f"model id {reg.model_id} (Groth16, verifier {reg.verifier}, adapter {reg.adapter})")
         self.chain, self.d, self.model_id = owner, d, bytes.fromhex(reg.model_id[2:])
@@ -260,10 +264,11 @@ class Demo:
               f"{'ok' if ev['args']['callbackSucceeded'] else 'FAILED'}")
         print(f"consumer on B stored {got} {'== numpy reference' if got == ref else '!= reference ' + str(ref)}")
         # Anyone can now record the same proof in B's ProvenResults for every protocol on B to read.
+        # It names the payee the proof was made for (the proof is bound to it).
         tx = self.b.w3.eth.get_transaction(ev["transactionHash"])
         _, args = self.inbox.decode_function_input(tx["input"])
-        self.b.transact(self.results.functions.submit(self.model_id, x, args["output"], args["proof"]),
-                        gas=1_500_000)
+        self.b.transact(self.results.functions.submit(self.model_id, x, args["output"], args["message"]["payee"],
+                                                      args["proof"]), gas=1_500_000)
         out, proven = self.results.functions.provenOutput(self.model_id, x).call()
         print(f"ProvenResults on B: provenOutput(model, input) = {[int(v) for v in out]}, proven={proven}")
         return bool(ev["args"]["callbackSucceeded"]) and got == ref and bool(proven)
@@ -345,6 +350,7 @@ class Demo:
                 j.fulfil_gas = int(rc["gasUsed"])
                 j.callback_ok = bool(e["args"]["callbackSucceeded"])
                 j.output = [int(v) for v in e["args"]["output"]]
+                j.payee = str(e["args"]["payee"])
                 j.latency = float(blk["timestamp"]) - j.requested_at
             time.sleep(0.3)
         if todo:
@@ -369,6 +375,8 @@ class Demo:
             print(f"proving time per request: median {statistics.median(pt):.0f} ms "
                   "(Groth16, as reported with the winning miner's proof)")
         print(f"fulfilment gas: median {statistics.median([j.fulfil_gas for j in done]):,.0f}")
+        print(f"fees credited to {sorted({j.payee for j in done})} (the payee every proof names: the relayer's "
+              f"by default), {int(self.oracle.functions.balances(RELAYER_ADDRESS).call()) / 1e9:,.0f} gwei in all")
 
     def _alloc(self) -> list[str]:
         return [f"{int(v) / ETH:.1f}" for v in self.vault.functions.allocations().call()]
