@@ -10,6 +10,7 @@ import pytest
 from oracle.chain.client import Chain
 from oracle.chain.deploy import Deployment
 from oracle.chain.registration import DevKeysRefused, is_local_dev_chain, register_circuit, setup_of
+from oracle.chain.structs import read_model
 from oracle.circuits.manifest import Manifest
 
 
@@ -39,6 +40,7 @@ def test_dev_keys_refused_unless_local_or_overridden(chain: Chain, deployment: D
 def test_local_dev_chain_registers(chain: Chain, deployment: Deployment, risk_circuit: Path,
                                    anvil) -> None:  # type: ignore[no-untyped-def]
     r = register_circuit(chain, deployment.registry, risk_circuit, model_id="0x" + "14" * 32, rpc_url=anvil.url)
-    model = chain.contract("ModelRegistry", deployment.registry).functions.getModel(
-        bytes.fromhex(r.model_id[2:])).call()
-    assert model  # registered; bindsPayee is read from the adapter
+    model = read_model(chain.contract("ModelRegistry", deployment.registry), bytes.fromhex(r.model_id[2:]))
+    # Registered with its adapter; bindsPayee is read from the adapter (a Groth16 adapter binds it).
+    assert (model.verifier, model.circuit_id, model.binds_payee) == (r.adapter, r.circuit_id, True)
+    assert model.verifier_version == 1

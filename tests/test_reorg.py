@@ -12,6 +12,7 @@ from eth_account import Account
 from oracle.chain.anvil import DEV_KEYS
 from oracle.chain.client import Chain
 from oracle.chain.deploy import Deployment
+from oracle.chain.structs import read_request
 from oracle.circuits.quantize import QuantizedModel, quantized_forward
 from oracle.service.app import OracleService
 from oracle.store.models import Request, State, StateChange
@@ -85,8 +86,7 @@ def test_orphaned_request_is_never_fulfilled_from_stale_data(
             return int(p.oracle.functions.requestStatus(rid).call()) == 2
 
         wait_for(settled, 60, "the re-read request to be fulfilled")
-        out = [int(v) for v in p.oracle.functions.getRequest(rid).call()[8]]
-        assert out == fresh_x
+        assert read_request(p.oracle, rid).input == fresh_x
         logs = [e for e in p.oracle.events.InferenceFulfilled().get_logs(from_block=0)
                 if int(e["args"]["requestId"]) == rid]
         assert len(logs) == 1
