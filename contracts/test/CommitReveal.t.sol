@@ -175,13 +175,15 @@ contract CommitRevealTest is OracleFixture {
         vm.roll(block.number + 1);
         _commitAs(copier, id, copier, proof);
         vm.prank(copier);
-        (bool early,) = address(oracle).call(abi.encodeCall(InferenceOracle.fulfill, (id, defaultOutput(), copier, proof)));
+        (bool early,) =
+            address(oracle).call(abi.encodeCall(InferenceOracle.fulfill, (id, defaultOutput(), copier, proof)));
         assertFalse(early, "copier cannot fulfil in the reveal's block");
         vm.prank(relayer);
         oracle.fulfill(id, defaultOutput(), relayer, proof);
         vm.roll(block.number + 1 + uint256(wait));
         vm.prank(copier);
-        (bool late,) = address(oracle).call(abi.encodeCall(InferenceOracle.fulfill, (id, defaultOutput(), copier, proof)));
+        (bool late,) =
+            address(oracle).call(abi.encodeCall(InferenceOracle.fulfill, (id, defaultOutput(), copier, proof)));
         assertFalse(late, "nor later");
         assertEq(oracle.balances(copier), 0, "copier never credited");
         assertEq(oracle.balances(relayer), oracle.getRequest(id).fee, "honest payee credited");

@@ -146,7 +146,7 @@ contract OracleInvariantTest is Test {
         handler.fulfil(0, 1, 1, 1); // id 8 (plain), 0xA1 for 0xA2
         handler.fulfil(0, 1, 2, 1); // id 7 (batchable), 0xA1 for 0xA2
         handler.fulfil(2, 2, 3, 0); // id 6: bad proof
-        handler.fulfilBatch(2, 0, 3, 1, 2, type(uint128).max); // ids 6, 5, 4, all valid and committed, for 0xA1
+        handler.fulfilBatch(2, 0, 3, 1, 2, type(uint128).max | (1 << 200)); // ids 6, 5, 4 (mixed models), valid, committed, for 0xA1
         handler.refund(2, 0, true); // oldest, warps past its deadline
         handler.withdraw(1); // 0xA2 collects its fees
         assertEq(handler.calls("fulfil.ok"), 3, "fulfil");
@@ -155,17 +155,22 @@ contract OracleInvariantTest is Test {
         assertEq(handler.calls("withdraw.ok"), 1, "withdraw");
         assertGt(handler.withdrawn(address(0xA2)), 0, "the payee, not the sender, was paid");
         assertEq(oracle.balances(address(0xA1)), handler.expectedCredits(address(0xA1)), "0xA1 paid as payee only");
+        // A batch of one model's requests takes the batch verification path.
+        handler.request(1, 0, 3, 7200, 50, 0); // id 10, batchable
+        handler.request(1, 0, 3, 7200, 51, 0); // id 11, batchable
+        handler.fulfilBatch(3, 2, 0, 0, 1, type(uint128).max); // ids 11, 10 (model 0), for 0xA3
+        assertEq(handler.calls("fulfilBatch.fulfilled"), 5, "one-model batch");
         // A commit-reveal fulfilment without commitment is refused.
-        handler.request(0, 2, 3, 7200, 99, 0); // id 10, commit-reveal
+        handler.request(0, 2, 3, 7200, 99, 0); // id 12, commit-reveal
         handler.fulfil(0, 0, 0, 1); // valid proof, not committed
         assertEq(handler.calls("fulfil.ok"), 3, "uncommitted fulfil refused");
         // An upgrade retires model 1's pending request, which is refunded at once.
-        handler.request(0, 1, 3, 3 days - 1, 100, 0); // id 11, plain, outlives the upgrade delay
+        handler.request(0, 1, 3, 3 days - 1, 100, 0); // id 13, plain, outlives the upgrade delay
         handler.upgrade(0);
         assertEq(handler.upgrades(), 1, "upgraded");
-        handler.fulfil(0, 0, 0, 1); // id 11: retired
+        handler.fulfil(0, 0, 0, 1); // id 13: retired
         assertEq(handler.calls("fulfil.ok"), 3, "retired request not fulfilled");
-        handler.refund(0, 10, false); // id 11
+        handler.refund(0, 12, false); // id 13
         assertEq(handler.calls("refund.early"), 1, "early refund of a retired request");
         invariant_balanceEqualsEscrowPlusCredits();
         invariant_escrowEqualsPendingFees();

@@ -183,11 +183,14 @@ contract PayeeFrontRunningTest is Test {
         assertTrue(oracle.requestStatus(id) == InferenceOracle.Status.Pending, "pending");
     }
 
-    /// Random proof bytes (any length) never fulfil: the adapter's MalformedProof for a wrong
-    /// length, InvalidProof otherwise.
-    function testFuzz_randomProofBytes_neverFulfil(bytes memory p) public {
+    /// Random proof bytes (any length, or cut/padded to the 256 bytes of a proof) never fulfil:
+    /// the adapter's MalformedProof for a wrong length, InvalidProof otherwise.
+    function testFuzz_randomProofBytes_neverFulfil(bytes memory p, bool fitLength) public {
+        if (fitLength) p = _resize(p, 256);
+        vm.assume(keccak256(p) != keccak256(proof));
         uint256 id = _request(MODEL, input);
-        (bool ok, bytes memory ret) = address(oracle).call(abi.encodeCall(InferenceOracle.fulfill, (id, output, payee, p)));
+        (bool ok, bytes memory ret) =
+            address(oracle).call(abi.encodeCall(InferenceOracle.fulfill, (id, output, payee, p)));
         assertFalse(ok, "never fulfils");
         if (p.length == 256) {
             assertEq(ret, abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id), "InvalidProof");
@@ -199,9 +202,7 @@ contract PayeeFrontRunningTest is Test {
 
     /// Random 256-byte proofs (the right length: the pairing check itself refuses them), and
     /// the real proof with one random bit flipped.
-    function testFuzz_random256ByteProof_orFlippedBit_invalid(bytes32[8] memory words, uint256 bit, bool flip)
-        public
-    {
+    function testFuzz_random256ByteProof_orFlippedBit_invalid(bytes32[8] memory words, uint256 bit, bool flip) public {
         bytes memory p = flip ? _flip(proof, bound(bit, 0, 2047)) : abi.encodePacked(words);
         vm.assume(keccak256(p) != keccak256(proof));
         uint256 id = _request(MODEL, input);
@@ -218,9 +219,8 @@ contract PayeeFrontRunningTest is Test {
             out[i] = boundInt(y[i], -2048, 2047);
         }
         uint256 id = _request(MODEL, input);
-        (bool ok,) = address(oracle).call(
-            abi.encodeCall(InferenceOracle.fulfill, (id, out, p, abi.encodePacked(words)))
-        );
+        (bool ok,) =
+            address(oracle).call(abi.encodeCall(InferenceOracle.fulfill, (id, out, p, abi.encodePacked(words))));
         assertFalse(ok, "never fulfils");
         assertEq(oracle.totalCredits(), 0, "nobody credited");
     }
@@ -248,6 +248,13 @@ contract PayeeFrontRunningTest is Test {
         }
     }
 
+    function _resize(bytes memory p, uint256 len) internal pure returns (bytes memory q) {
+        q = new bytes(len);
+        for (uint256 i; i < len && i < p.length; ++i) {
+            q[i] = p[i];
+        }
+    }
+
     function _flip(bytes memory p, uint256 bit) internal pure returns (bytes memory q) {
         q = bytes.concat(p);
         q[bit / 8] = bytes1(uint8(q[bit / 8]) ^ uint8(1 << (bit % 8)));
@@ -256,9 +263,13 @@ contract PayeeFrontRunningTest is Test {
     function _str(uint256 v) internal pure returns (string memory) {
         if (v == 0) return "0";
         uint256 len;
-        for (uint256 t = v; t != 0; t /= 10) ++len;
+        for (uint256 t = v; t != 0; t /= 10) {
+            ++len;
+        }
         bytes memory s = new bytes(len);
-        for (; v != 0; v /= 10) s[--len] = bytes1(uint8(48 + v % 10));
+        for (; v != 0; v /= 10) {
+            s[--len] = bytes1(uint8(48 + v % 10));
+        }
         return string(s);
     }
 }

@@ -39,6 +39,7 @@ contract OracleHandler {
     mapping(uint256 id => uint256) public fulfilledEvents;
     mapping(uint256 id => InferenceOracle.Status) internal _seen;
     mapping(uint256 id => uint24) internal _versionAtRequest;
+    mapping(uint256 id => bytes32) internal _modelOf;
     bool public statusRegressed;
     uint256 public maxFulfilledEvents;
     mapping(string action => uint256) public calls;
@@ -122,6 +123,7 @@ contract OracleHandler {
         }
         _ids.push(id);
         _versionAtRequest[id] = registry.getModel(model).verifierVersion;
+        _modelOf[id] = model;
         expectedCredits[actor] += value - oracle.getRequest(id).fee;
         _end();
     }
@@ -155,10 +157,21 @@ contract OracleHandler {
         uint256[] memory batchIds = new uint256[](n);
         int256[][] memory outs = new int256[][](n);
         bytes[] memory proofs = new bytes[](n);
+        // Half the batches: recent requests of one model (the batch verification path);
+        // otherwise recent requests walking back by 0 (duplicates), 1 or 2.
+        bool oneModel = (badMask >> 200) % 2 == 0;
+        bytes32 model = _models[(badMask >> 201) % _models.length];
+        uint256 j = _ids.length;
         for (uint256 i; i < n; ++i) {
-            // recent requests, walking back by 0 (duplicates), 1 or 2
-            uint256 back = (start % 6 + i * (step % 3)) % _ids.length;
-            batchIds[i] = _ids[_ids.length - 1 - back];
+            if (oneModel) {
+                uint256 k = j;
+                while (k > 0 && _modelOf[_ids[k - 1]] != model) --k;
+                if (k > 0) j = k - 1; // else: repeat the last one found (a duplicate)
+                batchIds[i] = _ids[j == _ids.length ? _ids.length - 1 : j];
+            } else {
+                uint256 back = (start % 6 + i * (step % 3)) % _ids.length;
+                batchIds[i] = _ids[_ids.length - 1 - back];
+            }
             (outs[i], proofs[i]) = _answer(batchIds[i], _payee, (badMask >> (2 * i)) & 3 != 0); // 1 in 4 bad
             if ((badMask >> (128 + i)) & 1 == 0) _commit(batchIds[i], outs[i], _payee, proofs[i]);
         }

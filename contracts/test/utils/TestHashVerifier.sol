@@ -15,11 +15,7 @@ contract TestHashVerifier is IInferenceVerifier, IBatchInferenceVerifier {
     /// @param output The claimed output.
     /// @param payee The fee recipient the proof names.
     /// @return abi.encode(keccak256(abi.encode(input, output, payee))).
-    function proofFor(int256[] memory input, int256[] memory output, address payee)
-        public
-        pure
-        returns (bytes memory)
-    {
+    function proofFor(int256[] memory input, int256[] memory output, address payee) public pure returns (bytes memory) {
         return abi.encode(keccak256(abi.encode(input, output, payee)));
     }
 
@@ -45,7 +41,9 @@ contract TestHashVerifier is IInferenceVerifier, IBatchInferenceVerifier {
         bytes[] calldata proofs
     ) external pure returns (bool) {
         for (uint256 i; i < proofs.length; ++i) {
-            if (keccak256(proofs[i]) != keccak256(proofFor(inputs[i], outputs[i], payee))) return false;
+            if (keccak256(proofs[i]) != keccak256(proofFor(inputs[i], outputs[i], payee))) {
+                return false;
+            }
         }
         return true;
     }
