@@ -151,6 +151,7 @@ contract ModelRegistry is Owned {
         if (m.frozen) revert ModelIsFrozen(modelId);
         if (verifier == address(0) || verifier.code.length == 0) revert InvalidModelConfig("verifier has no code");
         if (retiredVerifiers[verifier] || verifier == m.verifier) revert VerifierRetired(verifier);
+        if (circuitId == bytes32(0)) revert InvalidModelConfig("circuitId");
         uint64 readyAt = uint64(block.timestamp) + UPGRADE_DELAY;
         _dropPendingUpgrade(modelId); // a new proposal replaces (and cancels) the old one
         pendingUpgrades[modelId] = PendingUpgrade(verifier, circuitId, readyAt);
@@ -220,8 +221,17 @@ contract ModelRegistry is Owned {
         return _modelIds;
     }
 
+    /// @dev Write-once per circuit: keys are what they are, so a later (say, cancelled) proposal
+    ///      or a second model on the same circuit can never relabel dev keys as production ones.
     function _recordSetup(bytes32 circuitId, Setup calldata setup) private {
         if (setup.setupHash == bytes32(0)) revert InvalidModelConfig("setupHash");
+        Setup memory known = setups[circuitId];
+        if (known.setupHash != bytes32(0)) {
+            if (known.setupHash != setup.setupHash || known.devKeys != setup.devKeys) {
+                revert InvalidModelConfig("setup differs from the one recorded for this circuit");
+            }
+            return;
+        }
         setups[circuitId] = setup;
         emit SetupRecorded(circuitId, setup.setupHash, setup.devKeys);
     }

@@ -14,7 +14,7 @@ import {Groth16BatchVerifier} from "./Groth16BatchAdapter.sol";
 ///      a value v of b signed bits becomes u = v + 2^(b-1) in [0, 2^b); a word holds up to
 ///      k = floor(253 / b) of them, little-endian by index: word = sum_i u_i * 2^(b*i). Inputs
 ///      and outputs are packed separately (b = inputBits, outputBits); public signals are
-///      [output words..., input words...]. The circuit decomposes every word into exactly k*b
+///      [output words..., (payee word,) input words...]. The circuit decomposes every word into exactly k*b
 ///      bits. The adapter builds the words itself from the request's input and the claimed
 ///      output, refusing any value outside its bit width: packing is injective only on in-range
 ///      values (an out-of-range value would carry into its neighbour), so a proof for another
@@ -48,7 +48,8 @@ contract PackedGroth16Adapter is VerifierAdapterBase {
     uint256 public immutable payeeShift;
     /// @notice True when the payee is a public signal of its own (no room in the last output word).
     bool public immutable payeeOwnWord;
-    /// @notice `verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[inputWords + outputWords])`.
+    /// @notice `verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[n])`, n = input words + output
+    ///         words (+ 1 when the payee has a word of its own).
     bytes4 public immutable selector;
 
     /// @notice The proof bytes (or a point in them) are not a valid Groth16 proof encoding.
@@ -197,7 +198,8 @@ contract PackedGroth16BatchAdapter is PackedGroth16Adapter, Groth16BatchVerifier
     /// @param numOutputs_ Model output size (values).
     /// @param inputBits_ Signed bit width of each input.
     /// @param outputBits_ Signed bit width of each output.
-    /// @param vk Verification key words (see `Groth16BatchVerifier`), n = input words + output words.
+    /// @param vk Verification key words (see `Groth16BatchVerifier`), n = input words + output words
+    ///        (+ 1 when the payee has a word of its own).
     constructor(
         address verifier_,
         uint256 numInputs_,

@@ -482,6 +482,29 @@ contract ModelRegistryTest is OracleFixture {
         assertEq(pv, address(0), "no upgrade pending");
     }
 
+    function test_setup_writeOncePerCircuit() public {
+        bytes32 cid = registry.getModel(MODEL).circuitId;
+        ModelRegistry.Setup memory prod = ModelRegistry.Setup({setupHash: devSetup().setupHash, devKeys: false});
+        // A proposal naming the live circuit cannot relabel its dev keys as production keys.
+        _expectConfig("setup differs from the one recorded for this circuit");
+        registry.proposeVerifierUpgrade(MODEL, address(v2), cid, prod);
+        ModelRegistry.Setup memory other = ModelRegistry.Setup({setupHash: keccak256("other"), devKeys: true});
+        _expectConfig("setup differs from the one recorded for this circuit");
+        registry.proposeVerifierUpgrade(MODEL, address(v2), cid, other);
+        // The same record again is accepted (a second model on the same circuit).
+        ModelRegistry.Model memory m = _cfg(address(v2));
+        m.circuitId = cid;
+        registry.register(M2, m, devSetup());
+        (bytes32 h, bool dev) = registry.setups(cid);
+        assertEq(h, devSetup().setupHash, "unchanged hash");
+        assertTrue(dev, "still dev keys");
+    }
+
+    function test_upgrade_zeroCircuitId_refused() public {
+        _expectConfig("circuitId");
+        registry.proposeVerifierUpgrade(MODEL, address(v2), bytes32(0), devSetup());
+    }
+
     // ================================================================== ownership
 
     function test_ownership_twoStep() public {
