@@ -34,7 +34,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Transaction
 from web3.logs import DISCARD
 
 from oracle.chain.client import ContractError, ErrorDecoder
-from oracle.chain.structs import read_model
+from oracle.chain.structs import RequestStatus, read_model, read_request
 from oracle.store import repo
 from oracle.store.db import Database
 from oracle.store.models import RelayerTx, Request, State
@@ -42,9 +42,6 @@ from relayer.commit_reveal import CommitGate, ModelPayeeCache
 from relayer.fees import Fees, current_fees
 
 log = logging.getLogger(__name__)
-
-# On-chain InferenceOracle.Status
-ST_PENDING, ST_FULFILLED, ST_REFUNDED = 1, 2, 3
 
 # Per-request gas outside verification and the callback (storage, events, calldata).
 FULFIL_OVERHEAD_GAS = 90_000
@@ -184,20 +181,20 @@ class Relayer:
                 req = s.get(Request, pk)
                 assert req is not None
                 try:
-                    on = self.oracle.functions.getRequest(req.request_id).call()
+                    on = read_request(self.oracle, req.request_id)
                 except (ContractCustomError, ContractLogicError):
                     # UnknownRequest: the block that carried it left the chain (reorg). The
                     # listener re-reads it if the new chain includes it again.
                     repo.transition(s, req, State.ORPHANED, "request no longer exists on-chain (reorg)")
                     continue
-                status, deadline, onchain_input = int(on[7]), int(on[5]), [int(v) for v in on[8]]
-                if status == ST_FULFILLED:
+                status, deadline, onchain_input = on.status, on.deadline, on.input
+                if status == RequestStatus.FULFILLED:
                     repo.transition(s, req, State.FULFILLED, "already fulfilled on-chain (another relayer)")
-                elif status == ST_REFUNDED:
+                elif status == RequestStatus.REFUNDED:
                     repo.transition(s, req, State.EXPIRED, "refunded on-chain")
                 elif deadline < now + 2:
                     repo.transition(s, req, State.EXPIRED, "deadline passed before submission")
-                elif onchain_input != req.input_ints or "0x" + bytes(on[1]).hex() != req.model_id:
+                elif onchain_input != req.input_ints or on.model_id != req.model_id:
                     # Same id, other content: our copy came from a block that was reorged away.
                     repo.transition(s, req, State.ORPHANED, "on-chain request differs from the one proven (reorg)")
                 else:

@@ -28,6 +28,7 @@ from oracle.audit.proofs import proof_from_chain
 from oracle.audit.report import AuditReport, CheckStatus, Fulfilment, ModelInfo, RequestStatus
 from oracle.chain.client import Chain, ContractError
 from oracle.chain.structs import RegistryModel, read_model, read_request
+from oracle.chain.structs import RequestStatus as OnChainStatus
 from oracle.chain.vk import groth16_vk_words
 from oracle.circuits.manifest import PROOF_SYSTEM_IDS, ManifestError
 from oracle.proving.base import BackendError
@@ -323,7 +324,8 @@ class _Auditor:
         return HexBytes(event_abi_to_log_topic(abi))  # type: ignore[arg-type]
 
 
-_STATUS = {0: "unknown", 1: "pending", 2: "fulfilled", 3: "refunded"}
+# The report's names of the on-chain InferenceOracle.Status (oracle.chain.structs.RequestStatus).
+_STATUS = {s.value: "unknown" if s is OnChainStatus.NONE else s.name.lower() for s in OnChainStatus}
 
 
 def _decoded(chain: Chain, exc: Exception) -> ContractError:
