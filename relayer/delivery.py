@@ -30,6 +30,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
+from oracle.chain.fulfilment import CalldataError, entries_in
 from oracle.chain.structs import read_model
 from oracle.store.db import Database
 from oracle.store.models import Delivery, DeliveryState, RelayerTx, Request, State
@@ -246,6 +247,8 @@ class DeliveryJob:
                         **base)  # type: ignore[arg-type]
 
     def _from_source(self, chain_id: int, request_id: int, from_block: int) -> tuple[list[int], bytes, str] | None:
+        """(output, proof, payee) of the request's fulfilment on its source chain, read from the
+        calldata of the transaction that fulfilled it (traced when it went through a contract)."""
         src = self.source(chain_id)
         if src is None:
             return None
@@ -254,18 +257,16 @@ class DeliveryJob:
             argument_filters={"requestId": request_id}, from_block=from_block
         )
         for ev in logs:
-            tx = w3.eth.get_transaction(ev["transactionHash"])
-            if to_checksum_address(str(tx["to"])) != oracle.address:
-                continue  # fulfilled through another contract: calldata not decodable here
-            fn, args = oracle.decode_function_input(tx["input"])
-            payee = to_checksum_address(args["payee"])
-            if fn.fn_name == "fulfill" and int(args["requestId"]) == request_id:
-                return [int(v) for v in args["output"]], bytes(args["proof"]), payee
-            if fn.fn_name == "fulfillBatch":
-                ids = [int(v) for v in args["requestIds"]]
-                if request_id in ids:
-                    i = ids.index(request_id)
-                    return [int(v) for v in args["outputs"][i]], bytes(args["proofs"][i]), payee
+            try:
+                entries = entries_in(w3, oracle, dict(w3.eth.get_transaction(ev["transactionHash"])), request_id)
+            except CalldataError as exc:
+                log.warning("request %d:%d: fulfilment calldata not readable: %s", chain_id, request_id, exc)
+                continue
+            # A batch may name the id twice; the entry fulfilled is the one whose output was logged.
+            logged = [int(v) for v in ev["args"]["output"]]
+            for e in entries:
+                if e.output == logged:
+                    return e.output, e.proof, e.payee
         return None
 
     def _precheck(self, m: _Message) -> str | None:

@@ -26,7 +26,7 @@ from hexbytes import HexBytes
 from oracle.audit.proofs import proof_from_chain
 from oracle.chain.anvil import DEV_KEYS
 from oracle.chain.client import Chain
-from oracle.chain.compiler import Artifact, compile_sources
+from oracle.chain.compiler import Artifact
 from oracle.chain.deploy import Deployment
 from oracle.chain.registration import setup_of, verify_gas_for
 from oracle.circuits.manifest import PROOF_SYSTEM_IDS, Manifest
@@ -35,6 +35,7 @@ from oracle.proving.base import CompileOptions
 from oracle.proving.groth16 import Groth16Backend
 from oracle.proving.groth16 import ptau as ptau_files
 from tests.conftest import account_chain
+from tests.forwarder import deploy_forwarder
 from tests.protocol import Protocol, last_request_id, setup_protocol
 from tests.service_harness import RELAYER_KEY_INDEX, models_dir_with, running_service, service_config, wait_for
 
@@ -325,30 +326,17 @@ def test_audit_misregistered_model(chain: Chain, deployment: Deployment, risk_ci
     assert f"input scale: manifest {m.input_scale}, registered {m.input_scale + 1}" in err
 
 
-FORWARDER = """// SPDX-License-Identifier: MIT
-pragma solidity ^0.8.24;
-contract Forwarder {
-    function forward(address to, bytes calldata data) external {
-        (bool ok, bytes memory ret) = to.call(data);
-        if (!ok) assembly { revert(add(ret, 32), mload(ret)) }
-    }
-}
-"""
-
-
 def test_audit_fulfilment_made_by_a_contract(chain: Chain, deployment: Deployment, risk_circuit: Path,
                                             groth16_backend: Groth16Backend, tmp_path: Path) -> None:
     """Fulfilment is permissionless, so it may come from a contract: the transaction is not
     sent to the oracle and the entry is found in a call trace."""
-    out = compile_sources({"Forwarder.sol": FORWARDER})["contracts"]["Forwarder.sol"]["Forwarder"]
-    fwd_addr = chain.deploy("Forwarder", artifact=Artifact.from_json("Forwarder", out))
+    fwd = deploy_forwarder(chain)
     p = setup_protocol(chain, deployment, risk_circuit, vault_deposit=0)
     inputs = [[2] * 8, [11] * 8]
     ids = [request(p, x) for x in inputs]
     proofs = [groth16_backend.prove(risk_circuit, x, payee_of(chain)) for x in inputs]
-    data = p.oracle.functions.fulfillBatch(ids, [pr.output_fixed for pr in proofs], payee_of(chain),
-                                           [HexBytes(pr.calldata) for pr in proofs])._encode_transaction_data()
-    fwd = chain.w3.eth.contract(address=fwd_addr, abi=out["abi"])
+    data = p.oracle.encode_abi("fulfillBatch", args=[ids, [pr.output_fixed for pr in proofs], payee_of(chain),
+                                                     [HexBytes(pr.calldata) for pr in proofs]])
     chain.transact(fwd.functions.forward(deployment.oracle, HexBytes(data)), gas=3 * FULFIL_GAS)
     assert int(p.oracle.functions.requestStatus(ids[1]).call()) == 2
 

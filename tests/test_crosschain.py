@@ -33,6 +33,7 @@ from oracle.proving.groth16 import Groth16Backend
 from oracle.service.config import ChainConfig, ProverConfig, RelayerSettings, ServiceConfig
 from oracle.store.models import Delivery, DeliveryState, RelayerTx
 from relayer.delivery import _Message, delivery_key
+from tests.forwarder import deploy_forwarder
 from tests.service_harness import RELAYER_KEY_INDEX, models_dir_with, running_service, wait_for
 
 CHAIN_B = 31338
@@ -355,6 +356,50 @@ def test_delivery_is_stored_before_broadcast_and_uses_another_relayers_proof(
             assert d.state == DeliveryState.DELIVERED.value and d.callback_succeeded
         assert t.inbox.functions.isDelivered(_key(t, rid, x)).call()
         assert [int(v) for v in t.consumer.functions.outputOf(x).call()] == list(p.output_fixed)
+    finally:
+        svc.stop()
+
+
+def test_delivery_takes_the_proof_of_a_fulfilment_made_through_a_contract(
+    chain: Chain, anvil_b: Anvil, risk_circuit: Path, groth16_backend: Groth16Backend, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A third party fulfils on A through a forwarding contract (its transaction goes to the
+    forwarder, not the oracle): the delivery job still finds the entry, by tracing the
+    transaction, and delivers its output, proof and payee on B."""
+    from oracle.service.app import OracleService
+
+    t = setup_two_chains(chain, Chain.connect(anvil_b.url, Account.from_key(DEV_KEYS[0])), risk_circuit,
+                         monkeypatch, capsys)
+    x = _input(43)
+    t.b.transact(t.consumer.functions.expect(x))
+    rid = t.request_to(x)
+    cfg = two_chain_config(t, models_dir_with(tmp_path, risk_circuit), f"sqlite:///{tmp_path / 'oracle.db'}")
+    svc = OracleService(cfg, account=Account.from_key(DEV_KEYS[RELAYER_KEY_INDEX]))
+    try:
+        rt_a, rt_b = svc.chains[chain.chain_id], svc.chains[CHAIN_B]
+        assert rt_b.delivery is not None
+        rt_a.listener.poll()
+        other = Chain(w3=chain.w3, account=Account.from_key(DEV_KEYS[7]), artifacts=chain.artifacts)
+        assert other.account is not None
+        fwd = deploy_forwarder(other)
+        p = groth16_backend.prove(risk_circuit, x, other.account.address)
+        data = t.oracle_a.encode_abi("fulfill", args=[rid, list(p.output_fixed), other.account.address,
+                                                      HexBytes(p.calldata)])
+        receipt = other.transact(fwd.functions.forward(t.da.oracle, HexBytes(data)), gas=1_500_000)
+        assert receipt["to"] == fwd.address
+        rt_a.listener.poll()
+        with svc.db.session() as s:
+            d = s.query(Delivery).one()
+            assert d.request.state == "fulfilled" and d.request.proof is None
+        assert rt_b.delivery.submit_ready() == 1, "the proof is read from the traced fulfil call"
+        wait_for(lambda: rt_b.relayer.track() == 1, 10, "the receipt at confirmation depth")
+        assert rt_b.delivery.track() == 1
+        with svc.db.session() as s:
+            assert s.query(Delivery).one().state == DeliveryState.DELIVERED.value
+        assert [int(v) for v in t.consumer.functions.outputOf(x).call()] == list(p.output_fixed)
+        ev = t.inbox.events.CrossChainDelivered().get_logs(from_block=0)[-1]
+        assert int(ev["args"]["requestId"]) == rid
     finally:
         svc.stop()
 

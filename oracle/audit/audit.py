@@ -21,12 +21,12 @@ from web3.contract import Contract
 from web3.exceptions import BadFunctionCallOutput, ContractCustomError, ContractLogicError
 
 from oracle.audit.artifacts import Located, expected_runtime_code, locate_circuit, registration_mismatches
-from oracle.audit.calldata import CalldataError, Entry, entries_for, fulfil_calls
 from oracle.audit.defaults import DEFAULT_MAX_RANGE, DEFAULT_VERIFY_GAS
 from oracle.audit.logs import find_creation_block, scan_first, topic_uint
 from oracle.audit.proofs import proof_from_chain
 from oracle.audit.report import AuditReport, CheckStatus, Fulfilment, ModelInfo, RequestStatus
 from oracle.chain.client import Chain, ContractError
+from oracle.chain.fulfilment import CalldataError, Entry, entries_in
 from oracle.chain.structs import RegistryModel, read_model, read_request
 from oracle.chain.structs import RequestStatus as OnChainStatus
 from oracle.chain.vk import groth16_vk_words
@@ -169,8 +169,7 @@ class _Auditor:
         try:
             tx = dict(self.w3.eth.get_transaction(tx_ref))
             sender = str(tx.get("from", ""))
-            entries = [e for data in fulfil_calls(self.w3, self.oracle, tx)
-                       for e in entries_for(self.oracle, data, rid)]
+            entries = entries_in(self.w3, self.oracle, tx, rid)
         except CalldataError as exc:
             entries, problem = [], str(exc)
         else:

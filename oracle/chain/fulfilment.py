@@ -1,8 +1,10 @@
-"""Recovering the (output, proof) a fulfilment submitted, from the transaction's calldata.
+"""Recovering the (output, proof, payee) a fulfilment submitted, from its transaction's calldata.
 
-The fulfilment may be a direct ``fulfill``/``fulfillBatch`` transaction or a call made by a
-contract (fulfilment is permissionless); for the latter the oracle-bound calls are read from a
-``callTracer`` trace of the transaction.
+The one decoder of ``fulfill``/``fulfillBatch`` calldata: ``oracle audit`` re-checks what it
+finds, and the cross-chain delivery job takes a proof it did not make from it (a request
+fulfilled by someone else). The fulfilment may be a direct ``fulfill``/``fulfillBatch``
+transaction or a call made by a contract (fulfilment is permissionless); for the latter the
+oracle-bound calls are read from a ``callTracer`` trace of the transaction.
 """
 
 from __future__ import annotations
@@ -88,6 +90,12 @@ def fulfil_calls(w3: Web3, oracle: Contract, tx: dict[str, Any]) -> list[bytes]:
         and not c.get("error")
     ]
     return [c for c in calls if c[:4] in selectors]
+
+
+def entries_in(w3: Web3, oracle: Contract, tx: dict[str, Any], request_id: int) -> list[Entry]:
+    """Every entry naming ``request_id`` in every fulfil call of the transaction ``tx`` (as
+    returned by ``eth_getTransactionByHash``), in call and calldata order."""
+    return [e for data in fulfil_calls(w3, oracle, tx) for e in entries_for(oracle, data, request_id)]
 
 
 def _selectors(oracle: Contract) -> set[bytes]:
