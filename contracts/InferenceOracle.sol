@@ -5,8 +5,9 @@ import {ModelRegistry} from "./ModelRegistry.sol";
 import {IInferenceVerifier, IBatchInferenceVerifier} from "./Verifier.sol";
 import {IInferenceConsumer} from "./IInferenceConsumer.sol";
 import {Owned} from "./utils/Owned.sol";
-import {ReentrancyGuard} from "./utils/ReentrancyGuard.sol";
-import {ExactGasCall, SignedRange} from "./utils/CallLib.sol";
+import {ReentrancyGuardTransient} from "./utils/ReentrancyGuardTransient.sol";
+import {ExactGasCall} from "./utils/ExactGasCall.sol";
+import {SignedRange} from "./utils/SignedRange.sol";
 
 /// @title InferenceOracle
 /// @notice Requests for AI inferences, paid in advance and fulfilled by anyone who brings a
@@ -25,7 +26,7 @@ import {ExactGasCall, SignedRange} from "./utils/CallLib.sol";
 ///      Cross-chain: `requestInferenceTo` asks for a result to be delivered to a consumer on
 ///      another chain (docs/cross-chain.md). The request is fulfilled here exactly like a plain
 ///      one (no callback); the destination chain verifies the same proof on its own.
-contract InferenceOracle is Owned, ReentrancyGuard {
+contract InferenceOracle is Owned, ReentrancyGuardTransient {
     enum Status {
         None,
         Pending,
@@ -146,8 +147,6 @@ contract InferenceOracle is Owned, ReentrancyGuard {
     error DeadlineNotReached(uint256 requestId, uint64 deadline);
     /// @notice The proof does not verify for the request's input, this output and this payee.
     error InvalidProof(uint256 requestId);
-    /// @notice The transaction cannot give the callback its gas after the 63/64 rule.
-    error InsufficientGasForCallback(uint256 requestId, uint32 callbackGasLimit);
     /// @notice fulfillBatch arrays differ in length.
     error BatchLengthMismatch(uint256 ids, uint256 outputs, uint256 proofs);
     /// @notice The caller has no balance to withdraw.
@@ -543,7 +542,9 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         m = registry.getModel(r.modelId);
         if (m.frozen || m.verifierVersion != r.verifierVersion) return (RequestVerifierRetired.selector, m);
         if (output.length != m.outputSize) return (OutputSizeMismatch.selector, m);
-        if (_firstOutOfRange(output, m.outputBits) != type(uint256).max) return (OutputOutOfRange.selector, m);
+        if (SignedRange.firstOutOfRange(output, m.outputBits) != type(uint256).max) {
+            return (OutputOutOfRange.selector, m);
+        }
         requestId; // id only matters for the full error, built in _revertWith
         return (bytes4(0), m);
     }
@@ -561,7 +562,7 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         if (err == RequestExpired.selector) revert RequestExpired(requestId, r.deadline);
         if (err == RequestVerifierRetired.selector) revert RequestVerifierRetired(requestId);
         if (err == OutputSizeMismatch.selector) revert OutputSizeMismatch(m.outputSize, output.length);
-        uint256 i = _firstOutOfRange(output, m.outputBits);
+        uint256 i = SignedRange.firstOutOfRange(output, m.outputBits);
         revert OutputOutOfRange(i, output[i]);
     }
 
@@ -666,10 +667,12 @@ contract InferenceOracle is Owned, ReentrancyGuard {
 
         bool callbackSucceeded = true;
         if (callback != address(0)) {
-            callbackSucceeded = _callWithExactGas(
+            // Exactly `gasLimit` for the callback, or the fulfilment reverts
+            // (ExactGasCall.InsufficientGasForCallback).
+            callbackSucceeded = ExactGasCall.call(
                 requestId,
-                gasLimit,
                 callback,
+                gasLimit,
                 abi.encodeCall(IInferenceConsumer.onInferenceResult, (requestId, modelId, output))
             );
         }
@@ -682,23 +685,13 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         view
         returns (bool)
     {
-        uint256 at = commitments[fulfillmentCommitment(requestId, output, payee, proof)];
-        return at != 0 && at < block.number;
+        uint256 committedAt = commitments[fulfillmentCommitment(requestId, output, payee, proof)];
+        return committedAt != 0 && committedAt < block.number;
     }
 
     function _verifierRetired(Request storage r) private view returns (bool) {
         ModelRegistry.Model memory m = registry.getModel(r.modelId);
         return m.frozen || m.verifierVersion != r.verifierVersion;
-    }
-
-    /// @dev Exactly `gasAmount` for the callback, or the fulfilment reverts (ExactGasCall).
-    function _callWithExactGas(uint256 requestId, uint32 gasAmount, address target, bytes memory data)
-        private
-        returns (bool success)
-    {
-        bool enough;
-        (enough, success) = ExactGasCall.call(target, gasAmount, data);
-        if (!enough) revert InsufficientGasForCallback(requestId, gasAmount);
     }
 
     /// @dev Sends ETH without copying return data: `(bool ok,) = to.call{value: v}("")` copies it,
@@ -717,17 +710,12 @@ contract InferenceOracle is Owned, ReentrancyGuard {
         emit Credited(account, amount);
     }
 
-    function _firstOutOfRange(int256[] calldata values, uint16 bits) private pure returns (uint256) {
-        return SignedRange.firstOutOfRange(values, bits);
-    }
-
     /// @dev Packs values of `bits` bits (two's complement) into words: an 8-feature 16-bit
     ///      input takes one storage slot instead of eight. Also range-checks each value.
     function _pack(int256[] calldata values, uint16 bits) private pure returns (uint256[] memory words) {
         uint256 perWord = 256 / bits;
         words = new uint256[]((values.length + perWord - 1) / perWord);
-        int256 hi = int256((uint256(1) << (bits - 1)) - 1);
-        int256 lo = -hi - 1;
+        (int256 lo, int256 hi) = SignedRange.bounds(bits);
         uint256 mask = bits == 256 ? type(uint256).max : (uint256(1) << bits) - 1;
         for (uint256 i; i < values.length; ++i) {
             int256 v = values[i];

@@ -2,9 +2,9 @@
 pragma solidity ^0.8.24;
 
 import {Owned} from "./utils/Owned.sol";
-import {ReentrancyGuard} from "./utils/ReentrancyGuard.sol";
-import {LRTToken} from "./LRTToken.sol";
-import {RestakingStrategy} from "./RestakingStrategy.sol";
+import {ReentrancyGuardTransient} from "./utils/ReentrancyGuardTransient.sol";
+import {LRTToken} from "./lrt/LRTToken.sol";
+import {RestakingStrategy} from "./lrt/RestakingStrategy.sol";
 import {InferenceOracle} from "./InferenceOracle.sol";
 import {ModelRegistry} from "./ModelRegistry.sol";
 import {IInferenceConsumer} from "./IInferenceConsumer.sol";
@@ -23,7 +23,7 @@ import {IInferenceConsumer} from "./IInferenceConsumer.sol";
 ///      total assets, capped at 1). Outputs: one risk score in [0, 1] per strategy.
 ///      Rebalance requests are rate-limited (`minRebalanceInterval`) because each one spends
 ///      the vault's ETH on an oracle fee that whoever fulfils it collects.
-contract LRTVault is Owned, ReentrancyGuard, IInferenceConsumer {
+contract LRTVault is Owned, ReentrancyGuardTransient, IInferenceConsumer {
     uint256 public constant NUM_STRATEGIES = 3;
     uint256 public constant NUM_FEATURES = 8;
     uint256 private constant WAD = 1e18;

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {ModelRegistry} from "./ModelRegistry.sol";
+import {ModelRegistry} from "../ModelRegistry.sol";
 import {ICrossChainConsumer} from "./ICrossChainConsumer.sol";
-import {InferenceCheck} from "./utils/InferenceCheck.sol";
-import {ReentrancyGuard} from "./utils/ReentrancyGuard.sol";
-import {ExactGasCall} from "./utils/CallLib.sol";
+import {InferenceCheck} from "../utils/InferenceCheck.sol";
+import {ReentrancyGuardTransient} from "../utils/ReentrancyGuardTransient.sol";
+import {ExactGasCall} from "../utils/ExactGasCall.sol";
 
 /// @title CrossChainInbox
 /// @notice The destination end of a cross-chain request: anyone may deliver the output and
@@ -21,7 +21,7 @@ import {ExactGasCall} from "./utils/CallLib.sol";
 ///      id for the honest delivery, and a delivery whose callback fails (e.g. a griefer's tiny
 ///      gas limit) is not recorded, so the honest one still goes through.
 ///      There is no owner and nothing to configure besides the registry.
-contract CrossChainInbox is InferenceCheck, ReentrancyGuard {
+contract CrossChainInbox is InferenceCheck, ReentrancyGuardTransient {
     /// @notice A delivered message (one storage slot).
     struct Delivery {
         address relayer;
@@ -56,8 +56,6 @@ contract CrossChainInbox is InferenceCheck, ReentrancyGuard {
     error MissingCallbackGas(address consumer);
     /// @notice The callback gas asked for is above MAX_CALLBACK_GAS.
     error CallbackGasTooHigh(uint32 requested, uint32 max);
-    /// @notice The transaction cannot give the callback its gas after the 63/64 rule.
-    error InsufficientGasForCallback(uint256 requestId, uint32 callbackGasLimit);
 
     /// @notice A result was verified here and handed to its consumer.
     event CrossChainDelivered(
@@ -129,7 +127,9 @@ contract CrossChainInbox is InferenceCheck, ReentrancyGuard {
         _verifyInference(m.modelId, input, output, m.payee, proof);
         deliveries[key] = Delivery(msg.sender, uint64(block.timestamp));
         bytes memory data = _callbackData(m, input, output);
-        bool ok = _callWithExactGas(m.requestId, m.gasLimit, m.consumer, data);
+        // Exactly `m.gasLimit` for the consumer, or the delivery reverts
+        // (ExactGasCall.InsufficientGasForCallback).
+        bool ok = ExactGasCall.call(m.requestId, m.consumer, m.gasLimit, data);
         if (!ok) delete deliveries[key];
         _emitDelivered(key, m, output, ok);
     }
@@ -157,15 +157,5 @@ contract CrossChainInbox is InferenceCheck, ReentrancyGuard {
         if (m.consumer.code.length == 0) revert ConsumerNotContract(m.consumer);
         key = deliveryKey(m.srcChainId, m.requestId, m.modelId, input, m.consumer);
         if (deliveries[key].relayer != address(0)) revert AlreadyDelivered(m.srcChainId, m.requestId, m.consumer);
-    }
-
-    /// @dev Exactly `gasAmount` for the consumer, or the delivery reverts (ExactGasCall).
-    function _callWithExactGas(uint256 requestId, uint32 gasAmount, address target, bytes memory data)
-        private
-        returns (bool success)
-    {
-        bool enough;
-        (enough, success) = ExactGasCall.call(target, gasAmount, data);
-        if (!enough) revert InsufficientGasForCallback(requestId, gasAmount);
     }
 }

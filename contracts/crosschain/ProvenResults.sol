@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {ModelRegistry} from "./ModelRegistry.sol";
-import {InferenceCheck} from "./utils/InferenceCheck.sol";
+import {ModelRegistry} from "../ModelRegistry.sol";
+import {InferenceCheck} from "../utils/InferenceCheck.sol";
 
 /// @title ProvenResults
 /// @notice A public record of verified inferences on this chain: anyone may submit a proof of

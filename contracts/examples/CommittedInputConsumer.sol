@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {ICrossChainConsumer} from "../ICrossChainConsumer.sol";
+import {ICrossChainConsumer} from "../crosschain/ICrossChainConsumer.sol";
 import {Owned} from "../utils/Owned.sol";
 
 /// @title CommittedInputConsumer

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {Owned} from "./utils/Owned.sol";
+import {Owned} from "../utils/Owned.sol";
 
 /// @title LRTToken
 /// @notice A minimal ERC-20 liquid restaking token for tests and the local demo. The owner can

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {Owned} from "./utils/Owned.sol";
+import {Owned} from "../utils/Owned.sol";
 import {LRTToken} from "./LRTToken.sol";
 
 /// @title RestakingStrategy

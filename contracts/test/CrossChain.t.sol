@@ -15,14 +15,15 @@ import {
 import {Groth16Verifier} from "./fixtures/RiskGroth16Verifier.sol";
 import {ModelRegistry} from "../ModelRegistry.sol";
 import {InferenceOracle} from "../InferenceOracle.sol";
-import {CrossChainInbox} from "../CrossChainInbox.sol";
-import {ProvenResults} from "../ProvenResults.sol";
-import {ICrossChainConsumer} from "../ICrossChainConsumer.sol";
+import {CrossChainInbox} from "../crosschain/CrossChainInbox.sol";
+import {ProvenResults} from "../crosschain/ProvenResults.sol";
+import {ICrossChainConsumer} from "../crosschain/ICrossChainConsumer.sol";
 import {CommittedInputConsumer} from "../examples/CommittedInputConsumer.sol";
 import {InferenceCheck} from "../utils/InferenceCheck.sol";
-import {Groth16VerifierAdapter} from "../Verifier.sol";
-import {ReentrancyGuard} from "../utils/ReentrancyGuard.sol";
+import {Groth16VerifierAdapter} from "../verifiers/Groth16VerifierAdapter.sol";
+import {ReentrancyGuardTransient} from "../utils/ReentrancyGuardTransient.sol";
 import {Owned} from "../utils/Owned.sol";
+import {ExactGasCall} from "../utils/ExactGasCall.sol";
 
 /// @notice requestInferenceTo on the source oracle. "Chain B" is simulated by a second
 ///         registry + inbox in the same EVM: what matters is that B verifies with its OWN
@@ -547,7 +548,7 @@ contract CrossChainInboxTest is Test {
             assertFalse(ok, "must revert");
             assertEq(
                 ret,
-                abi.encodeWithSelector(CrossChainInbox.InsufficientGasForCallback.selector, 7, limit),
+                abi.encodeWithSelector(ExactGasCall.InsufficientGasForCallback.selector, 7, limit),
                 "InsufficientGasForCallback"
             );
         }
@@ -569,7 +570,7 @@ contract CrossChainInboxTest is Test {
                 assertEq(consumer.gasAtEntry(), expected, "success => exact callback gas");
             } else {
                 assertTrue(
-                    ret.length == 0 || bytes4(ret) == CrossChainInbox.InsufficientGasForCallback.selector,
+                    ret.length == 0 || bytes4(ret) == ExactGasCall.InsufficientGasForCallback.selector,
                     "revert reason"
                 );
                 assertEq(firstOk, 0, "monotonic: no failure above a success");
@@ -606,7 +607,7 @@ contract CrossChainInboxTest is Test {
         );
         _deliver(7, address(r), 1_000_000);
         assertTrue(r.called(), "called");
-        assertEq(bytes32(r.reentryErr()), bytes32(ReentrancyGuard.ReentrantCall.selector), "reentry blocked");
+        assertEq(bytes32(r.reentryErr()), bytes32(ReentrancyGuardTransient.ReentrantCall.selector), "reentry blocked");
         assertEq(consumer.calls(), 0, "nested delivery did not happen");
     }
 

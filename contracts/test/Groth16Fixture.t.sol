@@ -6,8 +6,9 @@ import {TestSetup} from "./utils/TestSetup.sol";
 import {Groth16Verifier} from "./fixtures/RiskGroth16Verifier.sol";
 import {ModelRegistry} from "../ModelRegistry.sol";
 import {InferenceOracle} from "../InferenceOracle.sol";
-import {Groth16VerifierAdapter, VerifierAdapterBase} from "../Verifier.sol";
-import {Groth16BatchAdapter} from "../Groth16BatchAdapter.sol";
+import {Groth16VerifierAdapter} from "../verifiers/Groth16VerifierAdapter.sol";
+import {VerifierAdapterBase} from "../verifiers/VerifierAdapterBase.sol";
+import {Groth16BatchAdapter} from "../verifiers/Groth16BatchAdapter.sol";
 
 /// @notice The fulfilment path with the REAL snarkjs verifier of the risk model and real
 ///         Groth16 proofs (contracts/test/fixtures, written by scripts/groth16_fixture.py),

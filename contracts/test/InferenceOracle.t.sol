@@ -17,8 +17,9 @@ import {
 import {ModelRegistry} from "../ModelRegistry.sol";
 import {InferenceOracle} from "../InferenceOracle.sol";
 import {IInferenceConsumer} from "../IInferenceConsumer.sol";
-import {ReentrancyGuard} from "../utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "../utils/ReentrancyGuardTransient.sol";
 import {Owned} from "../utils/Owned.sol";
+import {ExactGasCall} from "../utils/ExactGasCall.sol";
 
 contract InferenceOracleTest is OracleFixture {
     uint256 internal constant QUOTE0 = BASE_FEE + (uint256(VERIFY_GAS) + 90_000) * GAS_PRICE; // 90k: FULFILL_OVERHEAD_GAS
@@ -485,7 +486,7 @@ contract InferenceOracleTest is OracleFixture {
             assertFalse(ok, "must revert");
             assertEq(
                 ret,
-                abi.encodeWithSelector(InferenceOracle.InsufficientGasForCallback.selector, id, limit),
+                abi.encodeWithSelector(ExactGasCall.InsufficientGasForCallback.selector, id, limit),
                 "InsufficientGasForCallback"
             );
         }
@@ -508,7 +509,7 @@ contract InferenceOracleTest is OracleFixture {
                 assertEq(c.gasAtEntry(), expected, "success => exact callback gas");
             } else {
                 assertTrue(
-                    ret.length == 0 || bytes4(ret) == InferenceOracle.InsufficientGasForCallback.selector,
+                    ret.length == 0 || bytes4(ret) == ExactGasCall.InsufficientGasForCallback.selector,
                     "revert reason"
                 );
                 assertEq(firstOk, 0, "monotonic: no failure above a success");
@@ -612,10 +613,10 @@ contract InferenceOracleTest is OracleFixture {
         fulfillAs(relayer, id);
 
         assertTrue(c.called(), "callback ran");
-        assertEq(c.fulfillErr(), ReentrancyGuard.ReentrantCall.selector, "fulfill blocked");
-        assertEq(c.batchErr(), ReentrancyGuard.ReentrantCall.selector, "fulfillBatch blocked");
-        assertEq(c.refundErr(), ReentrancyGuard.ReentrantCall.selector, "refund blocked");
-        assertEq(c.withdrawErr(), ReentrancyGuard.ReentrantCall.selector, "withdraw blocked");
+        assertEq(c.fulfillErr(), ReentrancyGuardTransient.ReentrantCall.selector, "fulfill blocked");
+        assertEq(c.batchErr(), ReentrancyGuardTransient.ReentrantCall.selector, "fulfillBatch blocked");
+        assertEq(c.refundErr(), ReentrancyGuardTransient.ReentrantCall.selector, "refund blocked");
+        assertEq(c.withdrawErr(), ReentrancyGuardTransient.ReentrantCall.selector, "withdraw blocked");
         assertStatus(target, InferenceOracle.Status.Pending, "target untouched");
         assertEq(oracle.balances(address(c)), 1, "balance untouched");
         uint256 nid = c.newRequestId();
@@ -699,8 +700,8 @@ contract InferenceOracleTest is OracleFixture {
         vm.warp(block.timestamp + 2 hours);
         oracle.refund(id);
         assertEq(r.received(), QUOTE0, "refund received");
-        assertEq(r.refundErr(), ReentrancyGuard.ReentrantCall.selector, "refund re-entry blocked");
-        assertEq(r.withdrawErr(), ReentrancyGuard.ReentrantCall.selector, "withdraw re-entry blocked");
+        assertEq(r.refundErr(), ReentrancyGuardTransient.ReentrantCall.selector, "refund re-entry blocked");
+        assertEq(r.withdrawErr(), ReentrancyGuardTransient.ReentrantCall.selector, "withdraw re-entry blocked");
         assertEq(oracle.totalEscrowed(), 0, "escrow");
         assertEq(address(oracle).balance, 0, "no double pay");
     }

@@ -7,9 +7,9 @@ import {TestSetup} from "./utils/TestSetup.sol";
 import {TestHashVerifier} from "./utils/TestHashVerifier.sol";
 import {ModelRegistry} from "../ModelRegistry.sol";
 import {InferenceOracle} from "../InferenceOracle.sol";
-import {LRTToken} from "../LRTToken.sol";
+import {LRTToken} from "../lrt/LRTToken.sol";
 import {LRTVault} from "../LRTVault.sol";
-import {RestakingStrategy} from "../RestakingStrategy.sol";
+import {RestakingStrategy} from "../lrt/RestakingStrategy.sol";
 import {Owned} from "../utils/Owned.sol";
 
 /// @notice Unit tests of LRTVault: shares, withdrawals, the oracle round trip, parameters.

@@ -5,6 +5,7 @@ import {OracleFixture} from "./utils/OracleFixture.sol";
 import {RecordingConsumer} from "./utils/Mocks.sol";
 import {InferenceOracle} from "../InferenceOracle.sol";
 import {IInferenceConsumer} from "../IInferenceConsumer.sol";
+import {ExactGasCall} from "../utils/ExactGasCall.sol";
 
 contract OracleFuzzTest is OracleFixture {
     /// @dev Gas a RecordingConsumer spends between its entry and its first gasleft().
@@ -204,7 +205,7 @@ contract OracleFuzzTest is OracleFixture {
             assertStatus(id, InferenceOracle.Status.Fulfilled, "fulfilled");
         } else {
             assertTrue(
-                ret.length == 0 || bytes4(ret) == InferenceOracle.InsufficientGasForCallback.selector, "reason"
+                ret.length == 0 || bytes4(ret) == ExactGasCall.InsufficientGasForCallback.selector, "reason"
             );
             assertEq(c.calls(), 0, "callback did not run");
             assertStatus(id, InferenceOracle.Status.Pending, "pending");

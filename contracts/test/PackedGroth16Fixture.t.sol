@@ -7,9 +7,11 @@ import {RiskPackedGroth16Verifier} from "./fixtures/RiskGroth16PackedVerifier.so
 import {Groth16Verifier} from "./fixtures/RiskGroth16Verifier.sol";
 import {ModelRegistry} from "../ModelRegistry.sol";
 import {InferenceOracle} from "../InferenceOracle.sol";
-import {Groth16VerifierAdapter, VerifierAdapterBase} from "../Verifier.sol";
-import {Groth16BatchVerifier} from "../Groth16BatchAdapter.sol";
-import {PackedGroth16Adapter, PackedGroth16BatchAdapter} from "../PackedGroth16Adapter.sol";
+import {Groth16VerifierAdapter} from "../verifiers/Groth16VerifierAdapter.sol";
+import {VerifierAdapterBase} from "../verifiers/VerifierAdapterBase.sol";
+import {Groth16BatchVerifier} from "../verifiers/Groth16BatchVerifier.sol";
+import {PackedGroth16Adapter} from "../verifiers/PackedGroth16Adapter.sol";
+import {PackedGroth16BatchAdapter} from "../verifiers/PackedGroth16BatchAdapter.sol";
 
 /// @notice The packed-signal adapters with the REAL snarkjs verifier of the packed risk circuit
 ///         and real Groth16 proofs (contracts/test/fixtures/risk_groth16_packed.json, written by

@@ -6,7 +6,8 @@ import {TestSetup} from "./utils/TestSetup.sol";
 import {RiskPackedGroth16Verifier} from "./fixtures/RiskGroth16PackedVerifier.sol";
 import {ModelRegistry} from "../ModelRegistry.sol";
 import {InferenceOracle} from "../InferenceOracle.sol";
-import {PackedGroth16Adapter, PackedGroth16BatchAdapter} from "../PackedGroth16Adapter.sol";
+import {PackedGroth16Adapter} from "../verifiers/PackedGroth16Adapter.sol";
+import {PackedGroth16BatchAdapter} from "../verifiers/PackedGroth16BatchAdapter.sol";
 
 /// @notice Front-running a pending fulfilment, with the REAL packed Groth16 verifier of the risk
 ///         model and its real proofs (contracts/test/fixtures/risk_groth16_packed.json), through

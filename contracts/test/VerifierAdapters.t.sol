@@ -4,13 +4,11 @@ pragma solidity ^0.8.24;
 import {OracleFixture} from "./utils/OracleFixture.sol";
 import {TestHashVerifier} from "./utils/TestHashVerifier.sol";
 import {Groth16Stub6, Halo2Stub, WeirdReturnVerifier, FieldEncodingHarness} from "./utils/Mocks.sol";
-import {
-    FieldEncoding,
-    Groth16VerifierAdapter,
-    Halo2VerifierAdapter,
-    VerifierAdapterBase,
-    IInferenceVerifier
-} from "../Verifier.sol";
+import {FieldEncoding} from "../verifiers/FieldEncoding.sol";
+import {Groth16VerifierAdapter} from "../verifiers/Groth16VerifierAdapter.sol";
+import {Halo2VerifierAdapter} from "../verifiers/Halo2VerifierAdapter.sol";
+import {VerifierAdapterBase} from "../verifiers/VerifierAdapterBase.sol";
+import {IInferenceVerifier} from "../Verifier.sol";
 import {InferenceOracle} from "../InferenceOracle.sol";
 
 contract VerifierAdaptersTest is OracleFixture {

@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 import {ModelRegistry} from "../ModelRegistry.sol";
 import {IInferenceVerifier} from "../Verifier.sol";
-import {SignedRange} from "./CallLib.sol";
+import {SignedRange} from "./SignedRange.sol";
 
 /// @title InferenceCheck
 /// @notice What the contracts that verify a proof outside a request share (CrossChainInbox,
@@ -44,15 +44,11 @@ abstract contract InferenceCheck {
         if (m.frozen) revert ModelFrozen(modelId);
         if (input.length != m.inputSize) revert InputSizeMismatch(m.inputSize, input.length);
         if (output.length != m.outputSize) revert OutputSizeMismatch(m.outputSize, output.length);
-        uint256 i = _firstOutOfRange(input, m.inputBits);
+        uint256 i = SignedRange.firstOutOfRange(input, m.inputBits);
         if (i != type(uint256).max) revert InputOutOfRange(i, input[i]);
-        i = _firstOutOfRange(output, m.outputBits);
+        i = SignedRange.firstOutOfRange(output, m.outputBits);
         if (i != type(uint256).max) revert OutputOutOfRange(i, output[i]);
         if (!IInferenceVerifier(m.verifier).verify(input, output, payee, proof)) revert InvalidProof(modelId);
         return m.verifier;
-    }
-
-    function _firstOutOfRange(int256[] calldata values, uint16 bits) private pure returns (uint256) {
-        return SignedRange.firstOutOfRange(values, bits);
     }
 }

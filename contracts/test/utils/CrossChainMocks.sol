@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {ICrossChainConsumer} from "../../ICrossChainConsumer.sol";
-import {CrossChainInbox} from "../../CrossChainInbox.sol";
+import {ICrossChainConsumer} from "../../crosschain/ICrossChainConsumer.sol";
+import {CrossChainInbox} from "../../crosschain/CrossChainInbox.sol";
 
 /// @notice Records the gas it had at entry and the last result.
 contract RecordingCrossChainConsumer is ICrossChainConsumer {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {IInferenceVerifier, IBatchInferenceVerifier, FieldEncoding} from "../../Verifier.sol";
+import {IInferenceVerifier, IBatchInferenceVerifier} from "../../Verifier.sol";
+import {FieldEncoding} from "../../verifiers/FieldEncoding.sol";
 import {IInferenceConsumer} from "../../IInferenceConsumer.sol";
 import {InferenceOracle} from "../../InferenceOracle.sol";
 

@@ -4,9 +4,9 @@ pragma solidity ^0.8.24;
 import {Vm} from "./Test.sol";
 import {TestHashVerifier} from "./TestHashVerifier.sol";
 import {InferenceOracle} from "../../InferenceOracle.sol";
-import {LRTToken} from "../../LRTToken.sol";
+import {LRTToken} from "../../lrt/LRTToken.sol";
 import {LRTVault} from "../../LRTVault.sol";
-import {RestakingStrategy} from "../../RestakingStrategy.sol";
+import {RestakingStrategy} from "../../lrt/RestakingStrategy.sol";
 
 /// @notice Drives the vault for the invariant test: deposits and withdrawals by several
 ///         actors, slashing, rebalance requests fulfilled with random risk scores, refunds,

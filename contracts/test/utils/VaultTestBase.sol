@@ -6,9 +6,9 @@ import {TestHashVerifier} from "./TestHashVerifier.sol";
 import {TestSetup} from "./TestSetup.sol";
 import {ModelRegistry} from "../../ModelRegistry.sol";
 import {InferenceOracle} from "../../InferenceOracle.sol";
-import {LRTToken} from "../../LRTToken.sol";
+import {LRTToken} from "../../lrt/LRTToken.sol";
 import {LRTVault} from "../../LRTVault.sol";
-import {RestakingStrategy} from "../../RestakingStrategy.sol";
+import {RestakingStrategy} from "../../lrt/RestakingStrategy.sol";
 
 /// @dev Extra cheatcodes the vault tests use, declared here (not in Test.sol) so the shared
 ///      test base stays untouched. Same cheatcode address as `Test.vm`.
