@@ -45,8 +45,9 @@ from oracle.circuits.quantize import (
     quantize,
 )
 from oracle.proving.base import BackendError, CompileOptions, Proof, ProofBackend, shape_mismatch
-from oracle.proving.groth16 import circuit, ptau, tools
+from oracle.proving.groth16 import circuit, direct, ptau, tools
 from oracle.proving.groth16.calldata import encode_proof
+from oracle.proving.groth16.lowering import Plan
 from oracle.proving.groth16.pool import ProverPool, SnarkjsError
 from oracle.proving.groth16.r1cs import r1cs_info
 from oracle.proving.groth16.solidity import compile_verifier
@@ -72,22 +73,32 @@ FILES = {
 }
 
 
+# The direct generator (oracle.proving.groth16.direct) writes model.r1cs itself: no circom, no wasm.
+DIRECT_FILES = {role: f for role, f in FILES.items() if role not in ("circom", "wasm")}
+
+
 @dataclass
 class _Loaded:
     stamp: float
     manifest: Manifest
     model: QuantizedModel
-    wasm: Path
+    wasm: Path | None             # circom's witness calculator; None for the direct generator
     zkey: Path
     vk: Path
+    plan: Plan | None = None      # the direct generator's wire layout (witness at prove time)
 
 
 class Groth16Backend(ProofBackend):
     name = NAME
 
     def __init__(self, pool_size: int | None = None, settings: QuantSettings | None = None,
-                 prove_timeout: float = 300.0) -> None:
+                 prove_timeout: float = 300.0, generator: str = "circom", self_check: bool = True) -> None:
+        if generator not in direct.GENERATORS:
+            raise BackendError(f"unknown groth16 generator {generator!r} (one of {direct.GENERATORS})")
         self.settings = settings or QuantSettings()
+        # What compile() emits; prove() follows each folder's manifest, whatever this says.
+        self.generator = generator
+        self.self_check = self_check      # direct circuits: verify each fresh proof (see direct.py)
         self._pool_size = pool_size
         self._timeout = prove_timeout
         self._pool: ProverPool | None = None
@@ -122,8 +133,12 @@ class Groth16Backend(ProofBackend):
         m = Manifest.load(d)
         if m.backend != NAME:
             raise BackendError(f"{d}: circuit built for backend {m.backend!r}, not {NAME!r}")
-        loaded = _Loaded(stamp, m, QuantizedModel.load(m.path(d, "quantized")),
-                         m.path(d, "wasm"), m.path(d, "zkey"), m.path(d, "vk"))
+        qm = QuantizedModel.load(m.path(d, "quantized"))
+        if _generator(m) == "direct":
+            loaded = _Loaded(stamp, m, qm, None, m.path(d, "zkey"), m.path(d, "vk"),
+                             Plan(qm, m.packed is not None))
+        else:
+            loaded = _Loaded(stamp, m, qm, m.path(d, "wasm"), m.path(d, "zkey"), m.path(d, "vk"))
         with self._lock:
             self._circuits[d] = loaded
         return loaded
@@ -146,6 +161,7 @@ class Groth16Backend(ProofBackend):
         qm = quantize(program, calib, self.settings)
 
         out_dir.mkdir(parents=True, exist_ok=True)
+        files = DIRECT_FILES if self.generator == "direct" else FILES
         for f in set(FILES.values()) | {"manifest.json"}:
             (out_dir / f).unlink(missing_ok=True)
         shutil.copyfile(onnx_path, out_dir / FILES["onnx"])
@@ -157,13 +173,20 @@ class Groth16Backend(ProofBackend):
                 packing = Packing.for_bits(qm.input_bits, qm.output_bits)
             except PackingError as e:
                 raise BackendError(f"{onnx_path}: {e}") from e
-        src, est = circuit.generate(qm, packed=packing is not None)
         payee_slot = circuit.payee_slot(qm, packing is not None)
-        (out_dir / FILES["circom"]).write_text(src)
-
-        t0 = time.monotonic()
-        self._circom(out_dir)
-        circom_s = time.monotonic() - t0
+        gen_stats: dict[str, Any]
+        if self.generator == "direct":
+            lowered = direct.write_circuit(qm, packing is not None, out_dir / FILES["r1cs"])
+            gen_stats = {"lowering_seconds": lowered.lowering_seconds,
+                         "r1cs_write_seconds": lowered.r1cs_write_seconds,
+                         "multiply_adds": lowered.macs, "r1cs_terms": lowered.terms}
+        else:
+            src, est = circuit.generate(qm, packed=packing is not None)
+            (out_dir / FILES["circom"]).write_text(src)
+            t0 = time.monotonic()
+            self._circom(out_dir)
+            gen_stats = {"circom_seconds": round(time.monotonic() - t0, 3),
+                         "estimated_constraints": est.estimated_constraints}
         info = r1cs_info(out_dir / FILES["r1cs"])
         want_out, want_in = qm.output_size, qm.input_size
         if packing is not None:
@@ -202,7 +225,7 @@ class Groth16Backend(ProofBackend):
 
         name = options.name or (onnx_path.parent.name if onnx_path.stem == "model"
                                 else onnx_path.stem)
-        sizes = {role: (out_dir / f).stat().st_size for role, f in FILES.items()}
+        sizes = {role: (out_dir / f).stat().st_size for role, f in files.items()}
         layout: SignalLayout = PACKED_LAYOUT if packing is not None else "outputs_then_inputs"
         manifest = Manifest(
             backend=NAME,
@@ -217,12 +240,13 @@ class Groth16Backend(ProofBackend):
             signal_layout=layout,
             packing=packing.to_dict() if packing is not None else None,
             payee=payee_slot,
-            files=dict(FILES),
+            files=dict(files),
             verifier_contract=VERIFIER_CONTRACT,
             dev_keys=dev_keys,
             toolchain=dict(tools.versions()),
             settings={
-                "generator_version": GENERATOR_VERSION,
+                "generator": self.generator,
+                "generator_version": GENERATOR_VERSION if self.generator == "circom" else direct.LOWERING_VERSION,
                 "quantization": asdict(self.settings),
                 "calibration_source": calib_src,
                 "calibration": qm.calibration,
@@ -233,7 +257,7 @@ class Groth16Backend(ProofBackend):
                     for ly in qm.layers
                 ],
                 "packed_signals": packing is not None,
-                "circom_flags": ["--O2"],
+                **({"circom_flags": ["--O2"]} if self.generator == "circom" else {}),
                 "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
                 "ptau": {"file": ptau_file.name, "power": power, "local_dev_ceremony": dev_keys,
                          "sha256": _sha256_file(ptau_file)},
@@ -241,17 +265,16 @@ class Groth16Backend(ProofBackend):
             },
             stats={
                 "constraints": info.n_constraints,
-                "estimated_constraints": est.estimated_constraints,
+                **gen_stats,
                 "wires": info.n_wires,
                 "public_signals": info.n_outputs + info.n_public_inputs,
                 "ptau_power": power,
-                "circom_seconds": round(circom_s, 3),
                 "ptau_seconds": round(ptau_s, 3),
                 "setup_seconds": round(setup_s, 3),
                 "compile_seconds": round(time.monotonic() - t_start, 3),
                 "zkey_bytes": sizes["zkey"],
                 "vk_bytes": sizes["vk"],
-                "wasm_bytes": sizes["wasm"],
+                **({"wasm_bytes": sizes["wasm"]} if "wasm" in sizes else {}),
                 "r1cs_bytes": sizes["r1cs"],
                 "verifier_runtime_bytes": (len(verifier["deployedBytecode"]) - 2) // 2,
                 "proof_bytes": 256,
@@ -323,9 +346,17 @@ class Groth16Backend(ProofBackend):
             except PayeeError as e:
                 raise BackendError(str(e)) from e
         t0 = time.monotonic()
-        resp = self.pool.request({
-            "cmd": "prove", "wasm": str(c.wasm), "zkey": str(c.zkey), "input": witness_input,
-        })
+        if c.plan is not None:
+            # payee_int(None) raises: every direct circuit binds a payee (PayeeError -> BackendError)
+            try:
+                payee_value = payee_int(normalize(payee))
+            except PayeeError as e:
+                raise BackendError(str(e)) from e
+            resp = direct.prove(self.pool, c.plan, c.zkey, c.vk, x, payee_value, self.self_check)
+        else:
+            resp = self.pool.request({
+                "cmd": "prove", "wasm": str(c.wasm), "zkey": str(c.zkey), "input": witness_input,
+            })
         elapsed = time.monotonic() - t0
         signals = [str(s) for s in resp["publicSignals"]]
         n_out = len(signals) - len(wit)
@@ -408,6 +439,11 @@ def _sha256_file(p: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _generator(m: Manifest) -> str:
+    """Which generator built a folder (manifests before the direct generator: circom)."""
+    return str(m.settings.get("generator", "circom"))
 
 
 def proof_to_json(p: Proof) -> dict[str, Any]:

@@ -28,6 +28,13 @@ _SOURCES = [
     "oracle/circuits/packing.py",
     "oracle/circuits/payee.py",
 ]
+# The direct generator's circuits also depend on these (circom's do not: editing them must not
+# rebuild every circom circuit).
+_DIRECT_SOURCES = [
+    "oracle/proving/groth16/lowering.py",
+    "oracle/proving/groth16/r1cs_writer.py",
+    "oracle/proving/groth16/direct.py",
+]
 
 
 def build_key(backend: Groth16Backend, onnx: Path, calibration: Path | None, packed: bool = True) -> str:
@@ -38,7 +45,9 @@ def build_key(backend: Groth16Backend, onnx: Path, calibration: Path | None, pac
     h.update(json.dumps(asdict(backend.settings), sort_keys=True).encode())
     h.update(str(GENERATOR_VERSION).encode())
     h.update(b"packed" if packed else b"unpacked")
-    for src in _SOURCES:
+    if backend.generator != "circom":
+        h.update(backend.generator.encode())
+    for src in _SOURCES + (_DIRECT_SOURCES if backend.generator == "direct" else []):
         h.update((root / src).read_bytes())
     return h.hexdigest()
 

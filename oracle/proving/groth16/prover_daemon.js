@@ -4,6 +4,9 @@
 //   {"id": 1, "cmd": "prove", "wasm": "/abs/model.wasm", "zkey": "/abs/model.zkey",
 //    "input": {"in": ["12", ...]}}
 //     -> {"id": 1, "ok": true, "proof": {...}, "publicSignals": [...], "ms": {...}}
+//   {"id": 4, "cmd": "prove_wtns", "wtns": "/abs/w.wtns", "zkey": "/abs/model.zkey", "vk": "/abs/vk.json"}
+//     -> {"id": 4, "ok": true, "proof": {...}, "publicSignals": [...], "valid": true|null, "ms": {...}}
+//     (a ready .wtns, e.g. from the direct generator; "vk" optional: verify the fresh proof too)
 //   {"id": 2, "cmd": "verify", "vk": "/abs/vk.json", "proof": {...}, "publicSignals": [...]}
 //     -> {"id": 2, "ok": true, "valid": true|false}
 //   {"id": 3, "cmd": "ping"}  -> {"id": 3, "ok": true, "pid": 1234}
@@ -70,6 +73,26 @@ async function handle(req) {
       const t3 = process.hrtime.bigint();
       const ms = (a, b) => Number(b - a) / 1e6;
       return { proof, publicSignals, ms: { load: ms(t0, t1), witness: ms(t1, t2), prove: ms(t2, t3) } };
+    }
+    case 'prove_wtns': {
+      // A witness computed elsewhere (the direct generator, in Python). snarkjs' prover does not
+      // check it against the constraints, so with "vk" the fresh proof is verified as well.
+      const t0 = process.hrtime.bigint();
+      const zkey = await cached(req.zkey, 'zkey', loadBytes);
+      const t1 = process.hrtime.bigint();
+      const wtns = new Uint8Array(fs.readFileSync(req.wtns));
+      const t2 = process.hrtime.bigint();
+      const { proof, publicSignals } = await snarkjs.groth16.prove(zkey, wtns);
+      const t3 = process.hrtime.bigint();
+      let valid = null;
+      if (req.vk) {
+        const vk = await cached(req.vk, 'vk', loadJson);
+        valid = (await snarkjs.groth16.verify(vk, publicSignals, proof)) === true;
+      }
+      const t4 = process.hrtime.bigint();
+      const ms = (a, b) => Number(b - a) / 1e6;
+      return { proof, publicSignals, valid,
+               ms: { load: ms(t0, t1), witness: ms(t1, t2), prove: ms(t2, t3), verify: ms(t3, t4) } };
     }
     case 'verify': {
       const vk = await cached(req.vk, 'vk', loadJson);
