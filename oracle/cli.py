@@ -1,5 +1,6 @@
-"""The ``oracle`` command line. User errors print one clear line and exit non-zero; no
-tracebacks unless ``--debug``."""
+"""The ``oracle`` command line. The oracle's own errors (``oracle.errors``: user errors, and
+transient ones, which a one-shot command does not retry) print one clear line and exit 2, with a
+traceback only under ``--debug``. Anything else is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
@@ -10,35 +11,35 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from oracle.errors import TransientError, UserError
+
 log = logging.getLogger("oracle")
-
-# Errors that are the user's (bad input, bad files, reverted transactions), shown without a
-# traceback. Resolved lazily so `oracle --help` stays fast.
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from oracle.chain.client import ContractError
-    from oracle.chain.keys import KeySourceError
-    from oracle.circuits.fixedpoint import FixedPointError
-    from oracle.circuits.manifest import ManifestError
-    from oracle.proving.base import BackendError
-    from oracle.service.config import ConfigError
-
-    return (ContractError, KeySourceError, FixedPointError, ManifestError, BackendError,
-            ConfigError, FileNotFoundError, ValueError, ConnectionError)
 
 
 def _connect(rpc: str, *, signer: bool = True, keystore: Path | None = None):  # type: ignore[no-untyped-def]
-    from web3 import Web3
-
-    from oracle.chain.client import Chain
+    from oracle.chain.client import Chain, probe_chain_id
     from oracle.chain.keys import load_account
 
-    probe = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 10}))
-    try:
-        chain_id = int(probe.eth.chain_id)
-    except Exception as exc:
-        raise ConnectionError(f"cannot reach RPC endpoint {rpc}: {exc}") from exc
+    chain_id = probe_chain_id(rpc)     # a dead or wrong --rpc fails here, fast
     account = load_account(chain_id=chain_id, keystore=keystore, rpc_url=rpc) if signer else None
     return Chain.connect(rpc, account)
+
+
+def _address(value: str) -> str:
+    """argparse type: a 0x-prefixed 20-byte hex address (refused at parse time, like any flag)."""
+    from eth_utils.address import is_hex_address
+
+    if not is_hex_address(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a 0x-prefixed 20-byte hex address")
+    return value
+
+
+def _bytes32(value: str) -> str:
+    """argparse type: a 32-byte hex value (0x prefix optional)."""
+    h = value.removeprefix("0x")
+    if len(h) != 64 or any(c not in "0123456789abcdefABCDEF" for c in h):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a 32-byte hex value")
+    return value
 
 
 def cmd_deploy(a: argparse.Namespace) -> int:
@@ -65,13 +66,13 @@ def cmd_destination(a: argparse.Namespace) -> int:
 
 
 def cmd_models_compile(a: argparse.Namespace) -> int:
-    from oracle.circuits.commands import compile_model
+    from oracle.commands import compile_model
 
     setup = a.ptau or a.srs
     if a.ptau and a.backend != "groth16":
-        raise ValueError("--ptau is for the groth16 backend; use --srs with ezkl")
+        raise UserError("--ptau is for the groth16 backend; use --srs with ezkl")
     if a.srs and a.backend != "ezkl":
-        raise ValueError("--srs is for the ezkl backend; use --ptau with groth16")
+        raise UserError("--srs is for the ezkl backend; use --ptau with groth16")
     m = compile_model(a.model, a.backend, a.out, a.calibration, setup, packed_signals=not a.unpacked_signals)
     if m.dev_keys:
         log.warning("DEVELOPMENT KEYS: %s was set up without a ceremony file; do not use in production", a.out)
@@ -84,7 +85,7 @@ def cmd_models_register(a: argparse.Namespace) -> int:
     from oracle.chain.registration import register_circuit
 
     if len(a.rpc) != len(a.registry):
-        raise ValueError("give one --registry per --rpc")
+        raise UserError("give one --registry per --rpc")
     for rpc, registry in zip(a.rpc, a.registry, strict=True):
         chain = _connect(rpc, keystore=a.keystore)
         r = register_circuit(chain, registry, a.circuit_dir, model_id=a.model_id, fee_wei=a.fee,
@@ -95,14 +96,14 @@ def cmd_models_register(a: argparse.Namespace) -> int:
 
 
 def cmd_prove(a: argparse.Namespace) -> int:
-    from oracle.circuits.commands import prove_file
+    from oracle.commands import prove_file
 
     prove_file(a.circuit_dir, a.input, a.out, a.payee)
     return 0
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
-    from oracle.circuits.commands import verify_file
+    from oracle.commands import verify_file
 
     ok, reason = verify_file(a.circuit_dir, a.proof)
     if ok:
@@ -127,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ds = sub.add_parser("destination", help="allow (or disable) a destination chain for requestInferenceTo")
     ds.add_argument("--rpc", required=True, help="the source chain")
-    ds.add_argument("--oracle", required=True, help="the source chain's InferenceOracle")
+    ds.add_argument("--oracle", type=_address, required=True, help="the source chain's InferenceOracle")
     ds.add_argument("--chain-id", type=int, required=True, help="the destination chain id")
     ds.add_argument("--disable", action="store_true")
     ds.add_argument("--keystore", type=Path)
@@ -147,8 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = m.add_parser("register", help="deploy the circuit's verifier + adapter and register the model")
     r.add_argument("circuit_dir", type=Path)
     r.add_argument("--rpc", action="append", required=True, help="repeatable, paired with --registry")
-    r.add_argument("--registry", action="append", required=True)
-    r.add_argument("--model-id", help="0x bytes32 (default: the circuit id)")
+    r.add_argument("--registry", type=_address, action="append", required=True)
+    r.add_argument("--model-id", type=_bytes32, help="0x bytes32 (default: the circuit id)")
     r.add_argument("--fee", type=int, default=0, help="base fee in wei")
     r.add_argument("--keystore", type=Path)
     r.add_argument("--no-batch", action="store_true", help="groth16: plain adapter without batch verification")
@@ -195,7 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc: int = a.func(a)
         return rc
-    except _user_errors() as exc:
+    except (UserError, TransientError) as exc:
+        # Only the oracle's own errors: a ValueError or KeyError from a bug is not bad input and
+        # must show where it happened. A transient error is reported the same way because this
+        # command runs once; the service's jobs retry them instead.
         if a.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)

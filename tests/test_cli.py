@@ -120,6 +120,41 @@ def test_missing_and_corrupt_artifacts(compiled: Path, tmp_path: Path) -> None:
     assert r.returncode == 2 and "corrupt manifest" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_user_error_is_one_line(tmp_path: Path) -> None:
+    r, _ = _prove(tmp_path / "nowhere", tmp_path, [0.0] * 6)
+    manifest = tmp_path / "nowhere" / "manifest.json"
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [f"error: {manifest}: not a circuit folder (no manifest.json)"]
+    r = oracle("models", "compile", str(tmp_path / "m.onnx"), "--backend", "ezkl", "--out", str(tmp_path / "c"),
+               "--ptau", str(tmp_path / "x.ptau"))
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == ["error: --ptau is for the groth16 backend; use --srs with ezkl"]
+
+
+# `oracle prove` whose implementation has a bug: a ValueError that no user input explains.
+_BUGGY_PROVE = """
+import sys
+import oracle.commands
+
+def prove_file(*args, **kwargs):
+    raise ValueError("a bug in prove_file")
+
+oracle.commands.prove_file = prove_file
+from oracle.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_programming_error_is_not_reported_as_bad_input(tmp_path: Path) -> None:
+    """Only the oracle's own errors are user errors: a bug keeps its traceback and is never
+    dressed up as a one-line complaint about the input."""
+    r = subprocess.run([sys.executable, "-c", _BUGGY_PROVE, "prove", str(tmp_path), "--input", str(tmp_path / "i"),
+                        "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert "Traceback" in r.stderr and r.stderr.rstrip().endswith("ValueError: a bug in prove_file")
+    assert "error: a bug" not in r.stderr
+
+
 def test_unsupported_operator_names_op_and_node(tmp_path: Path) -> None:
     r = oracle("models", "compile", str(_model(tmp_path / "s.onnx", softmax=True)), "--backend", "groth16",
                "--out", str(tmp_path / "c"))

@@ -19,12 +19,12 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from oracle.circuits.commands import prove_file, verify_file
 from oracle.circuits.fixedpoint import BN254_R, to_field
 from oracle.circuits.manifest import Manifest
 from oracle.circuits.packing import Packing
 from oracle.circuits.payee import payee_int, place_payee
 from oracle.circuits.quantize import QuantizedModel
+from oracle.commands import prove_file, verify_file
 from oracle.proving.base import BackendError, CompileOptions, Proof, UnsupportedOperator
 from oracle.proving.groth16 import Groth16Backend
 from oracle.proving.groth16.calldata import encode_proof

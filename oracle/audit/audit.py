@@ -16,7 +16,6 @@ from typing import Any
 from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
-from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import BadFunctionCallOutput, ContractCustomError, ContractLogicError
 
@@ -25,12 +24,13 @@ from oracle.audit.defaults import DEFAULT_MAX_RANGE, DEFAULT_VERIFY_GAS
 from oracle.audit.logs import find_creation_block, scan_first, topic_uint
 from oracle.audit.proofs import proof_from_chain
 from oracle.audit.report import AuditReport, CheckStatus, Fulfilment, ModelInfo, RequestStatus
-from oracle.chain.client import Chain, ContractError
+from oracle.chain.client import Chain, ContractError, probe_chain_id
 from oracle.chain.fulfilment import CalldataError, Entry, entries_in
 from oracle.chain.structs import RegistryModel, read_model, read_request
 from oracle.chain.structs import RequestStatus as OnChainStatus
 from oracle.chain.vk import groth16_vk_words
 from oracle.circuits.manifest import PROOF_SYSTEM_IDS, ManifestError
+from oracle.errors import UserError
 from oracle.proving.base import BackendError
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ PROOF_SYSTEM_NAMES = {v: k for k, v in PROOF_SYSTEM_IDS.items()}
 ARTIFACT_CHECKS = ("circuit_id", "registration", "verifier_code", "offchain_verify")
 
 
-class AuditError(ValueError):
+class AuditError(UserError, ValueError):
     """The audit cannot start (unreachable RPC, no oracle at the address)."""
 
 
@@ -56,11 +56,7 @@ class AuditParams:
 
 
 def connect(rpc: str) -> Chain:
-    probe = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 10}))
-    try:
-        probe.eth.chain_id  # noqa: B018 - the probe call itself is the point
-    except Exception as exc:
-        raise ConnectionError(f"cannot reach RPC endpoint {rpc}: {exc}") from exc
+    probe_chain_id(rpc)    # a dead or wrong --rpc fails here, fast
     return Chain.connect(rpc)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlparse
 
+from oracle.errors import OracleError
 from oracle.paths import foundry_bin
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,8 @@ def local_anvil_problem(rpc_url: str | None, timeout: float = 5.0) -> str | None
     return None
 
 
-class AnvilError(Exception):
-    pass
+class AnvilError(OracleError):
+    """A local anvil node did not start (a development tool: neither bad input nor worth a retry)."""
 
 
 class Anvil:

@@ -1,12 +1,20 @@
 """A web3 connection with the project's contract artifacts: deploy, call, transact, and
-decode custom errors into readable messages (``InputSizeMismatch(expected=8, got=7)``)."""
+decode custom errors into readable messages (``InputSizeMismatch(expected=8, got=7)``).
+
+This client is where web3's and requests' exceptions stop: a revert comes out as
+``ContractError``, a node that cannot be reached (or is busy) as ``ChainUnavailable`` (transient),
+a request the node refuses as ``NodeError``.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
+import requests
 from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils.abi import function_abi_to_4byte_selector
@@ -14,15 +22,23 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    ProviderConnectionError,
+    TimeExhausted,
+    Web3Exception,
+    Web3RPCError,
+)
 from web3.types import TxParams, TxReceipt, Wei
 
 from oracle.chain.compiler import Artifact, compile_project
+from oracle.errors import TransientError, UserError
 
 log = logging.getLogger(__name__)
 
 
-class ContractError(Exception):
+class ContractError(UserError):
     """A call or transaction reverted; ``name`` is the custom error, ``args`` its values."""
 
     def __init__(self, name: str, args: dict[str, Any], raw: bytes = b"") -> None:
@@ -31,6 +47,16 @@ class ContractError(Exception):
         self.name = name
         self.args_ = args
         self.raw = raw
+
+
+class ChainUnavailable(TransientError):
+    """The node cannot be reached, is busy or did not answer in time (a transaction not mined
+    within the wait included): the same call may succeed later."""
+
+
+class NodeError(UserError):
+    """The node refused the request (a JSON-RPC error such as insufficient funds or a nonce too
+    low, an HTTP error that is not the node being busy, a URL that is not an RPC endpoint)."""
 
 
 def _fmt(v: Any) -> str:
@@ -95,6 +121,39 @@ def revert_data(exc: Exception) -> bytes | None:
     return None
 
 
+# HTTP statuses that mean "busy or down, ask again later" rather than "refused".
+_RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def _node_failure(exc: Exception, what: str) -> ChainUnavailable | NodeError | None:
+    """The transport or JSON-RPC failure ``exc`` of a round trip to a node as one of ours, or None
+    when it is neither (a revert, or not a web3/requests exception at all)."""
+    if isinstance(exc, requests.exceptions.HTTPError):
+        status = exc.response.status_code if exc.response is not None else 0
+        if status in _RETRY_STATUSES:
+            return ChainUnavailable(f"{what}: {exc}")
+        return NodeError(f"{what}: {exc}")
+    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout
+                  | ProviderConnectionError | TimeExhausted):
+        return ChainUnavailable(f"{what}: {exc}")
+    if isinstance(exc, requests.exceptions.RequestException | Web3RPCError):
+        return NodeError(f"{what}: {exc}")
+    return None
+
+
+def probe_chain_id(rpc_url: str, timeout: float = 10.0) -> int:
+    """The chain id at ``rpc_url``, asked with a short timeout: the first contact with an
+    endpoint a user named, so that a wrong or dead URL fails fast and says which."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    what = f"cannot reach RPC endpoint {rpc_url}"
+    try:
+        return int(w3.eth.chain_id)
+    except (requests.exceptions.RequestException, Web3Exception) as exc:
+        raise _node_failure(exc, what) or NodeError(f"{what}: {exc}") from exc
+    except ValueError as exc:    # the answer is not JSON-RPC (not a node)
+        raise NodeError(f"{what}: {exc}") from exc
+
+
 @dataclass
 class Chain:
     """One RPC endpoint plus an optional signing account."""
@@ -112,7 +171,8 @@ class Chain:
 
     @property
     def chain_id(self) -> int:
-        return int(self.w3.eth.chain_id)
+        with self._rpc("chain id"):
+            return int(self.w3.eth.chain_id)
 
     @property
     def errors(self) -> ErrorDecoder:
@@ -124,7 +184,8 @@ class Chain:
     def deploy(self, name: str, *args: Any, artifact: Artifact | None = None) -> str:
         art = artifact or self.artifacts[name]
         factory = self.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
-        receipt = self._send(factory.constructor(*args).build_transaction(self._base_tx()))
+        with self._rpc(f"deploying {name}"):
+            receipt = self._send(factory.constructor(*args).build_transaction(self._base_tx()))
         address = receipt["contractAddress"]
         assert address is not None
         log.info("deployed %s at %s (gas %d)", name, address, receipt["gasUsed"])
@@ -137,20 +198,29 @@ class Chain:
         tx = self._base_tx(value=value)
         if gas is not None:
             tx["gas"] = gas
-        try:
+        with self._rpc(f"{fn.fn_name} transaction"):
             built = fn.build_transaction(tx)
-        except (ContractCustomError, ContractLogicError) as exc:
-            raise self._decoded(exc) from exc
-        receipt = self._send(built)
+            receipt = self._send(built)
         if receipt["status"] != 1:
             raise self._replay_failure(built, receipt)
         return receipt
 
     def call(self, fn: ContractFunction, **tx: Any) -> Any:
-        try:
+        with self._rpc(f"{fn.fn_name} call"):
             return fn.call(cast(TxParams, tx) if tx else None)
+
+    @contextmanager
+    def _rpc(self, what: str) -> Iterator[None]:
+        """Round trips to the node inside come out with our exceptions only (see module doc)."""
+        try:
+            yield
         except (ContractCustomError, ContractLogicError) as exc:
             raise self._decoded(exc) from exc
+        except (requests.exceptions.RequestException, Web3Exception) as exc:
+            ours = _node_failure(exc, what)
+            if ours is None:
+                raise
+            raise ours from exc
 
     def _base_tx(self, value: int = 0) -> TxParams:
         if self.account is None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import solcx
 
+from oracle.errors import UserError
 from oracle.paths import BUILD_DIR, CONTRACTS_DIR, SOLC
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ SETTINGS: dict[str, Any] = {
 }
 
 
-class CompileError(Exception):
+class CompileError(UserError):
     """solc reported errors."""
 
 

@@ -21,12 +21,14 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import Web3RPCError
 
+from oracle.errors import UserError
+
 log = logging.getLogger(__name__)
 
 FULFIL_FUNCTIONS = ("fulfill", "fulfillBatch")
 
 
-class CalldataError(Exception):
+class CalldataError(UserError):
     """The fulfilment transaction cannot be decoded into the request's entry."""
 
 

@@ -15,13 +15,14 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from oracle.chain.anvil import DEV_KEYS, local_anvil_problem
+from oracle.errors import UserError
 
 KEY_ENV = "ORACLE_PRIVATE_KEY"
 KEYSTORE_ENV = "ORACLE_KEYSTORE"
 PASSWORD_ENV = "ORACLE_KEYSTORE_PASSWORD"
 
 
-class KeySourceError(Exception):
+class KeySourceError(UserError):
     """No usable key; the message says where one was looked for (never the key itself)."""
 
 

@@ -13,7 +13,8 @@ from urllib.parse import urlparse
 from oracle.chain.client import Chain
 from oracle.chain.compiler import Artifact
 from oracle.chain.vk import groth16_vk_words
-from oracle.circuits.manifest import PROOF_SYSTEM_IDS, Manifest
+from oracle.circuits.manifest import PROOF_SYSTEM_IDS, Manifest, ManifestError
+from oracle.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ GROTH16_GAS_PER_SIGNAL = 8_000
 HALO2_DEFAULT_GAS = 1_500_000
 
 
-class DevKeysRefused(ValueError):
+class DevKeysRefused(UserError, ValueError):
     """A circuit whose keys come from a local ceremony, registered on a chain that is not local."""
 
 
@@ -112,8 +113,12 @@ def register_circuit(
             )
         log.warning("registering DEVELOPMENT keys of %s on chain %d: anyone with the ceremony's "
                     "secrets can forge proofs for this model", circuit_dir, chain.chain_id)
-    art = json.loads(manifest.path(circuit_dir, "verifier_json").read_text())
-    verifier_art = Artifact(name=manifest.verifier_contract, abi=art["abi"], bytecode=_hex(art["bytecode"]))
+    verifier_json = manifest.path(circuit_dir, "verifier_json")
+    try:
+        art = json.loads(verifier_json.read_text())
+        verifier_art = Artifact(name=manifest.verifier_contract, abi=art["abi"], bytecode=_hex(art["bytecode"]))
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+        raise ManifestError(f"{verifier_json}: not a compiled verifier ({e!r})") from e
     verifier = chain.deploy(manifest.verifier_contract, artifact=verifier_art)
     gas = verify_gas_for(manifest)
     batch = batch and manifest.backend == "groth16"

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from oracle.circuits.onnx_graph import GraphNode, OnnxGraph
-from oracle.proving.base import BackendError, UnsupportedOperator
+from oracle.errors import BackendError, UnsupportedOperator
 
 F64 = NDArray[np.float64]
 ActKind = Literal["none", "relu", "clip"]

@@ -11,10 +11,12 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from oracle.errors import UserError
+
 BN254_R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 
 
-class FixedPointError(ValueError):
+class FixedPointError(UserError, ValueError):
     """A value cannot be represented at the requested scale and bit width."""
 
 

@@ -15,6 +15,7 @@ from typing import Any, Final, Literal
 from oracle.circuits.fixedpoint import to_field
 from oracle.circuits.packing import Packing, check_range
 from oracle.circuits.payee import payee_int, place_payee
+from oracle.errors import UserError
 
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
@@ -30,7 +31,7 @@ PACKED_LAYOUT: Final = "packed_outputs_then_inputs"
 PROOF_SYSTEM_IDS: dict[str, int] = {"groth16": 1, "ezkl": 2}
 
 
-class ManifestError(Exception):
+class ManifestError(UserError):
     """Missing, unreadable or inconsistent circuit folder."""
 
 
@@ -151,7 +152,16 @@ class Manifest:
 
 
 def circuit_id_of(vk_file: Path) -> str:
-    return "0x" + hashlib.sha256(vk_file.read_bytes()).hexdigest()
+    return "0x" + sha256_file(vk_file)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks (keys and SRS files run to hundreds of MB)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _prod(shape: list[int]) -> int:

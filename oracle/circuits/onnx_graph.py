@@ -16,7 +16,7 @@ import onnx
 from numpy.typing import NDArray
 from onnx import numpy_helper
 
-from oracle.proving.base import BackendError
+from oracle.errors import BackendError
 
 
 @dataclass(frozen=True)

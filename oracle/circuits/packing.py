@@ -23,10 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from oracle.errors import UserError
+
 WORD_BITS = 253   # < log2(BN254 r) ~ 253.6: every packed word is a canonical field element
 
 
-class PackingError(ValueError):
+class PackingError(UserError, ValueError):
     """A value does not fit the packing's bit width, or a word is not a valid packing."""
 
 

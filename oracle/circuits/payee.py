@@ -17,11 +17,13 @@ Placement (the manifest's ``payee`` entry, mirrored by the on-chain adapters):
 
 from __future__ import annotations
 
+from oracle.errors import UserError
+
 PAYEE_BITS = 160
 WORD_BITS = 253
 
 
-class PayeeError(ValueError):
+class PayeeError(UserError, ValueError):
     """Not a 20-byte address."""
 
 

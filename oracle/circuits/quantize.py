@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 
 from oracle.circuits.affine import ActKind, FloatProgram, trace
 from oracle.circuits.onnx_graph import load_graph
-from oracle.proving.base import BackendError
+from oracle.errors import BackendError
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
@@ -164,12 +164,15 @@ def quantized_forward(model: QuantizedModel, input_fixed: list[int]) -> list[int
 # -- calibration data -------------------------------------------------------------------------
 def load_calibration(path: Path, n_inputs: int) -> F64:
     """Sample inputs from a .npy array or a JSON {"input": [[...], ...]} (or a bare list)."""
-    if path.suffix == ".npy":
-        arr = np.load(path)
-    else:
-        raw = json.loads(path.read_text())
-        arr = np.asarray(raw["input"] if isinstance(raw, dict) else raw, dtype=np.float64)
-    arr = np.asarray(arr, dtype=np.float64).reshape(-1, n_inputs) if arr.size else arr
+    try:
+        if path.suffix == ".npy":
+            arr = np.load(path)
+        else:
+            raw = json.loads(path.read_text())
+            arr = np.asarray(raw["input"] if isinstance(raw, dict) else raw, dtype=np.float64)
+        arr = np.asarray(arr, dtype=np.float64).reshape(-1, n_inputs) if arr.size else arr
+    except (OSError, ValueError, KeyError, TypeError) as e:   # missing file, not JSON, ragged, wrong size
+        raise BackendError(f"{path}: unreadable calibration data ({e})") from e
     if arr.size == 0:
         raise BackendError(f"{path}: no calibration samples")
     if not np.all(np.isfinite(arr)):

@@ -16,18 +16,10 @@ from typing import Any
 
 from oracle.circuits.manifest import Manifest
 
-
-class BackendError(Exception):
-    """A user-facing error from a backend (bad model, bad input, missing artifact)."""
-
-
-class UnsupportedOperator(BackendError):
-    def __init__(self, op_type: str, node_name: str, backend: str) -> None:
-        super().__init__(
-            f"operator {op_type!r} (node {node_name!r}) is not supported by the {backend} backend"
-        )
-        self.op_type = op_type
-        self.node_name = node_name
+# The backends' errors live in oracle.errors (the model layer under the backends raises them
+# too); re-exported here, where backend callers import them from.
+from oracle.errors import BackendError as BackendError
+from oracle.errors import UnsupportedOperator as UnsupportedOperator
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ def add_run_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def build_config(a: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
     from oracle.service.config import ChainConfig, ConfigError, ProverConfig, ServiceConfig
 
     if a.config:
@@ -35,12 +37,15 @@ def build_config(a: argparse.Namespace) -> Any:
     missing = [f for f in ("rpc", "oracle", "models") if getattr(a, f) is None]
     if missing:
         raise ConfigError("missing " + ", ".join("--" + m for m in missing) + " (or use --config FILE)")
-    return ServiceConfig(
-        database_url=a.db,
-        instance=a.instance,
-        chains=[ChainConfig(rpc_url=a.rpc, oracle=a.oracle, confirmations=a.confirmations)],
-        prover=ProverConfig(models_dir=a.models, workers=a.workers),
-    )
+    try:
+        return ServiceConfig(
+            database_url=a.db,
+            instance=a.instance,
+            chains=[ChainConfig(rpc_url=a.rpc, oracle=a.oracle, confirmations=a.confirmations)],
+            prover=ProverConfig(models_dir=a.models, workers=a.workers),
+        )
+    except ValidationError as e:     # pydantic's, about the flags: say so as ServiceConfig.load does
+        raise ConfigError(f"invalid flags: {e}") from e
 
 
 def cmd_run(a: argparse.Namespace) -> int:

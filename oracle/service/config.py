@@ -7,11 +7,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from oracle.errors import UserError
 from oracle.subnet.config import SubnetConfig
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(UserError, ValueError):
+    """The service configuration (file or flags) is invalid."""
 
 
 class ChainConfig(BaseModel):

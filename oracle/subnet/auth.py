@@ -17,6 +17,8 @@ from typing import Protocol
 import bittensor as bt
 from bittensor import http_auth
 
+from oracle.errors import UserError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_WALLET_PATH = str(Path("~/.bittensor/wallets").expanduser())
@@ -37,7 +39,9 @@ def hotkey_of(wallet: bt.Wallet) -> str:
     return addr
 
 
-class AuthFailure(Exception):
+class AuthFailure(UserError):
+    """A request's signature or sender is refused (the peer's fault: answered 401/403)."""
+
     def __init__(self, status: int, code: str, reason: str) -> None:
         super().__init__(reason)
         self.status = status    # 401 (not authenticated) or 403 (authenticated, not allowed)

@@ -33,9 +33,15 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from oracle.errors import UserError
+
 log = logging.getLogger(__name__)
 
 KIB = 1024
+
+
+class HttpLimitsError(UserError, ValueError):
+    """Limits that cannot work (a negative size, a zero timeout): a configuration mistake."""
 
 
 @dataclass(frozen=True)
@@ -50,14 +56,16 @@ class HttpLimits:
 
     def __post_init__(self) -> None:
         if self.max_body < 0 or self.max_header_bytes < 1024:
-            raise ValueError("max_body must be >= 0 and max_header_bytes >= 1024")
+            raise HttpLimitsError("max_body must be >= 0 and max_header_bytes >= 1024")
         if min(self.header_timeout, self.body_timeout) <= 0 or self.keep_alive < 1:
-            raise ValueError("timeouts must be positive")
+            raise HttpLimitsError("timeouts must be positive")
         if self.max_connections < 1 or self.limit_concurrency < 1:
-            raise ValueError("connection limits must be at least 1")
+            raise HttpLimitsError("connection limits must be at least 1")
 
 
-class BodyRefused(Exception):
+class BodyRefused(UserError):
+    """A request body breaks the HTTP limits (the peer's fault: answered 400/408/413)."""
+
     def __init__(self, status: int, code: str, reason: str) -> None:
         super().__init__(reason)
         self.status = status        # 400 (bad length), 408 (too slow) or 413 (too large)

@@ -23,6 +23,7 @@ from typing import IO, Any
 
 import httpx
 
+from oracle.errors import OracleError
 from oracle.subnet.auth import hotkey_of, load_or_create_wallet
 from oracle.subnet.metagraph import MinerInfo, write_local_metagraph
 
@@ -32,8 +33,8 @@ log = logging.getLogger(__name__)
 MINER_LAUNCHER = ("-m", "oracle.cli", "miner")
 
 
-class MinerStartError(RuntimeError):
-    pass
+class MinerStartError(OracleError):
+    """A local miner process did not start (a development tool: neither bad input nor worth a retry)."""
 
 
 @dataclass

@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oracle.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class MetagraphError(ValueError):
-    pass
+class MetagraphError(UserError, ValueError):
+    """The subnet's metagraph (file or chain) is missing or unusable as configured."""
 
 
 @dataclass(frozen=True)

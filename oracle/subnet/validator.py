@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from oracle.circuits.catalog import Circuit, CircuitCatalog
 from oracle.dispatch.provers import LocalProver, Prover, ProveResult, verify_offchain
+from oracle.errors import TransientError, UserError
 from oracle.proving.base import BackendError
 from oracle.store.db import Database
 from oracle.subnet import protocol as P
@@ -56,8 +57,8 @@ CAPACITY_CAP = 64 * 1024      # a /capacity answer is a few hundred bytes
 NO_ENCODING = {"Accept-Encoding": "identity"}
 
 
-class AnswerTooLarge(Exception):
-    pass
+class AnswerTooLarge(UserError):
+    """A miner's answer is larger than its cap (the peer's fault: that miner is skipped)."""
 
 
 async def read_capped(resp: httpx.Response, cap: int, *, truncate: bool = False) -> bytes:
@@ -78,7 +79,7 @@ async def read_capped(resp: httpx.Response, cap: int, *, truncate: bool = False)
     return bytes(buf)
 
 
-class SubnetError(RuntimeError):
+class SubnetError(TransientError):
     """No miner produced a valid proof (transient: the dispatcher retries)."""
 
 

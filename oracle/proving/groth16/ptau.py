@@ -90,6 +90,8 @@ def _ceremony(power: int, work: Path) -> None:
 
 def ptau_power(ptau: Path) -> int:
     """The power of a ptau file, read from its header (section 1: n8, q, power)."""
+    if not ptau.is_file():
+        raise BackendError(f"{ptau}: no such powers-of-tau file")
     with ptau.open("rb") as f:
         head = f.read(12)
         if head[:4] != b"ptau":

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from oracle.errors import UserError
 from oracle.subnet.http_limits import HttpLimits
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def run_miner(a: argparse.Namespace, hook: ProofHook | None = None) -> int:
     from oracle.subnet.miner.app import MinerSettings, make_state, serve, warm_up
 
     if a.workers < 1:
-        raise ValueError("--workers must be at least 1")
+        raise UserError("--workers must be at least 1")
     limits = HttpLimits(max_body=a.max_body, header_timeout=a.header_timeout, body_timeout=a.body_timeout,
                         keep_alive=a.keep_alive, max_connections=a.max_connections,
                         limit_concurrency=a.limit_concurrency)
@@ -76,7 +77,7 @@ def run_miner(a: argparse.Namespace, hook: ProofHook | None = None) -> int:
     else:
         allowed = [h for h in a.allow.split(",") if h.strip()]
         if not allowed:
-            raise ValueError("give --allow SS58[,SS58...] (local mode) or --netuid (network mode)")
+            raise UserError("give --allow SS58[,SS58...] (local mode) or --netuid (network mode)")
         policy = AllowList(allowed)
         who = f"{len(allowed)} allowed validator hotkey(s)"
     a.models.mkdir(parents=True, exist_ok=True)

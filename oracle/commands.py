@@ -21,6 +21,7 @@ import numpy as np
 
 from oracle.circuits.fixedpoint import FixedPointError, from_fixed, to_fixed
 from oracle.circuits.manifest import Manifest, ManifestError
+from oracle.errors import UserError
 from oracle.proving.base import BackendError, CompileOptions, Proof
 from oracle.proving.registry import get_backend
 
@@ -97,7 +98,10 @@ def prove_file(circuit_dir: Path, input_json: Path, out_json: Path, payee: str |
     x = read_input(m, input_json)
     p = get_backend(m.backend).prove(circuit_dir, x, payee)
     doc = proof_document(m, p)
-    out_json.write_text(json.dumps(doc, indent=2) + "\n")
+    try:
+        out_json.write_text(json.dumps(doc, indent=2) + "\n")
+    except OSError as e:
+        raise UserError(f"{out_json}: cannot write the proof ({e.strerror})") from e
     return doc
 
 
