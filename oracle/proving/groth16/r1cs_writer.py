@@ -134,20 +134,23 @@ class R1cs:
 
 
 def _sorted_terms(cs: R1cs) -> tuple[NDArray[np.intp], I64]:
-    """Term order (row, matrix, wire) and each term's group id row*3+mat; refuses duplicates
-    (r1csfile builds each LC as ``lc[wire] = coef``: a repeated wire would silently drop one)."""
+    """Term order for the file: by (row, matrix), keeping the given order inside each LC (so
+    re-encoding a parsed file reproduces it byte for byte), and each term's group row*3+mat.
+    Refuses duplicates: r1csfile builds each LC as ``lc[wire] = coef``, a repeated wire would
+    silently drop a term."""
     if cs.n_terms and (cs.row.min() < 0 or cs.row.max() >= cs.n_constraints):
         raise R1csFormatError("term row outside [0, n_constraints)")
     if cs.n_terms and (cs.wire.min() < 0 or cs.wire.max() >= cs.n_wires):
         raise R1csFormatError("term wire outside [0, n_wires)")
-    order = np.lexsort((cs.wire, cs.mat, cs.row))
-    group = cs.row[order] * 3 + cs.mat[order].astype(np.int64)
-    w = cs.wire[order]
-    dup = (group[1:] == group[:-1]) & (w[1:] == w[:-1])
+    key = cs.row * 3 + cs.mat.astype(np.int64)
+    by_wire = np.lexsort((cs.wire, key))
+    k, w = key[by_wire], cs.wire[by_wire]
+    dup = (k[1:] == k[:-1]) & (w[1:] == w[:-1])
     if dup.any():
         i = int(np.flatnonzero(dup)[0])
-        raise R1csFormatError(f"constraint {int(group[i]) // 3}: wire {int(w[i])} twice in one linear combination")
-    return order, group
+        raise R1csFormatError(f"constraint {int(k[i]) // 3}: wire {int(w[i])} twice in one linear combination")
+    order = np.argsort(key, kind="stable")
+    return order, key[order]
 
 
 def _section(stype: int, body: bytes | memoryview) -> bytes:
