@@ -76,22 +76,27 @@ contract InferenceOracle is Owned, ReentrancyGuardTransient {
         bool bindsPayee;
     }
 
+    /// @notice Largest callback gas limit a request may ask for (local or destination callback).
     uint32 public constant MAX_CALLBACK_GAS = 2_500_000;
+    /// @notice Least time, in seconds, from a request to its deadline.
     uint64 public constant MIN_DEADLINE_DELAY = 30;
+    /// @notice Most time, in seconds, from a request to its deadline.
     uint64 public constant MAX_DEADLINE_DELAY = 30 days;
-    /// @dev Fulfilment gas outside verification and callback, priced into the fee quote.
-    ///      Measured: ~60 k execution + 21 k transaction base + calldata.
+    /// @notice Fulfilment gas outside verification and callback, priced into the fee quote.
+    ///         Measured: ~60 k execution + 21 k transaction base + calldata.
     uint256 public constant FULFILL_OVERHEAD_GAS = 90_000;
-    /// @dev Destination-chain delivery gas outside verification and callback, priced into the
-    ///      fee of a cross-chain request (CrossChainInbox.deliver: calldata, replay record,
-    ///      event, transaction base). Measured 84 k for the 8-input risk model
-    ///      (bench/bench_crosschain.py); the margin covers larger inputs and outputs.
+    /// @notice Destination-chain delivery gas outside verification and callback, priced into the
+    ///         fee of a cross-chain request (CrossChainInbox.deliver: calldata, replay record,
+    ///         event, transaction base). Measured 84 k for the 8-input risk model
+    ///         (bench/bench_crosschain.py); the margin covers larger inputs and outputs.
     uint256 public constant DELIVERY_OVERHEAD_GAS = 110_000;
 
+    /// @notice The registry whose models (and their verifiers) this oracle serves.
     ModelRegistry public immutable registry;
 
     /// @notice Wei per unit of gas a relayer is paid for verification and callback gas.
     uint256 public gasPrice;
+    /// @notice The id the next request gets (ids start at 1).
     uint256 public nextRequestId = 1;
     /// @notice Sum of the fees of pending requests.
     uint256 public totalEscrowed;
@@ -168,6 +173,7 @@ contract InferenceOracle is Owned, ReentrancyGuardTransient {
     ///         committed (`commitFulfillment`) in an earlier block.
     error FulfillmentNotCommitted(uint256 requestId);
 
+    /// @notice A request was made; its fee is escrowed until fulfilment or refund.
     event InferenceRequested(
         uint256 indexed requestId,
         bytes32 indexed modelId,
@@ -191,15 +197,20 @@ contract InferenceOracle is Owned, ReentrancyGuardTransient {
     /// @notice A batch entry that was not fulfilled; `reason` is the selector of the error
     ///         `fulfill` would have reverted with (e.g. InvalidProof.selector).
     event FulfillmentSkipped(uint256 indexed requestId, bytes4 reason);
+    /// @notice A request's fee went back to its requester (sent, or credited when the transfer failed).
     event InferenceRefunded(uint256 indexed requestId, address indexed requester, uint256 amount);
+    /// @notice `amount` was added to `account`'s withdrawable balance.
     event Credited(address indexed account, uint256 amount);
+    /// @notice `account` withdrew its whole balance, `amount`.
     event Withdrawn(address indexed account, uint256 amount);
+    /// @notice The wei per gas used in fee quotes changed.
     event GasPriceChanged(uint256 gasPrice);
     /// @notice Emitted right after `InferenceRequested` (whose callback is address(0)) for a
     ///         request whose result is to be delivered on `dstChainId`.
     event CrossChainRequested(
         uint256 indexed requestId, uint64 indexed dstChainId, address indexed dstConsumer, uint32 dstCallbackGasLimit
     );
+    /// @notice A destination chain was enabled or disabled for `requestInferenceTo`.
     event DestinationChanged(uint64 indexed chainId, bool allowed);
 
     /// @param registry_ The model registry.
@@ -724,7 +735,11 @@ contract InferenceOracle is Owned, ReentrancyGuardTransient {
         }
     }
 
-    function _unpack(uint256[] storage words, uint16 bits, uint256 count) private view returns (int256[] memory values) {
+    function _unpack(uint256[] storage words, uint16 bits, uint256 count)
+        private
+        view
+        returns (int256[] memory values)
+    {
         uint256 perWord = 256 / bits;
         uint256 shiftBack = 256 - bits;
         values = new int256[](count);

@@ -24,7 +24,9 @@ import {IInferenceConsumer} from "./IInferenceConsumer.sol";
 ///      Rebalance requests are rate-limited (`minRebalanceInterval`) because each one spends
 ///      the vault's ETH on an oracle fee that whoever fulfils it collects.
 contract LRTVault is Owned, ReentrancyGuardTransient, IInferenceConsumer {
+    /// @notice Number of restaking strategies (and of risk-model outputs).
     uint256 public constant NUM_STRATEGIES = 3;
+    /// @notice Number of risk-model inputs.
     uint256 public constant NUM_FEATURES = 8;
     uint256 private constant WAD = 1e18;
     uint256 private constant BPS = 10_000;
@@ -40,12 +42,18 @@ contract LRTVault is Owned, ReentrancyGuardTransient, IInferenceConsumer {
     /// @notice Largest `minRebalanceInterval` the owner may set (rebalancing must stay possible).
     uint64 public constant MAX_REBALANCE_INTERVAL = 1 days;
 
+    /// @notice The restaked token the vault holds.
     LRTToken public immutable asset;
+    /// @notice The inference oracle; the only caller of `onInferenceResult`.
     InferenceOracle public immutable oracle;
+    /// @notice The risk model rebalances ask for (bytes32(0) until set).
     bytes32 public riskModelId;
+    /// @notice The restaking strategies, deployed by the constructor.
     RestakingStrategy[NUM_STRATEGIES] public strategies;
 
+    /// @notice Vault shares per account.
     mapping(address account => uint256) public sharesOf;
+    /// @notice Sum of all shares.
     uint256 public totalShares;
     /// @notice Target allocation per strategy in basis points of invested assets.
     uint256[NUM_STRATEGIES] public targetBps;
@@ -55,48 +63,88 @@ contract LRTVault is Owned, ReentrancyGuardTransient, IInferenceConsumer {
     uint256 public pauseThresholdWad = 0.8e18;
     /// @notice A strategy whose risk reaches this gets no allocation.
     uint256 public exitThresholdWad = 0.6e18;
+    /// @notice Gas the oracle gives `onInferenceResult` (see `setParameters`).
     uint32 public callbackGasLimit = 600_000;
+    /// @notice Seconds from a rebalance request to its deadline (see `setParameters`).
     uint64 public requestTtl = 1 hours;
     /// @notice Seconds that must pass between two rebalance requests (0 = no limit).
     uint64 public minRebalanceInterval = 10 minutes;
+    /// @notice Whether deposits are paused (set from proven risk scores).
     bool public depositsPaused;
 
+    /// @notice The pending rebalance request (0 when none).
     uint256 public pendingRequestId;
+    /// @notice Deadline of the pending rebalance request.
     uint64 public pendingDeadline;
     /// @notice Timestamp of the last rebalance request (0 = never).
     uint64 public lastRequestAt;
+    /// @notice Assets withdrawn since the last proven rebalance (the withdrawal-pressure feature).
     uint256 public withdrawnSinceRebalance;
+    /// @notice Timestamp of the last proven rebalance (0 = never).
     uint256 public lastRebalanceAt;
     /// @notice Last proven risk scores (1e18 = 1.0), one per strategy.
     uint256[NUM_STRATEGIES] public lastRisk;
 
+    /// @notice Deposits are paused (a proven risk score reached the pause threshold).
     error DepositsArePaused();
+    /// @notice A zero amount, or a deposit too small to mint one share.
     error ZeroAmount();
+    /// @notice The caller holds fewer shares than it wants to burn.
     error InsufficientShares(uint256 have, uint256 want);
+    /// @notice A rebalance request is pending until its deadline.
     error RebalancePending(uint256 requestId, uint64 deadline);
+    /// @notice Only the oracle may deliver results.
     error NotOracle(address caller);
+    /// @notice The result is not for the pending rebalance request.
     error UnexpectedRequest(uint256 requestId, uint256 pendingRequestId);
+    /// @notice The result is not from the vault's risk model.
     error UnexpectedModel(bytes32 modelId);
+    /// @notice The result does not hold one score per strategy.
     error BadOutputLength(uint256 got);
+    /// @notice The vault's ETH balance cannot pay the oracle fee.
     error InsufficientFeeBalance(uint256 needed, uint256 available);
+    /// @notice The exit threshold is above the pause threshold, or the pause threshold above 1.0.
     error InvalidThresholds(uint256 exitWad, uint256 pauseWad);
+    /// @notice The idle buffer is above 5000 basis points.
     error InvalidBuffer(uint256 bps);
+    /// @notice The model does not take NUM_FEATURES inputs and give NUM_STRATEGIES outputs.
     error ModelShapeMismatch(uint256 inputs, uint256 outputs);
+    /// @notice The model's input format cannot carry 1.0 (inputScale + 2 > inputBits).
     error ModelScaleMismatch(uint8 inputScale, uint16 inputBits);
+    /// @notice No risk model is set yet (`setRiskModel`).
     error RiskModelNotSet();
+    /// @notice Less than `minRebalanceInterval` has passed since the last rebalance request.
     error RebalanceTooSoon(uint256 nextAllowedAt);
+    /// @notice The callback gas limit is outside [min, max] (MIN_CALLBACK_GAS, oracle.MAX_CALLBACK_GAS()).
     error InvalidCallbackGasLimit(uint32 gasLimit, uint32 min, uint32 max);
+    /// @notice The request TTL is outside [min, max] (the oracle's deadline window, with TTL_MARGIN).
     error InvalidRequestTtl(uint64 ttl, uint64 min, uint64 max);
+    /// @notice The interval is above MAX_REBALANCE_INTERVAL.
     error InvalidRebalanceInterval(uint64 interval, uint64 max);
 
+    /// @notice `account` deposited `assets` and received `shares`.
     event Deposit(address indexed account, uint256 assets, uint256 shares);
+    /// @notice `account` burned `shares` for `assets`.
     event Withdraw(address indexed account, uint256 assets, uint256 shares);
+    /// @notice A risk assessment of `features` was requested from the oracle, paying `fee`.
     event RebalanceRequested(uint256 indexed requestId, int256[] features, uint256 fee);
+    /// @notice Proven risk scores arrived, one per strategy (1e18 = 1.0).
     event RiskAssessed(uint256 indexed requestId, uint256[NUM_STRATEGIES] riskWad);
+    /// @notice New target allocations, in basis points of invested assets per strategy.
     event AllocationsUpdated(uint256[NUM_STRATEGIES] targetBps);
+    /// @notice Deposits were paused or unpaused.
     event DepositsPausedSet(bool paused);
-    event ParametersChanged(uint256 idleBufferBps, uint256 exitThresholdWad, uint256 pauseThresholdWad, uint32 callbackGasLimit, uint64 requestTtl);
+    /// @notice The owner changed the risk parameters.
+    event ParametersChanged(
+        uint256 idleBufferBps,
+        uint256 exitThresholdWad,
+        uint256 pauseThresholdWad,
+        uint32 callbackGasLimit,
+        uint64 requestTtl
+    );
+    /// @notice The owner pointed the vault at another risk model.
     event RiskModelChanged(bytes32 modelId);
+    /// @notice The owner changed the minimum time between rebalance requests.
     event MinRebalanceIntervalChanged(uint64 interval);
 
     /// @param asset_ The restaked token.
@@ -175,7 +223,8 @@ contract LRTVault is Owned, ReentrancyGuardTransient, IInferenceConsumer {
         uint256 fee = oracle.quoteFee(riskModelId, callbackGasLimit);
         if (address(this).balance < fee) revert InsufficientFeeBalance(fee, address(this).balance);
         uint64 deadline = uint64(block.timestamp) + requestTtl;
-        requestId = oracle.requestInference{value: fee}(riskModelId, features, address(this), callbackGasLimit, deadline);
+        requestId =
+            oracle.requestInference{value: fee}(riskModelId, features, address(this), callbackGasLimit, deadline);
         pendingRequestId = requestId;
         pendingDeadline = deadline;
         lastRequestAt = uint64(block.timestamp);

@@ -50,9 +50,11 @@ contract ModelRegistry is Owned {
 
     /// @notice Delay between proposing and executing a verifier upgrade.
     uint64 public constant UPGRADE_DELAY = 2 days;
+    /// @notice Most input + output values a model may have.
     uint16 public constant MAX_SIGNALS = 1024;
 
     mapping(bytes32 modelId => Model) private _models;
+    /// @notice The proposed verifier upgrade per model (all zero when none).
     mapping(bytes32 modelId => PendingUpgrade) public pendingUpgrades;
     /// @notice Verifiers that were replaced or belong to a frozen model; never accepted again.
     mapping(address verifier => bool) public retiredVerifiers;
@@ -75,6 +77,7 @@ contract ModelRegistry is Owned {
     /// @notice The upgrade delay has not passed yet.
     error UpgradeNotReady(bytes32 modelId, uint64 readyAt);
 
+    /// @notice A model was registered.
     event ModelRegistered(
         bytes32 indexed modelId,
         address indexed verifier,
@@ -83,12 +86,20 @@ contract ModelRegistry is Owned {
         uint16 inputSize,
         uint16 outputSize
     );
+    /// @notice A model was frozen for good; its verifier is retired.
     event ModelFrozen(bytes32 indexed modelId);
+    /// @notice Batch verification was enabled or disabled for a model.
     event BatchVerifyChanged(bytes32 indexed modelId, bool enabled);
+    /// @notice A model's base fee or verification gas budget was set (also at registration).
     event ModelFeeChanged(bytes32 indexed modelId, uint128 fee, uint32 verifyGas);
+    /// @notice A verifier upgrade was proposed; it can be executed from `readyAt`.
     event VerifierUpgradeProposed(bytes32 indexed modelId, address indexed verifier, bytes32 circuitId, uint64 readyAt);
+    /// @notice A proposed verifier upgrade was dropped.
     event VerifierUpgradeCancelled(bytes32 indexed modelId, address indexed verifier);
-    event VerifierUpgraded(bytes32 indexed modelId, address indexed oldVerifier, address indexed newVerifier, bytes32 circuitId);
+    /// @notice A model's verifier was replaced; the old one is retired.
+    event VerifierUpgraded(
+        bytes32 indexed modelId, address indexed oldVerifier, address indexed newVerifier, bytes32 circuitId
+    );
     /// @notice The setup provenance of a circuit (sha256 of its ptau/SRS file, dev-keys flag).
     event SetupRecorded(bytes32 indexed circuitId, bytes32 setupHash, bool devKeys);
 
@@ -109,7 +120,9 @@ contract ModelRegistry is Owned {
         m.verifierVersion = 1;
         _modelIds.push(modelId);
         _recordSetup(model.circuitId, setup);
-        emit ModelRegistered(modelId, model.verifier, model.proofSystem, model.circuitId, model.inputSize, model.outputSize);
+        emit ModelRegistered(
+            modelId, model.verifier, model.proofSystem, model.circuitId, model.inputSize, model.outputSize
+        );
         emit ModelFeeChanged(modelId, model.fee, model.verifyGas);
     }
 

@@ -40,8 +40,5 @@ interface IBatchInferenceVerifier {
         int256[][] calldata outputs,
         address payee,
         bytes[] calldata proofs
-    )
-        external
-        view
-        returns (bool valid);
+    ) external view returns (bool valid);
 }

@@ -39,6 +39,7 @@ contract CrossChainInbox is InferenceCheck, ReentrancyGuardTransient {
         address payee; // the payee the proof was made for on the source chain (no fee here)
     }
 
+    /// @notice Largest callback gas limit a delivery may name (the source oracle's limit).
     uint32 public constant MAX_CALLBACK_GAS = 2_500_000;
 
     /// @notice Delivered messages by `deliveryKey`.
@@ -83,12 +84,9 @@ contract CrossChainInbox is InferenceCheck, ReentrancyGuardTransient {
     /// @param input The request's input, fixed-point at the model's input scale.
     /// @param output The model output, fixed-point at the model's output scale.
     /// @param proof The proof in the model's adapter encoding (the one fulfilled on the source).
-    function deliver(
-        Message calldata message,
-        int256[] calldata input,
-        int256[] calldata output,
-        bytes calldata proof
-    ) external {
+    function deliver(Message calldata message, int256[] calldata input, int256[] calldata output, bytes calldata proof)
+        external
+    {
         _deliver(message, input, output, proof);
     }
 
@@ -139,11 +137,15 @@ contract CrossChainInbox is InferenceCheck, ReentrancyGuardTransient {
         pure
         returns (bytes memory)
     {
-        return abi.encodeCall(ICrossChainConsumer.onCrossChainResult, (m.srcChainId, m.requestId, m.modelId, input, output));
+        return abi.encodeCall(
+            ICrossChainConsumer.onCrossChainResult, (m.srcChainId, m.requestId, m.modelId, input, output)
+        );
     }
 
     function _emitDelivered(bytes32 key, Message calldata m, int256[] calldata output, bool ok) private {
-        emit CrossChainDelivered(key, m.srcChainId, m.requestId, m.srcOracle, m.modelId, m.consumer, output, msg.sender, ok);
+        emit CrossChainDelivered(
+            key, m.srcChainId, m.requestId, m.srcOracle, m.modelId, m.consumer, output, msg.sender, ok
+        );
     }
 
     /// @dev Cheap checks first, then the replay key; returns the key.

@@ -23,6 +23,7 @@ contract ProvenResults is InferenceCheck {
 
     mapping(bytes32 key => Result) private _results;
 
+    /// @notice The result is already proven under the model's current verifier.
     error AlreadyProven(bytes32 key);
 
     /// @notice `output = model(input)` was verified; `key` = resultKey(modelId, input).

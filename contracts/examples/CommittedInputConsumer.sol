@@ -19,13 +19,19 @@ contract CommittedInputConsumer is ICrossChainConsumer, Owned {
     mapping(bytes32 inputHash => bool) public expected;
     /// @notice keccak256(abi.encode(input)) => the accepted output.
     mapping(bytes32 inputHash => int256[]) private _outputs;
+    /// @notice Number of results accepted.
     uint256 public accepted;
 
+    /// @notice Only the inbox may deliver results.
     error NotInbox(address caller);
+    /// @notice The result is not from the trusted model.
     error WrongModel(bytes32 modelId);
+    /// @notice No open commitment to this input (never expected, or already used).
     error UnexpectedInput(bytes32 inputHash);
 
+    /// @notice The owner committed to an input.
     event InputExpected(bytes32 indexed inputHash, int256[] input);
+    /// @notice A result for a committed input was accepted (its commitment is used up).
     event ResultAccepted(bytes32 indexed inputHash, uint64 srcChainId, uint256 requestId, int256[] output);
 
     /// @param inbox_ This chain's CrossChainInbox.

@@ -8,14 +8,20 @@ import {IInferenceConsumer} from "../IInferenceConsumer.sol";
 ///         accepts it only from the oracle. A template for integrators (and the light-callback
 ///         row of bench/bench_gas.py).
 contract ScoreBoard is IInferenceConsumer {
+    /// @notice The InferenceOracle allowed to call back.
     address public immutable oracle;
+    /// @notice The model whose outputs are accepted.
     bytes32 public immutable modelId;
     int256[] private _latest;
+    /// @notice The request of the latest accepted output.
     uint256 public latestRequestId;
 
+    /// @notice Only the oracle may call back.
     error NotOracle(address caller);
+    /// @notice The result is not from the accepted model.
     error WrongModel(bytes32 modelId);
 
+    /// @notice A new proven output was stored.
     event ScoresUpdated(uint256 indexed requestId, int256[] output);
 
     /// @param oracle_ The InferenceOracle allowed to call back.

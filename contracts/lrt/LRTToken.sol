@@ -7,18 +7,29 @@ import {Owned} from "../utils/Owned.sol";
 /// @notice A minimal ERC-20 liquid restaking token for tests and the local demo. The owner can
 ///         mint; on a real deployment the vault would wrap an existing LRT instead.
 contract LRTToken is Owned {
+    /// @notice Token name.
     string public name;
+    /// @notice Token symbol.
     string public symbol;
+    /// @notice Decimals of the token amounts (18).
     uint8 public constant decimals = 18;
+    /// @notice Total minted.
     uint256 public totalSupply;
+    /// @notice Balance per account.
     mapping(address account => uint256) public balanceOf;
+    /// @notice What `spender` may transfer from `owner`.
     mapping(address owner => mapping(address spender => uint256)) public allowance;
 
+    /// @notice `account` holds `balance`, less than the `needed` amount.
     error InsufficientBalance(address account, uint256 balance, uint256 needed);
+    /// @notice `spender` may move `allowance`, less than the `needed` amount.
     error InsufficientAllowance(address spender, uint256 allowance, uint256 needed);
+    /// @notice Tokens cannot go to address(0).
     error InvalidReceiver(address receiver);
 
+    /// @notice ERC-20 Transfer (from address(0) on a mint).
     event Transfer(address indexed from, address indexed to, uint256 value);
+    /// @notice ERC-20 Approval.
     event Approval(address indexed owner, address indexed spender, uint256 value);
 
     /// @param name_ Token name.

@@ -11,8 +11,11 @@ import {LRTToken} from "./LRTToken.sol";
 contract RestakingStrategy is Owned {
     uint256 private constant WAD = 1e18;
 
+    /// @notice The restaked token.
     LRTToken public immutable token;
+    /// @notice The only account that may move funds.
     address public immutable vault;
+    /// @notice Human-readable name (e.g. the operator set).
     string public label;
     /// @notice Tokens the vault deposited and has not withdrawn.
     uint256 public principal;
@@ -27,11 +30,16 @@ contract RestakingStrategy is Owned {
 
     address private constant SLASH_SINK = address(0xdead);
 
+    /// @notice Only the vault may move funds.
     error NotVault(address caller);
+    /// @notice The slashed share is 0 or above 10000 basis points.
     error InvalidSlash(uint256 bps);
 
+    /// @notice The vault recorded a deposit of `amount`; `principal` is the new principal.
     event Deposited(uint256 amount, uint256 principal);
+    /// @notice `amount` was sent to `to`; `principal` is the new principal.
     event Withdrawn(address indexed to, uint256 amount, uint256 principal);
+    /// @notice A (simulated) slashing event burned `amount`, `bps` of the balance.
     event Slashed(uint256 amount, uint256 bps);
 
     /// @param token_ The restaked token.

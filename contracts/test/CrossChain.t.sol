@@ -67,8 +67,8 @@ contract CrossChainRequestTest is OracleFixture {
     }
 
     function test_quoteFeeTo_formula() public view {
-        uint256 expected = oracle.quoteFee(MODEL, 0)
-            + (uint256(VERIFY_GAS) + DST_GAS + oracle.DELIVERY_OVERHEAD_GAS()) * GAS_PRICE;
+        uint256 expected =
+            oracle.quoteFee(MODEL, 0) + (uint256(VERIFY_GAS) + DST_GAS + oracle.DELIVERY_OVERHEAD_GAS()) * GAS_PRICE;
         assertEq(oracle.quoteFeeTo(MODEL, DST_GAS), expected, "source fulfil + destination delivery");
     }
 
@@ -284,7 +284,9 @@ contract CrossChainInboxTest is Test {
     function test_deliver_verifiesCallsConsumerRecordsEmits() public {
         bytes32 key = _key(7, address(consumer));
         vm.expectEmit(true, true, true, true, address(inbox));
-        emit CrossChainInbox.CrossChainDelivered(key, SRC, 7, SRC_ORACLE, MODEL, address(consumer), _out(), relayer, true);
+        emit CrossChainInbox.CrossChainDelivered(
+            key, SRC, 7, SRC_ORACLE, MODEL, address(consumer), _out(), relayer, true
+        );
         _deliver(7, address(consumer), GAS);
         assertEq(consumer.calls(), 1, "called once");
         assertEq(uint256(consumer.lastSrcChainId()), SRC, "src chain");
@@ -293,9 +295,9 @@ contract CrossChainInboxTest is Test {
         assertEq(consumer.lastInput(), _in(), "input");
         assertEq(consumer.lastOutput(), _out(), "output");
         assertTrue(inbox.isDelivered(key), "recorded");
-        (address r, uint64 at) = inbox.deliveries(key);
+        (address r, uint64 deliveredAt) = inbox.deliveries(key);
         assertEq(r, relayer, "relayer recorded");
-        assertEq(uint256(at), block.timestamp, "time recorded");
+        assertEq(uint256(deliveredAt), block.timestamp, "time recorded");
     }
 
     /// The key is what the consumer sees (source chain, request id, model, input) and the
@@ -339,7 +341,9 @@ contract CrossChainInboxTest is Test {
         inbox.deliver(_m(SRC, SRC_ORACLE, 7, MODEL, address(consumer), GAS + 1), _in(), _out(), _proof(_in(), _out()));
         vm.expectRevert(abi.encodeWithSelector(CrossChainInbox.AlreadyDelivered.selector, SRC, 7, address(consumer)));
         vm.prank(address(0xBAD));
-        inbox.deliver(_m(SRC, address(0xFA4E), 7, MODEL, address(consumer), 2 * GAS), _in(), _out(), _proof(_in(), _out()));
+        inbox.deliver(
+            _m(SRC, address(0xFA4E), 7, MODEL, address(consumer), 2 * GAS), _in(), _out(), _proof(_in(), _out())
+        );
         assertEq(consumer.calls(), 1, "seen once");
     }
 
@@ -378,7 +382,9 @@ contract CrossChainInboxTest is Test {
             key, SRC, 7, address(0xFA4E), MODEL, address(consumer), _out(), address(0xBAD), false
         );
         vm.prank(address(0xBAD));
-        inbox.deliver(_m(SRC, address(0xFA4E), 7, MODEL, address(consumer), 1_000), _in(), _out(), _proof(_in(), _out()));
+        inbox.deliver(
+            _m(SRC, address(0xFA4E), 7, MODEL, address(consumer), 1_000), _in(), _out(), _proof(_in(), _out())
+        );
         assertFalse(inbox.isDelivered(key), "failed callback: not recorded");
         assertEq(consumer.calls(), 0, "consumer saw nothing");
         _deliver(7, address(consumer), GAS);
@@ -570,8 +576,7 @@ contract CrossChainInboxTest is Test {
                 assertEq(consumer.gasAtEntry(), expected, "success => exact callback gas");
             } else {
                 assertTrue(
-                    ret.length == 0 || bytes4(ret) == ExactGasCall.InsufficientGasForCallback.selector,
-                    "revert reason"
+                    ret.length == 0 || bytes4(ret) == ExactGasCall.InsufficientGasForCallback.selector, "revert reason"
                 );
                 assertEq(firstOk, 0, "monotonic: no failure above a success");
             }
@@ -589,9 +594,9 @@ contract CrossChainInboxTest is Test {
         emit CrossChainInbox.CrossChainDelivered(key, SRC, 7, SRC_ORACLE, MODEL, address(bad), _out(), relayer, false);
         _deliver(7, address(bad), GAS);
         assertFalse(inbox.isDelivered(key), "failure reported in the event, not recorded");
-        (address r, uint64 at) = inbox.deliveries(key);
+        (address r, uint64 deliveredAt) = inbox.deliveries(key);
         assertEq(r, address(0), "no relayer recorded");
-        assertEq(uint256(at), 0, "no time recorded");
+        assertEq(uint256(deliveredAt), 0, "no time recorded");
         vm.expectEmit(true, true, true, true, address(inbox));
         emit CrossChainInbox.CrossChainDelivered(key, SRC, 7, SRC_ORACLE, MODEL, address(bad), _out(), relayer, false);
         _deliver(7, address(bad), GAS); // no AlreadyDelivered
@@ -702,9 +707,9 @@ contract ProvenResultsTest is Test {
         (o, proven) = results.provenOutput(MODEL, _in());
         assertTrue(proven, "proven");
         assertEq(o, _out(), "output");
-        (address v, uint64 at) = results.resultInfo(key);
+        (address v, uint64 provenAt) = results.resultInfo(key);
         assertEq(v, address(verifier), "verifier recorded");
-        assertEq(uint256(at), block.timestamp, "time recorded");
+        assertEq(uint256(provenAt), block.timestamp, "time recorded");
     }
 
     function test_submit_twice_revertsAlreadyProven() public {

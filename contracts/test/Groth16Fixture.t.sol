@@ -90,7 +90,9 @@ contract Groth16FixtureTest is Test {
         assertEq(payee, address(0x7E1A7E5), "fixture payee == the forge tests' relayer");
         assertTrue(adapter.bindsPayee(), "binds");
         assertEq(
-            adapter.selector(), bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[12])")), "N=12"
+            adapter.selector(),
+            bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[12])")),
+            "N=12"
         );
         vm.expectCall(address(snarkjs), abi.encodePacked(adapter.selector(), proof, want));
         assertTrue(adapter.verify(input, output, payee, proof), "valid");
@@ -148,7 +150,11 @@ contract Groth16FixtureTest is Test {
         assertTrue(adapter.verify{gas: 400_000}(input, output, payee, proof), "valid with enough gas");
     }
 
-    function _batch(uint256 n) internal view returns (int256[][] memory ins, int256[][] memory outs, bytes[] memory prs) {
+    function _batch(uint256 n)
+        internal
+        view
+        returns (int256[][] memory ins, int256[][] memory outs, bytes[] memory prs)
+    {
         ins = new int256[][](n);
         outs = new int256[][](n);
         prs = new bytes[](n);
@@ -166,7 +172,9 @@ contract Groth16FixtureTest is Test {
             assertTrue(adapter.verify(ins[i], outs[i], payee, prs[i]), "each proof valid via snarkjs");
         }
         assertTrue(batchAdapter.verifyBatch(ins, outs, payee, prs), "batch valid");
-        assertEq(batchAdapter.vkHash(), keccak256(abi.encodePacked(vm.parseJsonUintArray(json, ".vk_words"))), "vk hash");
+        assertEq(
+            batchAdapter.vkHash(), keccak256(abi.encodePacked(vm.parseJsonUintArray(json, ".vk_words"))), "vk hash"
+        );
     }
 
     function test_batchVerifyRejectsOneBadProof() public view {
@@ -209,9 +217,13 @@ contract Groth16FixtureTest is Test {
     function _str(uint256 v) internal pure returns (string memory) {
         if (v == 0) return "0";
         uint256 len;
-        for (uint256 t = v; t != 0; t /= 10) ++len;
+        for (uint256 t = v; t != 0; t /= 10) {
+            ++len;
+        }
         bytes memory s = new bytes(len);
-        for (; v != 0; v /= 10) s[--len] = bytes1(uint8(48 + v % 10));
+        for (; v != 0; v /= 10) {
+            s[--len] = bytes1(uint8(48 + v % 10));
+        }
         return string(s);
     }
 }

@@ -149,14 +149,10 @@ contract InferenceOracleTest is OracleFixture {
     }
 
     function test_request_inputExtremes_reverts() public {
-        vm.expectRevert(
-            abi.encodeWithSelector(InferenceOracle.InputOutOfRange.selector, 0, type(int256).min)
-        );
+        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InputOutOfRange.selector, 0, type(int256).min));
         vm.prank(alice);
         oracle.requestInference{value: QUOTE0}(MODEL, ints(type(int256).min, 0, 0), address(0), 0, soon());
-        vm.expectRevert(
-            abi.encodeWithSelector(InferenceOracle.InputOutOfRange.selector, 0, type(int256).max)
-        );
+        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InputOutOfRange.selector, 0, type(int256).max));
         vm.prank(alice);
         oracle.requestInference{value: QUOTE0}(MODEL, ints(type(int256).max, 0, 0), address(0), 0, soon());
     }
@@ -459,7 +455,8 @@ contract InferenceOracleTest is OracleFixture {
 
     function _fulfillWithGas(uint256 id, uint256 gas) internal returns (bool ok, bytes memory ret) {
         int256[] memory out = defaultOutput();
-        bytes memory data = abi.encodeCall(InferenceOracle.fulfill, (id, out, relayer, proofOf(defaultInput(), out, relayer)));
+        bytes memory data =
+            abi.encodeCall(InferenceOracle.fulfill, (id, out, relayer, proofOf(defaultInput(), out, relayer)));
         vm.prank(relayer);
         (ok, ret) = address(oracle).call{gas: gas}(data);
     }
@@ -509,8 +506,7 @@ contract InferenceOracleTest is OracleFixture {
                 assertEq(c.gasAtEntry(), expected, "success => exact callback gas");
             } else {
                 assertTrue(
-                    ret.length == 0 || bytes4(ret) == ExactGasCall.InsufficientGasForCallback.selector,
-                    "revert reason"
+                    ret.length == 0 || bytes4(ret) == ExactGasCall.InsufficientGasForCallback.selector, "revert reason"
                 );
                 assertEq(firstOk, 0, "monotonic: no failure above a success");
             }
@@ -583,7 +579,9 @@ contract InferenceOracleTest is OracleFixture {
     function test_request_codelessCallback_reverts() public {
         uint256 fee = oracle.quoteFee(MODEL, 50_000);
         vm.expectRevert(abi.encodeWithSelector(InferenceOracle.CallbackNotContract.selector, address(0xDEAD)));
-        oracle.requestInference{value: fee}(MODEL, defaultInput(), address(0xDEAD), 50_000, uint64(block.timestamp + 600));
+        oracle.requestInference{value: fee}(
+            MODEL, defaultInput(), address(0xDEAD), 50_000, uint64(block.timestamp + 600)
+        );
     }
 
     function test_callback_codeGoneByFulfilment_recordedAsFailed() public {
@@ -777,7 +775,11 @@ contract InferenceOracleTest is OracleFixture {
         emit InferenceOracle.GasPriceChanged(2 gwei);
         oracle.setGasPrice(2 gwei);
         assertEq(oracle.gasPrice(), 2 gwei, "set");
-        assertEq(oracle.quoteFee(MODEL, 0), BASE_FEE + (uint256(VERIFY_GAS) + oracle.FULFILL_OVERHEAD_GAS()) * 2 gwei, "quote follows");
+        assertEq(
+            oracle.quoteFee(MODEL, 0),
+            BASE_FEE + (uint256(VERIFY_GAS) + oracle.FULFILL_OVERHEAD_GAS()) * 2 gwei,
+            "quote follows"
+        );
         oracle.setGasPrice(0);
         assertEq(oracle.quoteFee(MODEL, 1_000_000), BASE_FEE, "zero gas price: base fee only");
     }

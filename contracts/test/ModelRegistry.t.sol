@@ -249,7 +249,9 @@ contract ModelRegistryTest is OracleFixture {
         ModelRegistry.Model memory m = registry.getModel(MODEL);
         assertEq(uint256(m.fee), 5, "fee");
         assertEq(uint256(m.verifyGas), 99_000, "verifyGas");
-        assertEq(oracle.quoteFee(MODEL, 0), 5 + (99_000 + oracle.FULFILL_OVERHEAD_GAS()) * GAS_PRICE, "oracle quote follows");
+        assertEq(
+            oracle.quoteFee(MODEL, 0), 5 + (99_000 + oracle.FULFILL_OVERHEAD_GAS()) * GAS_PRICE, "oracle quote follows"
+        );
     }
 
     function test_setFee_zeroVerifyGas_reverts() public {
@@ -391,7 +393,8 @@ contract ModelRegistryTest is OracleFixture {
     function test_upgrade_pendingRequestsPinnedToTheirVerifier() public {
         uint256 fee = oracle.quoteFee(MODEL, 0);
         vm.prank(alice);
-        uint256 id = oracle.requestInference{value: fee}(MODEL, defaultInput(), address(0), 0, uint64(block.timestamp + 3 days));
+        uint256 id =
+            oracle.requestInference{value: fee}(MODEL, defaultInput(), address(0), 0, uint64(block.timestamp + 3 days));
         PathSpyVerifier next = new PathSpyVerifier(); // accepts the same proofs as the old one
         registry.proposeVerifierUpgrade(MODEL, address(next), bytes32("c2"), devSetup());
         vm.warp(block.timestamp + registry.UPGRADE_DELAY()); // request still live

@@ -85,19 +85,18 @@ contract OracleFuzzTest is OracleFixture {
 
     // ------------------------------------------------------------------ fees
 
-    function testFuzz_fee_anyOverpaymentCreditedExactly(
-        uint256 baseFee,
-        uint256 price,
-        uint32 cbGas,
-        uint256 value
-    ) public {
+    function testFuzz_fee_anyOverpaymentCreditedExactly(uint256 baseFee, uint256 price, uint32 cbGas, uint256 value)
+        public
+    {
         baseFee = bound(baseFee, 0, 1e21);
         price = bound(price, 0, 1e12);
         cbGas = uint32(bound(cbGas, 0, oracle.MAX_CALLBACK_GAS()));
         registry.setFee(MODEL, uint128(baseFee), VERIFY_GAS);
         oracle.setGasPrice(price);
         uint256 quote = oracle.quoteFee(MODEL, cbGas);
-        assertEq(quote, baseFee + (uint256(VERIFY_GAS) + cbGas + oracle.FULFILL_OVERHEAD_GAS()) * price, "quote formula");
+        assertEq(
+            quote, baseFee + (uint256(VERIFY_GAS) + cbGas + oracle.FULFILL_OVERHEAD_GAS()) * price, "quote formula"
+        );
         value = bound(value, quote, quote + 1e24);
         vm.deal(alice, value);
         address cb = cbGas == 0 ? address(0) : address(new RecordingConsumer());
@@ -183,7 +182,8 @@ contract OracleFuzzTest is OracleFixture {
         RecordingConsumer c = new RecordingConsumer();
         uint256 id = requestWithCallback(address(c), limit);
         int256[] memory out = defaultOutput();
-        bytes memory data = abi.encodeCall(InferenceOracle.fulfill, (id, out, relayer, proofOf(defaultInput(), out, relayer)));
+        bytes memory data =
+            abi.encodeCall(InferenceOracle.fulfill, (id, out, relayer, proofOf(defaultInput(), out, relayer)));
         (bool ok,) = address(oracle).call{gas: uint256(limit) * 2 + 500_000}(data);
         assertTrue(ok, "fulfil with generous gas");
         assertEq(c.gasAtEntry() + entryOverhead, limit, "callback got exactly its limit");
@@ -197,16 +197,15 @@ contract OracleFuzzTest is OracleFixture {
         RecordingConsumer c = new RecordingConsumer();
         uint256 id = requestWithCallback(address(c), limit);
         int256[] memory out = defaultOutput();
-        bytes memory data = abi.encodeCall(InferenceOracle.fulfill, (id, out, relayer, proofOf(defaultInput(), out, relayer)));
+        bytes memory data =
+            abi.encodeCall(InferenceOracle.fulfill, (id, out, relayer, proofOf(defaultInput(), out, relayer)));
         vm.prank(relayer);
         (bool ok, bytes memory ret) = address(oracle).call{gas: gas}(data);
         if (ok) {
             assertEq(c.gasAtEntry() + entryOverhead, limit, "success => exact gas");
             assertStatus(id, InferenceOracle.Status.Fulfilled, "fulfilled");
         } else {
-            assertTrue(
-                ret.length == 0 || bytes4(ret) == ExactGasCall.InsufficientGasForCallback.selector, "reason"
-            );
+            assertTrue(ret.length == 0 || bytes4(ret) == ExactGasCall.InsufficientGasForCallback.selector, "reason");
             assertEq(c.calls(), 0, "callback did not run");
             assertStatus(id, InferenceOracle.Status.Pending, "pending");
         }

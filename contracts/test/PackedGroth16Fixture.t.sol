@@ -73,7 +73,10 @@ contract PackedGroth16FixtureTest is Test {
         return oracle.requestInference{value: fee}(model, x, address(0), 0, uint64(block.timestamp + 600));
     }
 
-    function _fulfilGas(bytes32 model, int256[] memory x, int256[] memory y, bytes memory p) internal returns (uint256 g) {
+    function _fulfilGas(bytes32 model, int256[] memory x, int256[] memory y, bytes memory p)
+        internal
+        returns (uint256 g)
+    {
         uint256 id = _request(model, x);
         vm.prank(relayer);
         g = gasleft();
@@ -94,7 +97,9 @@ contract PackedGroth16FixtureTest is Test {
         assertEq(adapter.outputWords(), 1, "one output word");
         assertEq(adapter.perWordIn(), 21, "floor(253 / 12)");
         assertEq(
-            adapter.selector(), bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[2])")), "selector"
+            adapter.selector(),
+            bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[2])")),
+            "selector"
         );
         assertEq(adapter.minVerifyGas(), 230_000 + 2 * 8_000, "gas floor priced per word");
     }
@@ -188,7 +193,9 @@ contract PackedGroth16FixtureTest is Test {
         adapter.verify(input, y, payee, proof);
         int256[] memory x = input;
         x[6] = 1 << 200;
-        vm.expectRevert(abi.encodeWithSelector(PackedGroth16Adapter.PackedInputOutOfRange.selector, 6, int256(1 << 200)));
+        vm.expectRevert(
+            abi.encodeWithSelector(PackedGroth16Adapter.PackedInputOutOfRange.selector, 6, int256(1 << 200))
+        );
         adapter.packSignals(x, output, payee);
     }
 
@@ -211,7 +218,9 @@ contract PackedGroth16FixtureTest is Test {
         new PackedGroth16Adapter(v, 8, 3, 12, 254);
         uint256[] memory vk = vm.parseJsonUintArray(json, ".vk_words");
         // 300 inputs of 12 bits: 15 words, + 1 output word: the 2-signal key does not fit.
-        vm.expectRevert(abi.encodeWithSelector(Groth16BatchVerifier.InvalidVerificationKey.selector, vk.length, 14 + 2 * 17));
+        vm.expectRevert(
+            abi.encodeWithSelector(Groth16BatchVerifier.InvalidVerificationKey.selector, vk.length, 14 + 2 * 17)
+        );
         new PackedGroth16BatchAdapter(v, 300, 3, 12, 12, vk);
     }
 
@@ -290,7 +299,11 @@ contract PackedGroth16FixtureTest is Test {
 
     // --- batches ---------------------------------------------------------------------------
 
-    function _batch(uint256 n) internal view returns (int256[][] memory ins, int256[][] memory outs, bytes[] memory prs) {
+    function _batch(uint256 n)
+        internal
+        view
+        returns (int256[][] memory ins, int256[][] memory outs, bytes[] memory prs)
+    {
         ins = new int256[][](n);
         outs = new int256[][](n);
         prs = new bytes[](n);
@@ -361,9 +374,13 @@ contract PackedGroth16FixtureTest is Test {
     function _str(uint256 v) internal pure returns (string memory) {
         if (v == 0) return "0";
         uint256 len;
-        for (uint256 t = v; t != 0; t /= 10) ++len;
+        for (uint256 t = v; t != 0; t /= 10) {
+            ++len;
+        }
         bytes memory s = new bytes(len);
-        for (; v != 0; v /= 10) s[--len] = bytes1(uint8(48 + v % 10));
+        for (; v != 0; v /= 10) {
+            s[--len] = bytes1(uint8(48 + v % 10));
+        }
         return string(s);
     }
 }

@@ -299,8 +299,12 @@ contract VerifierAdaptersTest is OracleFixture {
 
     function _instances(int256[] memory input, int256[] memory output) internal pure returns (uint256[] memory s) {
         s = new uint256[](input.length + output.length);
-        for (uint256 i; i < input.length; ++i) s[i] = _f(input[i]);
-        for (uint256 i; i < output.length; ++i) s[input.length + i] = _f(output[i]);
+        for (uint256 i; i < input.length; ++i) {
+            s[i] = _f(input[i]);
+        }
+        for (uint256 i; i < output.length; ++i) {
+            s[input.length + i] = _f(output[i]);
+        }
     }
 
     function test_h2_validProof_trueAndLayout() public {
@@ -376,8 +380,9 @@ contract VerifierAdaptersTest is OracleFixture {
         oracle.fulfill(id, ints(7, 9), relayer, proof);
         // Too little gas: never InvalidProof, only a revert (sweep across the floor).
         for (uint256 g = 200_000; g < 700_000; g += 25_000) {
-            (bool ok, bytes memory ret) =
-                address(oracle).call{gas: g}(abi.encodeCall(InferenceOracle.fulfill, (id, defaultOutput(), relayer, proof)));
+            (bool ok, bytes memory ret) = address(oracle).call{gas: g}(
+                abi.encodeCall(InferenceOracle.fulfill, (id, defaultOutput(), relayer, proof))
+            );
             if (ok) break;
             assertTrue(
                 ret.length < 4 || bytes4(ret) != InferenceOracle.InvalidProof.selector,

@@ -5,14 +5,21 @@ pragma solidity ^0.8.24;
 /// @notice Two-step ownership (as OpenZeppelin's Ownable2Step): a transfer only takes effect
 ///         when the new owner accepts, so a typo can never lock the contract.
 abstract contract Owned {
+    /// @notice The current owner.
     address public owner;
+    /// @notice The account that may accept ownership (address(0) when none).
     address public pendingOwner;
 
+    /// @notice The caller is not the owner.
     error NotOwner(address caller);
+    /// @notice The caller is not the pending owner.
     error NotPendingOwner(address caller);
+    /// @notice The initial owner cannot be address(0).
     error ZeroAddress();
 
+    /// @notice A transfer of ownership was started; `newOwner` must accept it.
     event OwnershipTransferStarted(address indexed previousOwner, address indexed newOwner);
+    /// @notice Ownership changed hands (from address(0) at construction).
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
 
     modifier onlyOwner() {

@@ -11,6 +11,9 @@ library FieldEncoding {
     /// @notice |value| is not below r/2, so its field encoding would collide with another value's.
     error ValueOutsideField(int256 value);
 
+    /// @notice The field element of `v`: v itself, or r - |v| when negative.
+    /// @param v A signed value with |v| below r/2 (reverts with ValueOutsideField otherwise).
+    /// @return The field element.
     function toField(int256 v) internal pure returns (uint256) {
         // |v| must be below r/2, else the encoding of v and of some other value would collide.
         if (v >= 0) {

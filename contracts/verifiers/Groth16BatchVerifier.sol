@@ -35,8 +35,12 @@ abstract contract Groth16BatchVerifier is IBatchInferenceVerifier {
     /// @dev Public signals per proof (the key has one IC point more).
     uint256 private immutable _batchSignals;
 
+    /// @notice The verification key does not have `expected` words (14 + 2 * (signals + 1)), or
+    ///         could not be stored.
     error InvalidVerificationKey(uint256 words, uint256 expected);
+    /// @notice The batch's inputs, outputs and proofs differ in length.
     error BatchLengthMismatch(uint256 inputs, uint256 outputs, uint256 proofs);
+    /// @notice A batch needs at least one proof.
     error EmptyBatch();
 
     /// @param numSignals Public signals per proof.

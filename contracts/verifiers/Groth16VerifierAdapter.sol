@@ -12,13 +12,18 @@ import {VerifierAdapterBase} from "./VerifierAdapterBase.sol";
 ///         Public signals in circom's order: outputs, the payee (a 160-bit value the circuit
 ///         decomposes into bits, so it is bound), then inputs.
 contract Groth16VerifierAdapter is VerifierAdapterBase {
+    /// @notice Fixed part of the verification gas floor (`minVerifyGas`).
     /// @dev Execution gas of a snarkjs verifyProof is ~190 k + ~7 k per public signal (TOOLCHAIN.md).
     uint256 public constant BASE_GAS = 230_000;
+    /// @notice Gas added to the verification gas floor per public signal.
     uint256 public constant GAS_PER_SIGNAL = 8_000;
+    /// @notice Length of an encoded proof: abi.encode(uint256[2] a, uint256[2][2] b, uint256[2] c).
     uint256 public constant PROOF_LENGTH = 256;
 
+    /// @notice The verifier's `verifyProof` selector (the public-signal count is part of its ABI).
     bytes4 public immutable selector;
 
+    /// @notice The proof bytes (or a point in them) are not a valid Groth16 proof encoding.
     error MalformedProof(uint256 length);
 
     /// @param verifier_ The snarkjs-generated verifier.

@@ -25,22 +25,28 @@ import {VerifierAdapterBase} from "./VerifierAdapterBase.sol";
 ///      output words. The circuit decomposes it into bits, so a proof names exactly one payee.
 ///      Proof encoding: abi.encode(uint256[2] a, uint256[2][2] b, uint256[2] c), 256 bytes.
 contract PackedGroth16Adapter is VerifierAdapterBase {
+    /// @notice Fixed part of the verification gas floor (`minVerifyGas`).
     /// @dev Execution gas of a snarkjs verifyProof is ~190 k + ~7 k per public signal (TOOLCHAIN.md).
     uint256 public constant BASE_GAS = 230_000;
+    /// @notice Gas added to the verification gas floor per public signal.
     uint256 public constant GAS_PER_SIGNAL = 8_000;
+    /// @notice Length of an encoded proof: abi.encode(uint256[2] a, uint256[2][2] b, uint256[2] c).
     uint256 public constant PROOF_LENGTH = 256;
-    /// @dev Bits per word: below log2 of the BN254 scalar field order (~253.6), so every word is
-    ///      a canonical field element.
+    /// @notice Bits per word: below log2 of the BN254 scalar field order (~253.6), so every word is
+    ///         a canonical field element.
     uint256 public constant WORD_BITS = 253;
 
     /// @notice Signed bit width of each input / output value.
     uint256 public immutable inputBits;
+    /// @notice Signed bit width of each output value.
     uint256 public immutable outputBits;
     /// @notice Values per word: floor(253 / bits).
     uint256 public immutable perWordIn;
+    /// @notice Output values per word: floor(253 / outputBits).
     uint256 public immutable perWordOut;
     /// @notice Public signals: output words, (the payee word when it has no room,) then input words.
     uint256 public immutable inputWords;
+    /// @notice Number of output words.
     uint256 public immutable outputWords;
     /// @notice Bits of the payee in a packed word.
     uint256 public constant PAYEE_BITS = 160;

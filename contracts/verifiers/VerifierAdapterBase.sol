@@ -8,8 +8,11 @@ import {IInferenceVerifier} from "../Verifier.sol";
 ///         a verifier that fails *open to false* when short of gas (snarkjs' pairing check does)
 ///         reports that as a revert, never as "invalid proof".
 abstract contract VerifierAdapterBase is IInferenceVerifier {
+    /// @notice The generated verifier (snarkjs or EZKL) this adapter calls.
     address public immutable verifier;
+    /// @notice Model input size (values).
     uint256 public immutable numInputs;
+    /// @notice Model output size (values).
     uint256 public immutable numOutputs;
     /// @notice Gas that must be left before calling the verifier.
     uint256 public immutable minVerifyGas;

@@ -36,11 +36,7 @@ contract PathSpyVerifier is IInferenceVerifier, IBatchInferenceVerifier {
     /// @param output The claimed output.
     /// @param payee The fee recipient.
     /// @return The proof.
-    function proofFor(int256[] memory input, int256[] memory output, address payee)
-        public
-        pure
-        returns (bytes memory)
-    {
+    function proofFor(int256[] memory input, int256[] memory output, address payee) public pure returns (bytes memory) {
         return abi.encode(keccak256(abi.encode(input, output, payee)));
     }
 
@@ -90,11 +86,7 @@ contract SaltedHashVerifier is IInferenceVerifier {
     /// @param output The claimed output.
     /// @param payee The fee recipient.
     /// @return The proof.
-    function proofFor(int256[] memory input, int256[] memory output, address payee)
-        public
-        view
-        returns (bytes memory)
-    {
+    function proofFor(int256[] memory input, int256[] memory output, address payee) public view returns (bytes memory) {
         return abi.encode(keccak256(abi.encode(salt, input, output, payee)));
     }
 
@@ -156,11 +148,12 @@ contract Groth16Stub6 {
     }
 
     /// @notice The snarkjs entry point for 6 public signals.
-    function verifyProof(uint256[2] calldata a, uint256[2][2] calldata b, uint256[2] calldata c, uint256[6] calldata pub)
-        external
-        view
-        returns (uint256)
-    {
+    function verifyProof(
+        uint256[2] calldata a,
+        uint256[2][2] calldata b,
+        uint256[2] calldata c,
+        uint256[6] calldata pub
+    ) external view returns (uint256) {
         if (gasleft() < gasNeeded) return 0; // the pairing precompile failing short of gas
         // Emulate the pairing cost so a short call really is short.
         uint256 stop = gasleft() - (gasNeeded - 10_000);
@@ -325,7 +318,8 @@ contract ReentrantConsumer is IInferenceConsumer {
             withdrawErr = bytes4(e);
         }
         uint256 fee = oracle.quoteFee(modelId, 0);
-        newRequestId = oracle.requestInference{value: fee}(modelId, _input, address(0), 0, uint64(block.timestamp + 1 hours));
+        newRequestId =
+            oracle.requestInference{value: fee}(modelId, _input, address(0), 0, uint64(block.timestamp + 1 hours));
     }
 }
 

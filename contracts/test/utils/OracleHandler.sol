@@ -101,9 +101,14 @@ contract OracleHandler {
 
     // ------------------------------------------------------------------ actions
 
-    function request(uint256 actorSeed, uint256 modelSeed, uint256 extra, uint256 delaySeed, uint256 inputSeed, uint256 cbSeed)
-        external
-    {
+    function request(
+        uint256 actorSeed,
+        uint256 modelSeed,
+        uint256 extra,
+        uint256 delaySeed,
+        uint256 inputSeed,
+        uint256 cbSeed
+    ) external {
         _begin("request");
         address actor = _actor(actorSeed);
         bytes32 model = _models[modelSeed % _models.length];
@@ -147,9 +152,14 @@ contract OracleHandler {
         _end();
     }
 
-    function fulfilBatch(uint256 actorSeed, uint256 payeeSeed, uint256 start, uint256 step, uint256 countSeed, uint256 badMask)
-        external
-    {
+    function fulfilBatch(
+        uint256 actorSeed,
+        uint256 payeeSeed,
+        uint256 start,
+        uint256 step,
+        uint256 countSeed,
+        uint256 badMask
+    ) external {
         if (_ids.length == 0) return;
         _begin("fulfilBatch");
         _payee = _actor(payeeSeed);
@@ -270,9 +280,8 @@ contract OracleHandler {
         out[1] = -int256(id);
         if (!valid) return (out, bytes("bad proof"));
         InferenceOracle.RequestView memory r = oracle.getRequest(id);
-        proof = r.modelId == _models[2]
-            ? unboundVerifier.proofFor(r.input, out)
-            : verifier.proofFor(r.input, out, payee);
+        proof =
+            r.modelId == _models[2] ? unboundVerifier.proofFor(r.input, out) : verifier.proofFor(r.input, out, payee);
     }
 
     /// @dev Commits (from a random-looking committer: anyone may); the caller rolls a block.
@@ -314,7 +323,10 @@ contract OracleHandler {
             InferenceOracle.Status prev = _seen[id];
             InferenceOracle.Status cur = oracle.requestStatus(id);
             bool terminal = prev == InferenceOracle.Status.Fulfilled || prev == InferenceOracle.Status.Refunded;
-            if ((terminal && cur != prev) || (prev == InferenceOracle.Status.Pending && cur == InferenceOracle.Status.None)) {
+            if (
+                (terminal && cur != prev)
+                    || (prev == InferenceOracle.Status.Pending && cur == InferenceOracle.Status.None)
+            ) {
                 statusRegressed = true;
             }
             _seen[id] = cur;

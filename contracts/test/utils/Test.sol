@@ -28,8 +28,7 @@ interface Vm {
     function revertToState(uint256) external returns (bool);
     function etch(address, bytes calldata) external;
     // Added for the oracle suite (exact forge signatures).
-    function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter)
-        external;
+    function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter) external;
     function expectCall(address callee, bytes calldata data) external;
     function expectCall(address callee, bytes calldata data, uint64 count) external;
     function cool(address target) external;

@@ -152,8 +152,10 @@ contract VaultHandler {
             try vault.requestRebalance() {
                 ++cooldownBypassed;
             } catch (bytes memory reason) {
-                if (keccak256(reason) != keccak256(abi.encodeWithSelector(LRTVault.RebalanceTooSoon.selector, nextAllowedAt)))
-                {
+                if (
+                    keccak256(reason)
+                        != keccak256(abi.encodeWithSelector(LRTVault.RebalanceTooSoon.selector, nextAllowedAt))
+                ) {
                     ++cooldownBypassed;
                 }
             }

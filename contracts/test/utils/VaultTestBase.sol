@@ -13,8 +13,7 @@ import {RestakingStrategy} from "../../lrt/RestakingStrategy.sol";
 /// @dev Extra cheatcodes the vault tests use, declared here (not in Test.sol) so the shared
 ///      test base stays untouched. Same cheatcode address as `Test.vm`.
 interface VaultVm {
-    function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter)
-        external;
+    function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter) external;
     function cool(address target) external;
     function prank(address sender, address origin) external;
 }
