@@ -14,14 +14,14 @@ from typing import Any
 from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 from web3 import Web3
 from web3.exceptions import Web3RPCError
 from web3.types import FilterParams, LogReceipt
 
 from oracle.store import repo
 from oracle.store.db import Database
-from oracle.store.models import Request, State
+from oracle.store.models import TRANSITIONS, Request, State
 
 log = logging.getLogger(__name__)
 
@@ -122,16 +122,9 @@ class ChainListener:
         # Deeper than our window: re-read the whole window (safe, only slower).
         return max(self.cfg.start_block - 1, number - RECENT_WINDOW)
 
-    def _orphan_after(self, s: Any, fork: int) -> int:
+    def _orphan_after(self, s: Session, fork: int) -> int:
         """Orphans requests after ``fork`` whose block is no longer canonical."""
-        rows = s.execute(
-            select(Request).where(
-                Request.chain_id == self.cfg.chain_id,
-                Request.oracle == self.oracle,
-                Request.block_number > fork,
-                Request.state.not_in([State.ORPHANED.value, State.REJECTED.value, State.EXPIRED.value]),
-            ).with_for_update()
-        ).scalars()
+        rows = repo.orphanable_after(s, self.cfg.chain_id, self.oracle, fork)
         hashes: dict[int, str | None] = {}
         count = 0
         for r in rows:
@@ -189,7 +182,7 @@ class ChainListener:
                     del recent[k]
             repo.set_checkpoint(s, self.cfg.chain_id, self.oracle, end, end_hash, recent)
 
-    def _on_requested(self, s: Any, lg: LogReceipt) -> bool:
+    def _on_requested(self, s: Session, lg: LogReceipt) -> bool:
         ev = self._contract.events.InferenceRequested().process_log(lg)
         a = ev["args"]
         seen = repo.SeenRequest(
@@ -210,7 +203,7 @@ class ChainListener:
         )
         return repo.record_seen(s, seen) is not None
 
-    def _on_cross_chain(self, s: Any, lg: LogReceipt) -> int:
+    def _on_cross_chain(self, s: Session, lg: LogReceipt) -> int:
         # Logged right after its InferenceRequested (same transaction), so the row exists.
         a = self._contract.events.CrossChainRequested().process_log(lg)["args"]
         d = repo.record_cross_chain(
@@ -219,28 +212,22 @@ class ChainListener:
         )
         return 0 if d is None else 1
 
-    def _request(self, s: Any, request_id: int) -> Request | None:
-        row: Request | None = s.execute(
-            select(Request).where(
-                Request.chain_id == self.cfg.chain_id,
-                Request.oracle == self.oracle,
-                Request.request_id == request_id,
-            ).with_for_update()  # no stale read against another instance's relayer/dispatcher
-        ).scalar_one_or_none()
-        return row
+    def _request(self, s: Session, request_id: int) -> Request | None:
+        # Locked: no stale read against another instance's relayer/dispatcher.
+        return repo.find_request(s, self.cfg.chain_id, self.oracle, request_id, for_update=True)
 
-    def _on_fulfilled(self, s: Any, lg: LogReceipt) -> int:
+    def _on_fulfilled(self, s: Session, lg: LogReceipt) -> int:
         ev = self._contract.events.InferenceFulfilled().process_log(lg)
         req = self._request(s, int(ev["args"]["requestId"]))
-        if req is None or req.state in (State.FULFILLED.value, State.ORPHANED.value):
+        if req is None or req.state == State.ORPHANED.value:
             return 0
-        req.fulfil_tx = _hex(lg["transactionHash"])
-        req.fulfil_block = int(lg["blockNumber"])
-        req.callback_succeeded = bool(ev["args"]["callbackSucceeded"])
-        repo.transition(s, req, State.FULFILLED, f"fulfilled on-chain, fee to {ev['args']['payee']}")
-        return 1
+        recorded = repo.record_fulfilment(
+            s, req, f"fulfilled on-chain, fee to {ev['args']['payee']}", tx_hash=_hex(lg["transactionHash"]),
+            block_number=int(lg["blockNumber"]), callback_succeeded=bool(ev["args"]["callbackSucceeded"]),
+        )
+        return int(recorded)
 
-    def _on_refunded(self, s: Any, lg: LogReceipt) -> int:
+    def _on_refunded(self, s: Session, lg: LogReceipt) -> int:
         ev = self._contract.events.InferenceRefunded().process_log(lg)
         req = self._request(s, int(ev["args"]["requestId"]))
         if req is None or req.state in (State.EXPIRED.value, State.ORPHANED.value, State.FULFILLED.value):
@@ -256,14 +243,7 @@ class ChainListener:
         depth_ok = head - self.cfg.confirmations + 1
         with self.db.session() as s:
             repo.lock_listener(s, self.cfg.chain_id, self.oracle)
-            rows = s.execute(
-                select(Request).where(
-                    Request.chain_id == self.cfg.chain_id,
-                    Request.oracle == self.oracle,
-                    Request.state == State.SEEN.value,
-                    Request.block_number <= depth_ok,
-                ).with_for_update()
-            ).scalars().all()
+            rows = repo.awaiting_confirmation(s, self.cfg.chain_id, self.oracle, depth_ok)
             if not rows:
                 return
             now = int(self.w3.eth.get_block("latest")["timestamp"])
@@ -281,8 +261,6 @@ class ChainListener:
 
 
 def _allowed(req: Request) -> frozenset[State]:
-    from oracle.store.models import TRANSITIONS
-
     return TRANSITIONS[State(req.state)]
 
 

@@ -24,7 +24,6 @@ from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
 from oracle.store import repo
-from oracle.store.models import Request
 from relayer.fees import current_fees
 
 if TYPE_CHECKING:
@@ -53,7 +52,7 @@ class CommitGate:
         plan: list[tuple[int, bytes, bool]] = []      # (pk, commitment, needs one)
         with r.db.session() as s:
             for pk in pks:
-                req = s.get(Request, pk)
+                req = repo.get_request(s, pk)
                 assert req is not None and req.proof is not None
                 if self.binds_payee(req.model_id):
                     plan.append((pk, b"", False))
@@ -84,7 +83,7 @@ class CommitGate:
         chain_nonce = int(r.w3.eth.get_transaction_count(r.account.address, "pending")) if send else 0
         sent: tuple[str, str] | None = None
         with r.db.session() as s:
-            req = s.get(Request, pk)
+            req = repo.get_request(s, pk)
             assert req is not None
             if fees is not None and not repo.has_open_call(s, r.cfg.chain_id, r.account.address, data):
                 row = r.sign_call(s, r.oracle.address, data, COMMIT_GAS, "commit", fees, chain_nonce)

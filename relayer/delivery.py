@@ -25,15 +25,15 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
-from sqlalchemy import select
 from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
 from oracle.chain.fulfilment import CalldataError, entries_in
 from oracle.chain.structs import read_model
+from oracle.store import repo
 from oracle.store.db import Database
-from oracle.store.models import Delivery, DeliveryState, RelayerTx, Request, State
+from oracle.store.models import Delivery, DeliveryState
 from relayer.fees import current_fees
 from relayer.relayer import Relayer
 
@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 # replay record (22 k), the event, the registry reads. Measured 84 k (bench_crosschain.py);
 # this is a gas LIMIT, so it keeps a margin.
 DELIVER_OVERHEAD_GAS = 150_000
-# Source states after which the request will never be fulfilled: nothing to deliver.
-_SOURCE_DEAD = (State.REJECTED.value, State.EXPIRED.value, State.FAILED.value, State.ORPHANED.value)
 
 SourceLookup = Callable[[int], tuple[Web3, Contract] | None]   # chain id -> (w3, oracle contract)
 
@@ -128,37 +126,16 @@ class DeliveryJob:
 
     def _cancel_dead(self) -> None:
         with self.db.session() as s:
-            rows = s.execute(
-                select(Delivery).join(Request, Delivery.request_pk == Request.id).where(
-                    Delivery.dst_chain_id == self.cfg.chain_id,
-                    Delivery.state == DeliveryState.WAITING.value,
-                    Request.state.in_(_SOURCE_DEAD),
-                )
-            ).scalars().all()
-            for d in rows:
+            for d in repo.undeliverable(s, self.cfg.chain_id):
                 d.state = DeliveryState.CANCELLED.value
                 d.reason = f"source request {d.request.state}: never fulfilled"
                 log.info("delivery %d:%d -> chain %d cancelled (%s)", d.src_chain_id, d.request_id,
                          d.dst_chain_id, d.reason)
 
     def _claim(self) -> list[int]:
-        now = time.time()
         with self.db.session() as s:
-            q = (
-                select(Delivery).join(Request, Delivery.request_pk == Request.id).where(
-                    Delivery.dst_chain_id == self.cfg.chain_id,
-                    Delivery.state == DeliveryState.WAITING.value,
-                    Delivery.next_attempt_at <= now,
-                    Delivery.lease_until < now,
-                    Request.state == State.FULFILLED.value,
-                ).order_by(Delivery.id).limit(self.cfg.batch)
-            )
-            if s.bind is not None and s.bind.dialect.name == "postgresql":
-                q = q.with_for_update(skip_locked=True, of=Delivery)
-            rows = list(s.execute(q).scalars().all())
-            for d in rows:
-                d.lease_owner = self.cfg.owner
-                d.lease_until = now + self.cfg.lease_seconds
+            rows = repo.claim_deliveries(s, self.cfg.chain_id, self.cfg.owner, limit=self.cfg.batch,
+                                         lease_seconds=self.cfg.lease_seconds)
             return [d.id for d in rows]
 
     def _release(self, pks: list[int]) -> None:
@@ -166,7 +143,7 @@ class DeliveryJob:
             return
         with self.db.session() as s:
             for pk in pks:
-                d = s.get(Delivery, pk)
+                d = repo.get_delivery(s, pk)
                 if d is not None and d.lease_owner == self.cfg.owner:
                     d.lease_owner = None
                     d.lease_until = 0.0
@@ -179,13 +156,13 @@ class DeliveryJob:
         why = self._precheck(msg)
         if why == "delivered":
             with self.db.session() as s:
-                d = s.get(Delivery, pk)
+                d = repo.get_delivery(s, pk)
                 assert d is not None
                 self._finish(d, DeliveryState.DELIVERED, "already delivered on the destination (by anyone)")
             return 0
         if why is not None:
             with self.db.session() as s:
-                d = s.get(Delivery, pk)
+                d = repo.get_delivery(s, pk)
                 assert d is not None
                 self._retry(d, why)
             return 0
@@ -197,7 +174,7 @@ class DeliveryJob:
         fees = current_fees(self.w3)
         chain_nonce = int(self.w3.eth.get_transaction_count(self.relayer.account.address, "pending"))
         with self.db.session() as s:
-            d = s.get(Delivery, pk)
+            d = repo.get_delivery(s, pk)
             assert d is not None
             if d.state != DeliveryState.WAITING.value or d.lease_owner != self.cfg.owner:
                 return 0
@@ -216,7 +193,7 @@ class DeliveryJob:
 
     def _message(self, pk: int) -> _Message | None:
         with self.db.session() as s:
-            d = s.get(Delivery, pk)
+            d = repo.get_delivery(s, pk)
             if d is None or d.state != DeliveryState.WAITING.value:
                 return None
             req = d.request
@@ -238,7 +215,7 @@ class DeliveryJob:
             found = self._from_source(src_chain, request_id, from_block)
             if found is None:
                 with self.db.session() as s:
-                    d = s.get(Delivery, pk)
+                    d = repo.get_delivery(s, pk)
                     assert d is not None
                     self._retry(d, "no proof in the store and none readable from the source fulfilment")
                 return None
@@ -294,13 +271,7 @@ class DeliveryJob:
         """Follows submitted deliveries through their transaction (tracked by the relayer):
         confirmed -> delivered (callback result from the event), reverted -> retried."""
         with self.db.session() as s:
-            rows = s.execute(
-                select(Delivery).where(
-                    Delivery.dst_chain_id == self.cfg.chain_id,
-                    Delivery.state == DeliveryState.SUBMITTED.value,
-                )
-            ).scalars().all()
-            todo = [d.id for d in rows]
+            todo = [d.id for d in repo.submitted_deliveries(s, self.cfg.chain_id)]
         done = 0
         for pk in todo:
             done += self._track_one(pk)
@@ -308,18 +279,12 @@ class DeliveryJob:
 
     def _track_one(self, pk: int) -> int:
         with self.db.session() as s:
-            d = s.get(Delivery, pk)
+            d = repo.get_delivery(s, pk)
             assert d is not None and d.tx_pk is not None
-            first = s.get(RelayerTx, d.tx_pk)
+            first = repo.get_tx(s, d.tx_pk)
             assert first is not None
             # Replacements (fee bumps) share the nonce; at most one of them mines.
-            siblings = s.execute(
-                select(RelayerTx).where(
-                    RelayerTx.chain_id == first.chain_id,
-                    RelayerTx.account == first.account,
-                    RelayerTx.nonce == first.nonce,
-                )
-            ).scalars().all()
+            siblings = repo.same_nonce(s, first)
             final = next((t for t in siblings if t.status in ("confirmed", "failed")), None)
             if final is None:
                 return 0
@@ -327,7 +292,7 @@ class DeliveryJob:
             block, gas_used = final.block_number, final.gas_used
         receipt = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash)) if status == "confirmed" else None
         with self.db.session() as s:
-            d = s.get(Delivery, pk)
+            d = repo.get_delivery(s, pk)
             assert d is not None
             if d.state != DeliveryState.SUBMITTED.value:
                 return 0

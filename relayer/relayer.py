@@ -27,7 +27,6 @@ from typing import Any, Final
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
@@ -168,7 +167,7 @@ class Relayer:
     def _release(self, pks: list[int]) -> None:
         with self.db.session() as s:
             for pk in pks:
-                req = s.get(Request, pk)
+                req = repo.get_request(s, pk)
                 if req is not None and req.state == State.VERIFIED.value and req.lease_owner == self.cfg.owner:
                     repo.release(req)
 
@@ -178,7 +177,7 @@ class Relayer:
         ready: list[int] = []
         with self.db.session() as s:
             for pk in pks:
-                req = s.get(Request, pk)
+                req = repo.get_request(s, pk)
                 assert req is not None
                 try:
                     on = read_request(self.oracle, req.request_id)
@@ -189,7 +188,7 @@ class Relayer:
                     continue
                 status, deadline, onchain_input = on.status, on.deadline, on.input
                 if status == RequestStatus.FULFILLED:
-                    repo.transition(s, req, State.FULFILLED, "already fulfilled on-chain (another relayer)")
+                    repo.record_fulfilment(s, req, "already fulfilled on-chain (another relayer)")
                 elif status == RequestStatus.REFUNDED:
                     repo.transition(s, req, State.EXPIRED, "refunded on-chain")
                 elif deadline < now + 2:
@@ -217,7 +216,7 @@ class Relayer:
         with self.db.session() as s:
             by: dict[str, list[int]] = {}
             for pk in pks:
-                req = s.get(Request, pk)
+                req = repo.get_request(s, pk)
                 assert req is not None
                 by.setdefault(self.payee_of(req), []).append(pk)
         if len(by) == 1:
@@ -240,7 +239,7 @@ class Relayer:
         simulation runs exactly the transaction that is then signed."""
         reqs: list[Request] = []
         for pk in pks:
-            req = s.get(Request, pk)
+            req = repo.get_request(s, pk)
             assert req is not None and req.proof is not None
             reqs.append(req)
         ids = [r.request_id for r in reqs]
@@ -268,7 +267,7 @@ class Relayer:
         fees = current_fees(self.w3)
         chain_nonce = int(self.w3.eth.get_transaction_count(self.account.address, "pending"))
         with self.db.session() as s:
-            reqs = [s.get(Request, pk) for pk in pks]
+            reqs = [repo.get_request(s, pk) for pk in pks]
             ids, data, gas, kind = self._fulfil_call(s, pks)
             nonce = repo.reserve_nonce(s, self.cfg.chain_id, self.account.address, chain_nonce)
             row = self._sign_and_store(s, nonce, data, gas, fees, pks, kind)
@@ -345,7 +344,7 @@ class Relayer:
         """Moves on requests whose fulfilment the simulation showed the chain rejects."""
         with self.db.session() as s:
             for pk, err in errs.items():
-                req = s.get(Request, pk)
+                req = repo.get_request(s, pk)
                 if req is None or req.state != State.VERIFIED.value:
                     continue
                 what = classify(err, self.oracle_errors)
@@ -353,7 +352,7 @@ class Relayer:
                 log.warning("chain %d: request %d not sent (%s): %s",
                             self.cfg.chain_id, req.request_id, what.value, err)
                 if what == Rejection.FULFILLED:
-                    repo.transition(s, req, State.FULFILLED, "already fulfilled on-chain (another relayer)")
+                    repo.record_fulfilment(s, req, "already fulfilled on-chain (another relayer)")
                 elif what == Rejection.EXPIRED:
                     repo.transition(s, req, State.EXPIRED, reason)
                 elif what == Rejection.ORPHANED:
@@ -415,9 +414,7 @@ class Relayer:
             to=to, data=data, gas_limit=gas, max_fee=str(fees.max_fee),
             priority_fee=str(fees.priority_fee), status="pending", sent_at=time.time(),
         )
-        s.add(row)
-        s.flush()
-        return row
+        return repo.add_tx(s, row)
 
     def _broadcast(self, raw: str, tx_hash: str) -> None:
         try:
@@ -431,13 +428,7 @@ class Relayer:
         """Follows every open transaction: receipts, confirmation depth, stuck -> fee bump,
         unknown to the node (restart, crash before broadcast) -> rebroadcast."""
         with self.db.session() as s:
-            rows = s.execute(
-                select(RelayerTx).where(
-                    RelayerTx.chain_id == self.cfg.chain_id,
-                    RelayerTx.account == self.account.address,
-                    RelayerTx.status.in_(["pending", "mined"]),
-                ).order_by(RelayerTx.nonce, RelayerTx.id)
-            ).scalars().all()
+            rows = repo.open_txs(s, self.cfg.chain_id, self.account.address)
             open_txs = [(r.id, r.nonce, r.tx_hash) for r in rows]
         if not open_txs:
             return 0
@@ -454,7 +445,7 @@ class Relayer:
         """All transactions sharing a nonce (original + replacements): at most one mines."""
         for pk in pks:
             with self.db.session() as s:
-                row = s.get(RelayerTx, pk)
+                row = repo.get_tx(s, pk)
                 assert row is not None
                 tx_hash = row.tx_hash
             try:
@@ -465,9 +456,9 @@ class Relayer:
                 return self._on_receipt(pk, pks, receipt, head)
         # None of them mined.
         with self.db.session() as s:
-            latest = s.get(RelayerTx, pks[-1])
+            latest = repo.get_tx(s, pks[-1])
             assert latest is not None
-            mined_before = [s.get(RelayerTx, p) for p in pks]
+            mined_before = [repo.get_tx(s, p) for p in pks]
             for r in mined_before:
                 if r is not None and r.status == "mined":
                     r.status = "pending"  # its block was reorged away
@@ -489,14 +480,7 @@ class Relayer:
         head = int(self.w3.eth.block_number)
         latest_nonce = int(self.w3.eth.get_transaction_count(self.account.address, "latest"))
         with self.db.session() as s:
-            rows = s.execute(
-                select(RelayerTx).where(
-                    RelayerTx.chain_id == self.cfg.chain_id,
-                    RelayerTx.account == self.account.address,
-                    RelayerTx.status.in_(["confirmed", "failed"]),
-                    RelayerTx.block_number >= head - REORG_WINDOW,
-                )
-            ).scalars().all()
+            rows = repo.settled_since(s, self.cfg.chain_id, self.account.address, head - REORG_WINDOW)
             suspects = [(r.id, r.tx_hash, r.nonce) for r in rows if r.nonce >= latest_nonce]
         revived = 0
         for pk, tx_hash, nonce in suspects:
@@ -506,7 +490,7 @@ class Relayer:
             except TransactionNotFound:
                 pass
             with self.db.session() as s:
-                row = s.get(RelayerTx, pk)
+                row = repo.get_tx(s, pk)
                 assert row is not None
                 row.status = "pending"
                 row.block_number = None
@@ -528,7 +512,7 @@ class Relayer:
     def _bump(self, pk: int) -> None:
         fees = current_fees(self.w3)
         with self.db.session() as s:
-            old = s.get(RelayerTx, pk)
+            old = repo.get_tx(s, pk)
             assert old is not None
             new_fees = Fees(int(old.max_fee), int(old.priority_fee)).bumped(floor=fees)
             new = self._sign_and_store(s, old.nonce, old.data, old.gas_limit, new_fees, list(old.request_pks), old.kind,
@@ -536,7 +520,7 @@ class Relayer:
             old.status = "replaced"
             old.replaced_by = new.id
             for rp in old.request_pks:
-                req = s.get(Request, rp, with_for_update=True)
+                req = repo.get_request(s, rp, for_update=True)
                 if req is not None and req.state == State.SUBMITTED.value:
                     req.fulfil_tx = new.tx_hash
             raw, tx_hash = new.raw_tx, new.tx_hash
@@ -548,11 +532,11 @@ class Relayer:
         # The head was read before the receipt: a block mined in between must not look unmined.
         depth = max(head, int(receipt["blockNumber"])) - int(receipt["blockNumber"]) + 1
         with self.db.session() as s:
-            row = s.get(RelayerTx, pk)
+            row = repo.get_tx(s, pk)
             assert row is not None
             for other in siblings:
                 if other != pk:
-                    o = s.get(RelayerTx, other)
+                    o = repo.get_tx(s, other)
                     if o is not None and o.status in ("pending", "mined"):
                         o.status = "replaced"
             row.status = "mined"
@@ -565,7 +549,7 @@ class Relayer:
                 row.revert_reason = self._revert_reason(row, int(receipt["blockNumber"]))
                 log.error("chain %d: tx %s reverted: %s", self.cfg.chain_id, row.tx_hash, row.revert_reason)
                 for rp in row.request_pks:
-                    req = s.get(Request, rp, with_for_update=True)
+                    req = repo.get_request(s, rp, for_update=True)
                     if req is not None and req.state == State.SUBMITTED.value:
                         self._retry(s, req, f"tx reverted: {row.revert_reason}")
                 return 1
@@ -580,18 +564,16 @@ class Relayer:
         for ev in self.oracle.events.FulfillmentSkipped().process_receipt(receipt, errors=DISCARD):
             skipped[int(ev["args"]["requestId"])] = self.errors.name_of(bytes(ev["args"]["reason"]))
         for rp in row.request_pks:
-            req = s.get(Request, rp, with_for_update=True)
+            req = repo.get_request(s, rp, for_update=True)
             if req is None or req.state != State.SUBMITTED.value:
                 continue
             if req.request_id in fulfilled:
-                req.callback_succeeded = fulfilled[req.request_id]
-                req.fulfil_block = row.block_number
-                req.fulfil_tx = row.tx_hash
-                repo.transition(s, req, State.FULFILLED, f"tx {row.tx_hash} gas {row.gas_used}")
+                repo.record_fulfilment(s, req, f"tx {row.tx_hash} gas {row.gas_used}", tx_hash=row.tx_hash,
+                                       block_number=row.block_number, callback_succeeded=fulfilled[req.request_id])
             else:
                 reason = skipped.get(req.request_id, "not in the receipt")
                 if reason == "AlreadyFulfilled":
-                    repo.transition(s, req, State.FULFILLED, "fulfilled by another relayer first")
+                    repo.record_fulfilment(s, req, "fulfilled by another relayer first")
                 elif reason in ("RequestExpired", "AlreadyRefunded"):
                     repo.transition(s, req, State.EXPIRED, reason)
                 else:

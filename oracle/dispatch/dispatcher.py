@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import requests
+from sqlalchemy.orm import Session
 from web3.exceptions import Web3RPCError
 
 from oracle.circuits import packing
@@ -125,7 +126,7 @@ class Dispatcher:
             # fault, so it costs no attempt; the request waits and is claimed again.
             log.warning("dispatch of request row %d waits for the RPC: %s: %s", pk, type(e).__name__, e)
             with self.db.session() as s:
-                req = s.get(Request, pk)
+                req = repo.get_request(s, pk)
                 if req is not None:
                     repo.release(req)
                     req.next_attempt_at = time.time() + self.cfg.retry_delay
@@ -133,14 +134,14 @@ class Dispatcher:
         except Exception:
             log.exception("dispatch of request row %d failed unexpectedly", pk)
             with self.db.session() as s:
-                req = s.get(Request, pk)
+                req = repo.get_request(s, pk)
                 if req is not None:
                     self._retry_or_fail(s, req, "internal error (see logs)")
             return 0
 
     def _process_inner(self, pk: int) -> int:
         with self.db.session() as s:
-            req = s.get(Request, pk)
+            req = repo.get_request(s, pk)
             if req is None or req.lease_owner != self.cfg.owner:
                 return 0
             tag = f"{req.chain_id}:{req.request_id}"
@@ -173,18 +174,18 @@ class Dispatcher:
                 result = self.prover.prove(circuit, input_fixed, timeout=self.cfg.prove_timeout, payee=payee)
             except BackendError as e:
                 with self.db.session() as s:
-                    req = s.get(Request, pk)
+                    req = repo.get_request(s, pk)
                     assert req is not None
                     repo.transition(s, req, State.REJECTED, f"input rejected by the prover: {e}")
                 return 0
             except Exception as e:
                 with self.db.session() as s:
-                    req = s.get(Request, pk)
+                    req = repo.get_request(s, pk)
                     assert req is not None
                     self._retry_or_fail(s, req, f"proving failed: {e}")
                 return 0
             with self.db.session() as s:
-                req = s.get(Request, pk)
+                req = repo.get_request(s, pk)
                 assert req is not None
                 p = result.proof
                 repo.save_proof(
@@ -203,7 +204,7 @@ class Dispatcher:
 
         why_not = self._refusal(circuit, proof, input_fixed, payee, checked)
         with self.db.session() as s:
-            req = s.get(Request, pk)
+            req = repo.get_request(s, pk)
             assert req is not None
             if why_not is not None:
                 log.warning("request %s: proof rejected off-chain: %s", tag, why_not)
@@ -259,7 +260,7 @@ class Dispatcher:
 
     def _stored_proof(self, pk: int, circuit: Circuit) -> BackendProof:
         with self.db.session() as s:
-            req = s.get(Request, pk)
+            req = repo.get_request(s, pk)
             assert req is not None and req.proof is not None
             p = req.proof
             return BackendProof(
@@ -268,10 +269,7 @@ class Dispatcher:
                 calldata=p.calldata, prove_seconds=p.prove_seconds, payee=p.payee,
             )
 
-    def _retry_or_fail(self, s: object, req: Request, reason: str) -> None:
-        from sqlalchemy.orm import Session
-
-        assert isinstance(s, Session)
+    def _retry_or_fail(self, s: Session, req: Request, reason: str) -> None:
         if req.attempts + 1 >= self.cfg.max_attempts:
             if req.state in (State.DISPATCHED.value, State.PROVEN.value, State.CONFIRMED.value):
                 repo.transition(s, req, State.FAILED, f"{reason} (after {req.attempts + 1} attempts)")

@@ -16,7 +16,6 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import select
 from web3 import Web3
 
 from listeners.chain_listener import ChainListener, ListenerConfig
@@ -31,7 +30,7 @@ from oracle.proving.registry import close_backends
 from oracle.service.config import ChainConfig, ServiceConfig
 from oracle.store import repo
 from oracle.store.db import Database
-from oracle.store.models import Request, State
+from oracle.store.models import State
 from relayer.delivery import DeliveryConfig, DeliveryJob
 from relayer.relayer import Relayer, RelayerConfig
 
@@ -107,12 +106,11 @@ class OracleService:
                 payees={cid: rt.relayer.payee for cid, rt in self.chains.items()},
             ),
         )
+        owners = [f"{cfg.instance}/dispatch"] + [
+            f"{cfg.instance}/{job}/{cid}" for cid in self.chains for job in ("relay", "deliver")
+        ]
         with self.db.session() as s:
-            released = repo.release_stale_leases(s, f"{cfg.instance}/dispatch")
-            released += sum(repo.release_stale_leases(s, f"{cfg.instance}/relay/{cid}") for cid in self.chains)
-            released += sum(
-                repo.release_stale_delivery_leases(s, f"{cfg.instance}/deliver/{cid}") for cid in self.chains
-            )
+            released = sum(repo.release_stale_leases(s, owner) for owner in owners)
         if released:
             log.info("released %d lease(s) held before the last shutdown", released)
         self._scheduler: BackgroundScheduler | None = None
@@ -240,17 +238,7 @@ class OracleService:
                 down.append(f"chain {cid}: {type(e).__name__}")
                 continue
             with self.db.session() as s:
-                rows = s.execute(
-                    select(Request).where(
-                        Request.chain_id == cid,
-                        Request.deadline < now,
-                        Request.state.in_([State.SEEN.value, State.CONFIRMED.value, State.VERIFIED.value]),
-                        Request.lease_until < time.time(),
-                    )
-                    # Another instance's worker may hold the row: skip it rather than clash.
-                    .with_for_update(skip_locked=True)
-                ).scalars().all()
-                for r in rows:
+                for r in repo.past_deadline(s, cid, now):
                     repo.transition(s, r, State.EXPIRED, "deadline passed")
                     n += 1
         if down:

@@ -95,6 +95,12 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def on_postgresql(s: Session) -> bool:
+    """Whether ``s`` talks to PostgreSQL (row locks and advisory locks apply; on SQLite every
+    transaction already holds the write lock)."""
+    return s.get_bind().dialect.name == "postgresql"
+
+
 class Database:
     """An engine plus a session factory; one per process, passed explicitly (no globals)."""
 

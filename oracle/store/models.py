@@ -40,7 +40,61 @@ class Base(DeclarativeBase):
 
 
 class State(enum.StrEnum):
-    """The request life cycle (ARCHITECTURE.md)."""
+    """The request life cycle, and who owns each transition.
+
+    ``seen -> confirmed -> dispatched -> proven -> verified -> submitted -> fulfilled``, with
+    the side exits below. Every transition goes through ``repo.transition`` (which refuses what
+    ``TRANSITIONS`` does not allow and records a ``state_changes`` row; ``repo.record_seen``
+    for ``seen``), and only the job named here makes it:
+
+    ============  ==========================  =============================================
+    to            by (from)                   when
+    ============  ==========================  =============================================
+    seen          listener (new, orphaned)    its InferenceRequested log is read (again,
+                                              after a reorg: ``repo.record_seen``)
+    confirmed     listener (seen)             its block is ``confirmations`` deep and canonical
+    confirmed     dispatcher (dispatched,     proving failed or the proof is refused
+                  proven)                     off-chain: prove again (attempt counted)
+    confirmed     relayer (verified)          the chain refuses the proof (simulated
+                                              fulfilment): prove again (``send_back_to_prove``)
+    dispatched    dispatcher (confirmed)      committed before the prover runs
+    proven        dispatcher (dispatched)     the proof is stored
+    verified      dispatcher (proven)         the proof verifies off-chain
+    verified      relayer (submitted)         its transaction reverted or skipped the request
+    submitted     relayer (verified)          the signed transaction is stored (before broadcast)
+    fulfilled     listener AND relayer        the chain fulfilled it (see below)
+    rejected      dispatcher                  bad input (size, range, refused by the prover)
+    failed        dispatcher                  attempts exhausted; model or artifacts missing;
+                                              no payee configured
+    failed        relayer                     attempts exhausted; its verifier was retired
+    expired       listener                    deadline passed before confirmation; refunded
+    expired       dispatcher                  deadline too close to prove
+    expired       relayer                     refunded or past its deadline on-chain
+    expired       service expiry job          deadline passed, not leased, nothing sent
+                  (seen, confirmed, verified)
+    orphaned      listener                    its block left the canonical chain
+    orphaned      relayer (verified)          the on-chain request is gone or differs (reorg
+                                              seen before sending)
+    ============  ==========================  =============================================
+
+    ``fulfilled`` has two owners, deliberately, and both write it through
+    ``repo.record_fulfilment`` (first writer wins; a second is a no-op). The chain is the
+    authority and either job may be the first to see its verdict: the listener reads every
+    ``InferenceFulfilled`` log at the head, including fulfilments by anyone else (another
+    operator, another instance relaying from its own key, a contract), which stops the
+    dispatcher from proving a request already settled; the relayer sees its own
+    transaction's receipt (at confirmation depth) and "already fulfilled" in its pre-check,
+    its simulation or a batch's ``AlreadyFulfilled`` skip, and has to move those requests on
+    itself (they are ``verified``/``submitted`` and in its hands). A single owner would leave
+    one of these cases stuck. The listener and the relayer's receipt path read the row
+    ``FOR UPDATE`` before writing (the pre-check and the simulation rely on the version
+    column), so two instances recording the same fulfilment serialize: the second finds
+    ``fulfilled`` and leaves it as recorded (tx, block, callback result).
+
+    Deliveries (``DeliveryState``) are recorded ``waiting`` by the listener and moved on by the
+    destination chain's ``DeliveryJob`` only; relayer transactions' statuses by the relayer of
+    their (chain, account) only.
+    """
 
     SEEN = "seen"
     CONFIRMED = "confirmed"

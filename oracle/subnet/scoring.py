@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from oracle.store import repo
 from oracle.store.db import Database
-from oracle.store.models import MinerScore
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Scoreboard:
         self._sizes: dict[str, deque[int]] = defaultdict(lambda: deque(maxlen=WINDOW))
         if db is not None:
             with db.session() as s:
-                for row in s.query(MinerScore).all():
+                for row in repo.miner_scores(s):
                     self._stats[row.hotkey] = MinerStats(
                         hotkey=row.hotkey, score=row.score, successes=row.successes, failures=row.failures,
                         invalid=row.invalid, latency_ema=row.latency_ema, proof_size_ema=row.proof_size_ema,
@@ -166,11 +166,10 @@ class Scoreboard:
         try:
             with self.db.session() as s:
                 for st in dirty:
-                    row = s.get(MinerScore, st.hotkey) or MinerScore(hotkey=st.hotkey)
+                    row = repo.miner_score(s, st.hotkey)
                     row.score, row.successes = st.score, st.successes
                     row.failures, row.invalid = st.failures, st.invalid
                     row.latency_ema, row.proof_size_ema, row.extra = st.latency_ema, st.proof_size_ema, st.extra
-                    s.add(row)
         except Exception:
             with self._lock:           # try again at the next flush
                 for st in dirty:
