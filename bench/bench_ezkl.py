@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from oracle.circuits.fixedpoint import to_field  # noqa: E402
 from oracle.circuits.manifest import Manifest  # noqa: E402
 from oracle.proving.base import CompileOptions, Proof  # noqa: E402
-from oracle.proving.ezkl_backend import EzklBackend  # noqa: E402
+from oracle.proving.ezkl import EzklBackend  # noqa: E402
 
 VERIFY_GAS = 3_000_000
 

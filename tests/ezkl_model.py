@@ -22,9 +22,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from oracle.circuits.manifest import Manifest, ManifestError
 from oracle.paths import CACHE_DIR
-from oracle.proving import ezkl_backend
+from oracle.proving import ezkl as ezkl_package
 from oracle.proving.base import CompileOptions
-from oracle.proving.ezkl_backend import EzklBackend
+from oracle.proving.ezkl import EzklBackend
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,19 @@ def calibration_json(n: int = 32, seed: int = 0) -> bytes:
     return json.dumps({"input": samples}).encode()
 
 
+def ezkl_sources() -> bytes:
+    """The EZKL backend's source, every module of its package: part of the cache keys, so an
+    edit to the backend rebuilds the cached circuits."""
+    package = Path(ezkl_package.__file__).parent
+    return b"".join(p.read_bytes() for p in sorted(package.glob("*.py")))
+
+
 def cached_mlp_circuit(backend: EzklBackend, root: Path | None = None) -> Path:
     """Compile the MLP once; reuse the folder while nothing that shapes it changed."""
     onnx_bytes, calib = mlp_onnx_bytes(), calibration_json()
     h = hashlib.sha256()
     for part in (onnx_bytes, calib, json.dumps(backend.config(), sort_keys=True).encode(),
-                 version("ezkl").encode(), Path(ezkl_backend.__file__).read_bytes()):
+                 version("ezkl").encode(), ezkl_sources()):
         h.update(part)
     key = h.hexdigest()[:16]
     base = root or CACHE_DIR / "test-circuits"

@@ -13,7 +13,7 @@ from oracle.chain.client import Chain
 from oracle.chain.deploy import deploy_all
 from oracle.chain.registration import register_circuit
 from oracle.chain.structs import read_model
-from oracle.proving.ezkl_backend import EzklBackend
+from oracle.proving.ezkl import EzklBackend
 from oracle.service.app import OracleService
 from oracle.store.models import RelayerTx, Request, State
 from relayer.commit_reveal import commitment

@@ -29,7 +29,8 @@ from oracle.chain.compiler import compile_sources
 from oracle.circuits.fixedpoint import BN254_R, to_field
 from oracle.circuits.manifest import Manifest, circuit_id_of
 from oracle.proving.base import BackendError, Proof
-from oracle.proving.ezkl_backend import EzklBackend, felt_from_hex
+from oracle.proving.ezkl import EzklBackend
+from oracle.proving.ezkl.instances import felt_from_hex
 from tests.ezkl_model import N_IN, N_OUT, cached_mlp_circuit
 
 VERIFY_GAS = 3_000_000   # explicit: never trust eth_estimateGas around pairing checks

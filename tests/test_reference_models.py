@@ -20,11 +20,11 @@ from oracle.chain.structs import read_model
 from oracle.circuits.fixedpoint import to_fixed
 from oracle.circuits.manifest import Manifest, ManifestError
 from oracle.paths import CACHE_DIR, ROOT
-from oracle.proving import ezkl_backend
 from oracle.proving.base import CompileOptions, ProofBackend
 from oracle.proving.groth16 import Groth16Backend
 from oracle.proving.groth16.cache import compile_cached
 from oracle.proving.registry import get_backend
+from tests.ezkl_model import ezkl_sources
 from tests.protocol import commit_fulfilment, rpc_url
 
 NO_CALLBACK = "0x" + "00" * 20
@@ -37,7 +37,7 @@ def _ezkl_cached(model: str) -> Path:
     b = get_backend("ezkl")
     h = hashlib.sha256()
     for part in (onnx.read_bytes(), calib.read_bytes(), json.dumps(b.config(), sort_keys=True).encode(),  # type: ignore[attr-defined]
-                 version("ezkl").encode(), Path(ezkl_backend.__file__).read_bytes()):
+                 version("ezkl").encode(), ezkl_sources()):
         h.update(part)
     out = CACHE_DIR / "test-circuits" / f"{model}-ezkl-{h.hexdigest()[:12]}"
     try:

@@ -13,7 +13,7 @@ from oracle.proving.base import BackendError, ProofBackend
 # that is not written yet) does not break the others.
 BACKENDS: dict[str, tuple[str, str]] = {
     "groth16": ("oracle.proving.groth16.backend", "Groth16Backend"),
-    "ezkl": ("oracle.proving.ezkl_backend", "EzklBackend"),
+    "ezkl": ("oracle.proving.ezkl", "EzklBackend"),
 }
 
 _instances: dict[str, ProofBackend] = {}
