@@ -6,6 +6,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -83,3 +86,14 @@ def test_a_refused_transaction_is_a_user_error(chain: Chain, anvil: Anvil) -> No
     poor = Chain(w3=chain.w3, account=Account.create(), artifacts=chain.artifacts)
     with pytest.raises(NodeError, match="deploying ModelRegistry"):
         poor.deploy("ModelRegistry", poor.account.address)  # type: ignore[union-attr]
+
+
+def test_oracle_run_with_a_dead_rpc_is_one_clear_line(tmp_path: Path) -> None:
+    """The service's first contact with a configured chain goes through the same probe: a dead
+    endpoint is a one-line error, not requests' traceback."""
+    r = subprocess.run([sys.executable, "-m", "oracle.cli", "run", "--rpc", DEAD_PORT, "--oracle", "0x" + "ab" * 20,
+                        "--models", str(tmp_path), "--db", f"sqlite:///{tmp_path / 'o.db'}"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[-1].startswith(f"error: cannot reach RPC endpoint {DEAD_PORT}: ")

@@ -19,7 +19,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from listeners.chain_listener import ChainListener, ListenerConfig
-from oracle.chain.client import ErrorDecoder
+from oracle.chain.client import ErrorDecoder, probe_chain_id
 from oracle.chain.compiler import Artifact, compile_project
 from oracle.chain.keys import load_account
 from oracle.chain.structs import read_model
@@ -118,8 +118,8 @@ class OracleService:
     # ------------------------------------------------------------------ set-up
 
     def _connect(self, c: ChainConfig) -> ChainRuntime:
+        chain_id = probe_chain_id(c.rpc_url)     # a dead or wrong rpc_url: ChainUnavailable/NodeError
         w3 = Web3(Web3.HTTPProvider(c.rpc_url, request_kwargs={"timeout": 10}))
-        chain_id = int(w3.eth.chain_id)
         account = self._account or load_account(chain_id=chain_id, keystore=self.cfg.relayer.keystore,
                                                 rpc_url=c.rpc_url)
         oracle_abi = self.artifacts["InferenceOracle"].abi
