@@ -219,7 +219,7 @@ class ChainListener:
     def _on_fulfilled(self, s: Session, lg: LogReceipt) -> int:
         ev = self._contract.events.InferenceFulfilled().process_log(lg)
         req = self._request(s, int(ev["args"]["requestId"]))
-        if req is None or req.state == State.ORPHANED.value:
+        if req is None:
             return 0
         recorded = repo.record_fulfilment(
             s, req, f"fulfilled on-chain, fee to {ev['args']['payee']}", tx_hash=_hex(lg["transactionHash"]),

@@ -103,6 +103,35 @@ def test_no_transaction_when_another_relayer_fulfilled_first(
         svc.stop()
 
 
+def test_listener_goes_on_when_a_request_it_gave_up_on_is_fulfilled_by_another(
+    chain: Chain, deployment: Deployment, risk_circuit: Path, groth16_backend: Groth16Backend, tmp_path: Path
+) -> None:
+    """This oracle marked a request failed (say it has no artifacts for its circuit); another
+    operator fulfils it. The listener leaves it failed and reads on: recording that log used to
+    raise InvalidTransition (failed -> fulfilled) at every poll, so the chain's listener stalled."""
+    p = setup_protocol(chain, deployment, risk_circuit, vault_deposit=0)
+    svc = _service(chain, deployment, risk_circuit, tmp_path)
+    rt = next(iter(svc.chains.values()))
+    x = [3, 1, 4, 1, 5, 9, 2, 6]
+    rid = _request(chain, p, x)
+    try:
+        rt.listener.poll()
+        with svc.db.session() as s:
+            req = repo.find_request(s, rt.chain_id, rt.listener.oracle, rid)
+            assert req is not None
+            repo.transition(s, req, State.FAILED, "no artifacts for its circuit (test)")
+        rival = chain.account.address  # type: ignore[union-attr]
+        proof = groth16_backend.prove(risk_circuit, x, rival)
+        chain.transact(p.oracle.functions.fulfill(rid, proof.output_fixed, rival, HexBytes(proof.calldata)),
+                       gas=1_500_000)
+        later = _request(chain, p, [2, 7, 1, 8, 2, 8, 1, 8])
+        rt.listener.poll()
+        assert _state(svc, rid) == State.FAILED.value
+        assert _state(svc, later) == State.CONFIRMED.value
+    finally:
+        svc.stop()
+
+
 def test_ready_requests_go_out_in_one_fulfill_batch(
     chain: Chain, deployment: Deployment, risk_circuit: Path, tmp_path: Path
 ) -> None:

@@ -96,6 +96,36 @@ def test_reading_a_log_twice_is_idempotent_and_orphans_are_revived(db: Database)
         assert s.query(Request).count() == 1
 
 
+def test_a_fulfilment_is_recorded_once_whoever_sees_it_first(db: Database) -> None:
+    """``fulfilled`` has two owners (the listener and the relayer, see oracle.store.models): the
+    first record wins and a second one changes nothing; a request this oracle gave up on stays
+    as it is when someone else fulfils it."""
+    oracle = _seen(1).oracle
+    with db.session() as s:
+        for rid in (1, 2):
+            r = repo.record_seen(s, _seen(rid))
+            assert r is not None
+            repo.transition(s, r, State.CONFIRMED)
+        r = repo.find_request(s, 1, oracle, 2)
+        assert r is not None
+        repo.transition(s, r, State.FAILED, "no artifacts for its circuit")
+    with db.session() as s:
+        req, given_up = repo.find_request(s, 1, oracle, 1, for_update=True), repo.find_request(s, 1, oracle, 2)
+        assert req is not None and given_up is not None
+        assert repo.record_fulfilment(s, req, "InferenceFulfilled", tx_hash="0xaa", block_number=9,
+                                      callback_succeeded=True)
+        assert not repo.record_fulfilment(s, req, "own receipt", tx_hash="0xbb", block_number=10,
+                                          callback_succeeded=False)
+        assert not repo.record_fulfilment(s, given_up, "InferenceFulfilled", tx_hash="0xcc")
+    with db.session() as s:
+        rows = {r.request_id: r for r in s.query(Request)}
+        assert (rows[1].state, rows[1].fulfil_tx, rows[1].fulfil_block, rows[1].callback_succeeded) == (
+            "fulfilled", "0xaa", 9, True)
+        assert (rows[2].state, rows[2].fulfil_tx) == ("failed", None)
+        fulfilled = s.query(StateChange).filter_by(to_state="fulfilled").all()
+        assert [(c.request_pk, c.reason) for c in fulfilled] == [(rows[1].id, "InferenceFulfilled")]
+
+
 def test_leases_never_hand_one_request_to_two_workers(db: Database) -> None:
     with db.session() as s:
         for rid in range(1, 6):

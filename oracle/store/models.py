@@ -78,7 +78,8 @@ class State(enum.StrEnum):
     ============  ==========================  =============================================
 
     ``fulfilled`` has two owners, deliberately, and both write it through
-    ``repo.record_fulfilment`` (first writer wins; a second is a no-op). The chain is the
+    ``repo.record_fulfilment`` (first writer wins; a second is a no-op, and so is someone
+    else's fulfilment of a request this oracle already gave up on). The chain is the
     authority and either job may be the first to see its verdict: the listener reads every
     ``InferenceFulfilled`` log at the head, including fulfilments by anyone else (another
     operator, another instance relaying from its own key, a contract), which stops the

@@ -157,9 +157,11 @@ def record_fulfilment(
 ) -> bool:
     """Records that the chain fulfilled ``req`` (the one transition with two owners, see
     ``oracle.store.models``): whichever of the listener and the relayer sees it first records
-    it with what it knows of the fulfilment; a request already ``fulfilled`` is left as the
-    first one recorded it, and False is returned."""
-    if req.state == State.FULFILLED.value:
+    it with what it knows of the fulfilment. Returns False, changing nothing, for a request
+    already ``fulfilled`` (left as the first one recorded it) and for one this oracle gave up
+    on (rejected, failed, expired, orphaned) that someone else fulfilled: that is no
+    transition of ours, and refusing it would stop the listener at that log for good."""
+    if State.FULFILLED not in TRANSITIONS[State(req.state)]:
         return False
     if tx_hash is not None:
         req.fulfil_tx = tx_hash
