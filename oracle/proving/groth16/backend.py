@@ -436,11 +436,3 @@ class Groth16Backend(ProofBackend):
 def _generator(m: Manifest) -> str:
     """Which generator built a folder (manifests before the direct generator: circom)."""
     return str(m.settings.get("generator", "circom"))
-
-
-def proof_to_json(p: Proof) -> dict[str, Any]:
-    return asdict(p)
-
-
-def proof_from_json(d: dict[str, Any]) -> Proof:
-    return Proof(**d)
