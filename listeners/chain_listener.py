@@ -52,6 +52,22 @@ class PollResult:
 
 
 class ChainListener:
+    """The intake stage for one (chain, oracle contract): what happened on-chain, into the store.
+
+    Owns the chain's block checkpoint (number, hash and recent hashes, committed together with
+    the logs of each range), reorg detection by hash ancestry and the rewind, and the log-range
+    size (halved when a provider refuses a range). It records requests as ``seen`` from
+    ``InferenceRequested`` and moves them to ``confirmed`` once their block is
+    ``confirmations`` deep and still canonical (``expired`` if the deadline passed first);
+    orphans requests whose block left the chain; records every ``InferenceFulfilled`` (by
+    anyone) as ``fulfilled`` and ``InferenceRefunded`` as ``expired``; and stores a ``waiting``
+    delivery for each ``CrossChainRequested``.
+
+    Never decides whether a request is valid (input size and range are the dispatcher's checks)
+    or whether a proof is (the chain already did, for the fulfilments it reads); never proves,
+    never signs or sends a transaction. It only reads the chain.
+    """
+
     def __init__(self, db: Database, w3: Web3, abi: list[dict[str, Any]], cfg: ListenerConfig) -> None:
         self.db = db
         self.w3 = w3

@@ -89,6 +89,22 @@ def delivery_key(m: _Message) -> bytes:
 
 
 class DeliveryJob:
+    """The cross-chain delivery stage for one destination chain B (the chain whose inbox it sends to).
+
+    Owns the ``deliveries`` rows of its chain after the listener stored them ``waiting``:
+    ``waiting -> submitted -> delivered``, with ``failed`` (attempts exhausted) and
+    ``cancelled`` (the source request will never be fulfilled). Once the source request is
+    ``fulfilled``, it takes the output and proof from the store, or, when another relayer
+    fulfilled it, from that relayer's fulfilment calldata on the source chain; reads B first
+    (already delivered by anyone, model not registered, another circuit, frozen, consumer
+    without code); then has B's ``Relayer`` sign and store a ``deliver`` transaction in the same
+    database transaction as ``submitted``, broadcasts it, and follows its outcome.
+
+    Never proves or verifies a proof (B's inbox verifies it on-chain), and never manages nonces,
+    fees or receipts itself: the destination chain's ``Relayer`` owns the transaction once it is
+    signed (``sign_call``, ``track``). Never touches the source request's state.
+    """
+
     def __init__(
         self,
         db: Database,

@@ -116,6 +116,25 @@ VerifyGas = Callable[[str], int]     # model_id -> verification gas budget
 
 
 class Relayer:
+    """The fulfilment stage for one (chain, account), and that account's transaction manager.
+
+    Owns, for its account on its chain: nonces (``repo.reserve_nonce``), signing, broadcast,
+    receipts followed to the confirmation depth, fee bumps of stuck transactions, rebroadcast of
+    transactions the node does not know, and the re-check of confirmed transactions after a reorg
+    (``track``, ``recheck_confirmed``). It claims this chain's ``verified`` requests, reads each
+    on-chain request first (fulfilled by anyone, refunded, past its deadline or changed by a
+    reorg: no transaction), simulates the exact ``fulfill``/``fulfillBatch`` with ``eth_call``
+    before a nonce is reserved, and stores the signed transaction together with ``submitted``
+    before broadcasting it. Other jobs send through it: the cross-chain ``DeliveryJob``
+    (``sign_call``, ``broadcast``) and, for models whose verifier binds no payee, the
+    commit-reveal ``CommitGate``.
+
+    Never proves, and never verifies a proof itself: the proof comes from the store and the
+    chain's verdict (the simulation, the receipt) decides. A proof or output the chain refuses
+    goes back to the dispatcher to be proven again (``repo.send_back_to_prove``); it is never
+    resent. Never reads the oracle's logs for new requests (the listener does).
+    """
+
     def __init__(
         self,
         db: Database,

@@ -67,6 +67,26 @@ class DispatcherConfig:
 
 
 class Dispatcher:
+    """The proving stage: turns ``confirmed`` requests into ``verified`` ones.
+
+    Owns its worker pool and the request transitions ``confirmed -> dispatched -> proven ->
+    verified``, with their side exits: back to ``confirmed`` to prove again (attempt counted),
+    ``rejected`` (input of the wrong size or range, or refused by the prover), ``failed``
+    (attempts exhausted, model not registered, no artifacts for its circuit, no payee configured
+    for a circuit that binds one) and ``expired`` (deadline too close to prove). It claims
+    requests under a lease (``repo.claim``), so workers and oracle instances never prove the same
+    one at once; checks the input against the circuit before any proving; asks its ``Prover``
+    (the local pool, or the subnet's miners) for a proof made for the chain's payee
+    (``DispatcherConfig.payees``); and range-checks every output against the model's bit widths
+    and verifies the proof off-chain against the request's own stored input (unless the prover
+    already did) before marking it ``verified``.
+
+    Never signs or sends a transaction (the relayer does) and never reads the chain's logs (the
+    listener does); the chain reaches it only through the two callables it is given (a model's
+    registry entry, the head's timestamp). It does not pick miners or know where a proof was made:
+    that is the ``Prover``'s business.
+    """
+
     def __init__(
         self,
         db: Database,

@@ -73,6 +73,21 @@ class ChainRuntime:
 
 
 class OracleService:
+    """``oracle run``: one oracle instance, the pipeline's stages wired together and scheduled.
+
+    Owns the process-wide pieces: the database, the circuit catalog, the prover (the local pool,
+    or the ``SubnetProver`` when ``[subnet]`` is configured), one ``Dispatcher``, and per
+    configured chain a ``ChainRuntime`` (web3, ``ChainListener``, ``Relayer`` and, on a chain
+    with an inbox, a ``DeliveryJob``). It runs their jobs on an APScheduler scheduler (or once
+    each, in order, with ``step``), backs a failing job off without stopping the others, caches
+    the registry entries and head timestamps the dispatcher asks for, releases the leases this
+    instance held before a restart, and runs one job of its own: ``expire``, for requests past
+    their deadline that nothing sent.
+
+    Holds no pipeline logic besides that expiry: it never reads logs, proves, verifies or
+    signs; the stages do, and they meet only in the store.
+    """
+
     def __init__(
         self,
         cfg: ServiceConfig,

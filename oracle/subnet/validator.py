@@ -105,6 +105,23 @@ class Dispatch:
 
 
 class SubnetProver(Prover):
+    """The subnet validator, seen by the dispatcher as one more ``Prover``.
+
+    Owns the conversation with the miners: the validator's hotkey and the signed HTTP client
+    (on its own event-loop thread), the ranking of the metagraph's miners, hedged dispatch (the
+    best ``k`` at once, exploration, one more after ``hedge_delay``, busy miners asked again),
+    the check of every answer (signed by the miner asked, for this request and nonce, a valid
+    proof for the request's own input and payee: ``verify_offchain``), the miners' scores and,
+    in network mode, their weights; and a maintenance thread that flushes scores and, when the
+    oracle is idle, sends synthetic benchmark requests. ``prove`` returns the first answer that
+    verifies (``ProveResult.verified``), or raises ``SubnetError`` (transient: the dispatcher
+    retries) unless a local fallback prover is configured.
+
+    Never touches a request's row or state (the dispatcher does, with what ``prove`` returns;
+    the store sees only miner scores), never sends a transaction to an oracle chain, and proves
+    nothing itself except through the optional local fallback.
+    """
+
     def __init__(
         self,
         wallet: Any,

@@ -34,10 +34,20 @@ log = logging.getLogger(__name__)
 class EzklBackend(ProofBackend):
     """EZKL 23 (Halo2-KZG over BN254) through its Python API.
 
-    Owns nothing long-lived (EZKL runs in this process, one call at a time); never talks to a
-    chain. ``target``, ``scales``, ``lookup_safety_margin`` and ``max_logrows`` go to
-    ``calibrate_settings``: with ``"resources"`` EZKL picks the scales and the smallest logrows
-    that fit the calibrated lookup range.
+    Owns nothing long-lived (EZKL runs in this process, one call at a time under
+    ``EZKL_LOCK``). ``compile`` runs the named build steps of ``build`` (settings, calibration,
+    SRS and keys, Solidity verifier). ``prove`` refuses (``BackendError``) an input EZKL would
+    quantize to another value or that drives a lookup outside the calibrated range (``ezkl.prove``
+    hangs on those), and checks the proof's instances against the input, the witness and the
+    output range the chain enforces; with ``self_verify`` every proof is verified before it is
+    handed out. ``verify`` checks exactly the proof bytes the chain would get against
+    ``[inputs..., outputs...]``.
+
+    Never talks to a chain, the store or the network. It binds no payee: the ``payee`` argument
+    of ``prove`` is ignored, and front-running is stopped by commit-reveal, which the relayer
+    does (``CommitGate``). ``target``, ``scales``, ``lookup_safety_margin`` and ``max_logrows``
+    go to ``calibrate_settings``: with ``"resources"`` EZKL picks the scales and the smallest
+    logrows that fit the calibrated lookup range.
     """
 
     name = NAME

@@ -89,6 +89,23 @@ class _Loaded:
 
 
 class Groth16Backend(ProofBackend):
+    """Groth16 over BN254: the default proof system, one circuit folder per model.
+
+    Owns the long-lived snarkjs prover processes (``ProverPool``, started on first use, stopped
+    by ``close``) and a cache of loaded circuit folders. ``compile`` traces and quantizes the
+    ONNX model, generates the constraints (circom by default, or the Python lowering with
+    ``generator="direct"``), runs the setup (a ceremony ptau, else a local development one,
+    flagged ``dev_keys``), exports and compiles the Solidity verifier, and writes the manifest.
+    ``prove`` range-checks the input, proves for the payee it is given (bound into the public
+    signals when the circuit has a payee slot), and refuses (``BackendError``) a proof whose
+    output differs from the numpy integer reference or whose public signals are not the
+    manifest's encoding of (input, output, payee). ``verify`` rebuilds those public signals
+    itself before snarkjs checks the proof.
+
+    Never talks to a chain, the store or the network: it does not register circuits, choose a
+    payee or decide which request to prove; its callers (the CLI, ``LocalProver``, a miner) do.
+    """
+
     name = NAME
 
     def __init__(self, pool_size: int | None = None, settings: QuantSettings | None = None,
