@@ -38,8 +38,8 @@ from oracle.chain.registration import register_circuit  # noqa: E402
 from oracle.circuits.quantize import QuantizedModel, quantized_forward  # noqa: E402
 from oracle.proving.groth16 import Groth16Backend  # noqa: E402
 from oracle.proving.groth16.cache import compile_cached  # noqa: E402
+from oracle.store import repo  # noqa: E402
 from oracle.store.db import Database  # noqa: E402
-from oracle.store.models import Request  # noqa: E402
 
 ETH = 10**18
 RELAYER_KEY = DEV_KEYS[5]
@@ -193,11 +193,9 @@ class Demo:
 
     @staticmethod
     def _miner_scores(db_url: str) -> None:
-        from oracle.store.models import MinerScore
-
         db = Database(db_url, run_migrations=False)
         with db.session() as s:
-            rows = s.query(MinerScore).order_by(MinerScore.score.desc()).all()
+            rows = repo.miner_scores(s)
             print("miner scores (EMA of verified proofs, latency, size):")
             for r in rows:
                 print(f"  {r.hotkey[:12]}..  score {r.score:.3f}  ok {r.successes}  failed {r.failures}  "
@@ -360,8 +358,9 @@ class Demo:
         banner("summary")
         db = Database(db_url, run_migrations=False)
         with db.session() as s:
-            proving = {r.request_id: (r.proof.prove_seconds if r.proof else 0.0) for r in s.query(Request).all()}
-            states = [r.state for r in s.query(Request).all()]
+            rows = repo.all_requests(s)
+            proving = {r.request_id: (r.proof.prove_seconds if r.proof else 0.0) for r in rows}
+            states = [r.state for r in rows]
         db.dispose()
         done = [j for j in self.journeys if j.output is not None]
         lat = sorted(j.latency for j in done)

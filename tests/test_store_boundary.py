@@ -1,7 +1,8 @@
 """SQL lives in the store: outside ``oracle/store/`` the pipeline opens transactions
 (``db.session()``) and hands the session to named repository functions, nothing else.
 
-An ``ast`` check over ``oracle/``, ``listeners/`` and ``relayer/``: no SQLAlchemy query
+An ``ast`` check over ``oracle/``, ``listeners/``, ``relayer/``, ``scripts/`` and ``bench/``
+(the tests may query the store to check it): no SQLAlchemy query
 constructs imported, no ``.execute(``/``.query(``/``.scalars(``/``with_for_update``, no ORM
 model class handed to a function (``s.get(Request, pk)``, ``select(Delivery)``), and no method
 called on a session (a name bound by ``with ....session() as s`` or a parameter annotated
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("oracle", "listeners", "relayer")
+PACKAGES = ("oracle", "listeners", "relayer", "scripts", "bench")
 STORE = ROOT / "oracle" / "store"
 
 QUERY_CONSTRUCTS = frozenset({"select", "update", "insert", "delete", "text"})

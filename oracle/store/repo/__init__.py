@@ -28,6 +28,7 @@ from oracle.store.repo.deliveries import (
 from oracle.store.repo.requests import (
     InvalidTransition,
     SeenRequest,
+    all_requests,
     awaiting_confirmation,
     claim,
     defer,
@@ -59,6 +60,7 @@ __all__ = [
     "InvalidTransition",
     "SeenRequest",
     "add_tx",
+    "all_requests",
     "awaiting_confirmation",
     "claim",
     "claim_deliveries",

@@ -60,6 +60,11 @@ def find_request(
     return s.execute(q).scalar_one_or_none()
 
 
+def all_requests(s: Session) -> list[Request]:
+    """Every request row, by id (for reports: the demo's summary)."""
+    return list(s.execute(select(Request).order_by(Request.id)).scalars().all())
+
+
 def orphanable_after(s: Session, chain_id: int, oracle: str, block_number: int) -> list[Request]:
     """Requests of (chain, oracle) from blocks after ``block_number`` that a reorg there would
     orphan (neither orphaned, rejected nor expired yet), locked: the listener re-checks each

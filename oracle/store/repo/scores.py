@@ -9,7 +9,8 @@ from oracle.store.models import MinerScore
 
 
 def miner_scores(s: Session) -> list[MinerScore]:
-    return list(s.execute(select(MinerScore)).scalars().all())
+    """Every miner's score row, best first."""
+    return list(s.execute(select(MinerScore).order_by(MinerScore.score.desc(), MinerScore.hotkey)).scalars().all())
 
 
 def miner_score(s: Session, hotkey: str) -> MinerScore:
