@@ -15,6 +15,7 @@ from oracle.chain.deploy import Deployment
 from oracle.chain.structs import read_request
 from oracle.circuits.quantize import QuantizedModel, quantized_forward
 from oracle.service.app import OracleService
+from oracle.store import repo
 from oracle.store.models import Request, State, StateChange
 from tests.protocol import Protocol, last_request_id, setup_protocol
 from tests.service_harness import RELAYER_KEY_INDEX, models_dir_with, service_config, wait_for
@@ -132,6 +133,37 @@ def test_reincluded_request_is_fulfilled_once(
         relayer = Account.from_key(DEV_KEYS[RELAYER_KEY_INDEX]).address
         assert chain.w3.eth.get_transaction_count(relayer, "latest") == \
             chain.w3.eth.get_transaction_count(relayer, "pending")
+    finally:
+        svc.stop()
+
+
+def test_reorg_under_a_failed_request_does_not_stop_the_listener(
+    chain: Chain, deployment: Deployment, risk_circuit: Path, tmp_path: Path
+) -> None:
+    """A request this oracle marked failed, whose block then leaves the chain, stays failed
+    (failed is final, like rejected and expired) and the listener reads on. Orphaning it used to
+    raise InvalidTransition (failed -> orphaned) at every poll, so the chain's listener stalled."""
+    p = setup_protocol(chain, deployment, risk_circuit, vault_deposit=0)
+    svc = _service(chain, deployment, risk_circuit, tmp_path)
+    rt = next(iter(svc.chains.values()))
+    try:
+        snap = _rpc(chain, "evm_snapshot")
+        _send_raw(chain, _signed_request(chain, p, [1, 1, 2, 3, 5, 8, 13, 21]))
+        rid = last_request_id(p)
+        rt.listener.poll()
+        with svc.db.session() as s:
+            req = repo.find_request(s, rt.chain_id, rt.listener.oracle, rid)
+            assert req is not None
+            repo.transition(s, req, State.FAILED, "no artifacts for its circuit (test)")
+        assert _rpc(chain, "evm_revert", snap) is True
+        _rpc(chain, "anvil_mine", "0x3")
+        for x in ([2, 3, 5, 7, 11, 13, 17, 19], [4, 6, 8, 9, 10, 12, 14, 15]):
+            _send_raw(chain, _signed_request(chain, p, x))
+        res = rt.listener.poll()
+        assert any(n.startswith("reorg") for n in res.notes), res.notes
+        assert last_request_id(p) == rid + 1
+        assert _history(svc, rid)[-1] == State.FAILED.value
+        assert _history(svc, rid + 1) == [State.SEEN.value, State.CONFIRMED.value]
     finally:
         svc.stop()
 

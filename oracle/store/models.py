@@ -72,7 +72,9 @@ class State(enum.StrEnum):
     expired       relayer                     refunded or past its deadline on-chain
     expired       service expiry job          deadline passed, not leased, nothing sent
                   (seen, confirmed, verified)
-    orphaned      listener                    its block left the canonical chain
+    orphaned      listener (any but the       its block left the canonical chain
+                  final rejected, expired,
+                  failed)
     orphaned      relayer (verified)          the on-chain request is gone or differs (reorg
                                               seen before sending)
     ============  ==========================  =============================================

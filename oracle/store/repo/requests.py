@@ -65,16 +65,21 @@ def all_requests(s: Session) -> list[Request]:
     return list(s.execute(select(Request).order_by(Request.id)).scalars().all())
 
 
+# States a reorg can orphan. Rejected, expired and failed are final: they stay as they are
+# even if their block leaves the chain (and a request re-using the id is not re-read).
+_ORPHANABLE = sorted(st.value for st in State if State.ORPHANED in TRANSITIONS[st])
+
+
 def orphanable_after(s: Session, chain_id: int, oracle: str, block_number: int) -> list[Request]:
     """Requests of (chain, oracle) from blocks after ``block_number`` that a reorg there would
-    orphan (neither orphaned, rejected nor expired yet), locked: the listener re-checks each
-    one's block and acts on the state it holds, not on one another instance just changed."""
+    orphan, locked: the listener re-checks each one's block and acts on the state it holds,
+    not on one another instance just changed."""
     return list(s.execute(
         select(Request).where(
             Request.chain_id == chain_id,
             Request.oracle == oracle,
             Request.block_number > block_number,
-            Request.state.not_in([State.ORPHANED.value, State.REJECTED.value, State.EXPIRED.value]),
+            Request.state.in_(_ORPHANABLE),
         ).with_for_update()
     ).scalars())
 
