@@ -421,7 +421,7 @@ class Relayer:
             "value": 0,
             "data": data,
             # Explicit gas: estimateGas on a snarkjs verifier under-reports, and at that limit
-            # the pairing check returns false instead of reverting (TOOLCHAIN.md).
+            # the pairing check returns false instead of reverting (docs/toolchain.md).
             "gas": gas,
             "maxFeePerGas": fees.max_fee,
             "maxPriorityFeePerGas": fees.priority_fee,

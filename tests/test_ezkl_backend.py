@@ -269,7 +269,7 @@ def test_verifier_on_chain(anvil: Anvil, mlp_ezkl: Path, mlp_manifest: Manifest,
     assert not call(proof_bytes, [*instances[:-1], instances[-1] + 1])
     assert not call(proof_bytes, instances[:-1])
 
-    # A real transaction: gas of one verification (~613 k in TOOLCHAIN.md).
+    # A real transaction: gas of one verification (~613 k in docs/toolchain.md).
     tx = verifier.functions.verifyProof(proof_bytes, instances).build_transaction(
         {"from": acct.address, "gas": VERIFY_GAS, "nonce": w3.eth.get_transaction_count(
             acct.address), "gasPrice": w3.eth.gas_price, "chainId": w3.eth.chain_id})

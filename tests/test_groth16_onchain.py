@@ -14,7 +14,7 @@ from oracle.circuits.manifest import Manifest
 from oracle.proving.groth16 import Groth16Backend
 
 # The pairing precompile fails at eth_estimateGas' ~32 k and verifyProof then returns false:
-# always pass an explicit gas limit (TOOLCHAIN.md).
+# always pass an explicit gas limit (docs/toolchain.md).
 VERIFY_GAS = 2_000_000
 PAYEE = "0x00000000000000000000000000000000000a11ce"
 OTHER = "0x000000000000000000000000000000000000b0b0"

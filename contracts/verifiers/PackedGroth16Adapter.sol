@@ -26,7 +26,7 @@ import {VerifierAdapterBase} from "./VerifierAdapterBase.sol";
 ///      Proof encoding: abi.encode(uint256[2] a, uint256[2][2] b, uint256[2] c), 256 bytes.
 contract PackedGroth16Adapter is VerifierAdapterBase {
     /// @notice Fixed part of the verification gas floor (`minVerifyGas`).
-    /// @dev Execution gas of a snarkjs verifyProof is ~190 k + ~7 k per public signal (TOOLCHAIN.md).
+    /// @dev Execution gas of a snarkjs verifyProof is ~190 k + ~7 k per public signal (docs/toolchain.md).
     uint256 public constant BASE_GAS = 230_000;
     /// @notice Gas added to the verification gas floor per public signal.
     uint256 public constant GAS_PER_SIGNAL = 8_000;

@@ -123,7 +123,7 @@ contract RevertingVerifier is IInferenceVerifier {
 
 /// @notice A stand-in for a snarkjs verifier with 6 public signals (2 outputs + payee + 3 inputs):
 ///         `verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[6])`. It accepts exactly the
-///         (proof, signals) the test armed it with. Like the real one (TOOLCHAIN.md "TRAP"), it
+///         (proof, signals) the test armed it with. Like the real one (docs/toolchain.md "TRAP"), it
 ///         returns FALSE instead of reverting when it runs short of gas (below `gasNeeded`).
 contract Groth16Stub6 {
     bytes32 public expected;
