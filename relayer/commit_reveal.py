@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COMMIT_GAS = 60_000          # measured ~46 k (one new storage slot, an event, calldata)
+COMMIT_GAS = 60_000          # measured 45,686 (tests/test_commit_reveal.py prints it): one new slot, an event, calldata
 WAIT_SECONDS = 1.0           # a request waits about a block for its commitment to be mined
 BindsPayee = Callable[[str], bool]   # model_id -> whether its verifier binds the payee
 

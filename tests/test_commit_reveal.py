@@ -16,7 +16,7 @@ from oracle.chain.structs import read_model
 from oracle.proving.ezkl import EzklBackend
 from oracle.service.app import OracleService
 from oracle.store.models import RelayerTx, Request, State
-from relayer.commit_reveal import commitment
+from relayer.commit_reveal import COMMIT_GAS, commitment
 from tests.ezkl_model import cached_mlp_circuit
 from tests.service_harness import RELAYER_KEY_INDEX, models_dir_with, service_config, wait_for
 
@@ -73,7 +73,10 @@ def test_unbound_payee_model_is_committed_then_fulfilled(chain: Chain, tmp_path:
                           _state(svc, rid) == State.FULFILLED.value)[2], 60, "fulfilment after the commit")
         with svc.db.session() as s:
             kinds = sorted(t.kind for t in s.query(RelayerTx).all())
+            commit_gas = next(t.gas_used for t in s.query(RelayerTx).all() if t.kind == "commit")
         assert kinds == ["commit", "fulfill"]                                # one commit, one reveal
+        assert commit_gas is not None and commit_gas < COMMIT_GAS           # the gas limit suffices
+        print(f"\ncommitFulfillment: {commit_gas} gas")
         assert int(oracle.functions.requestStatus(rid).call()) == 2
         assert int(oracle.functions.balances(rt.relayer.payee).call()) == payee_before + fee
     finally:
