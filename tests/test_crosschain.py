@@ -14,8 +14,10 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from eth_account import Account
@@ -32,9 +34,12 @@ from oracle.cli import main as oracle_cli
 from oracle.proving.groth16 import Groth16Backend
 from oracle.service.config import ChainConfig, ProverConfig, RelayerSettings, ServiceConfig
 from oracle.store.models import Delivery, DeliveryState, RelayerTx
-from relayer.delivery import _Message, delivery_key
+from relayer.delivery import DeliveryJob, _Message, delivery_key
 from tests.forwarder import deploy_forwarder
 from tests.service_harness import RELAYER_KEY_INDEX, models_dir_with, running_service, wait_for
+
+if TYPE_CHECKING:
+    from oracle.service.app import ChainRuntime, OracleService
 
 CHAIN_B = 31338
 DST_GAS = 300_000
@@ -305,21 +310,31 @@ def test_b_down_does_not_stop_a_and_deliveries_resume(
         node_b.stop()
 
 
-def test_delivery_is_stored_before_broadcast_and_uses_another_relayers_proof(
-    chain: Chain, anvil_b: Anvil, risk_circuit: Path, groth16_backend: Groth16Backend, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-) -> None:
-    """Jobs driven one by one: a third party fulfils on A before we prove anything, so the output
-    and proof come from its fulfil calldata; the delivery tx is committed before its broadcast,
-    a 'crash' before the broadcast loses nothing and sends nothing twice."""
+@dataclass
+class Stepped:
+    """A two-chain service driven job by job, one cross-chain request on A already seen, and a
+    third party on A (account 7) that no service uses."""
+
+    t: TwoChains
+    svc: OracleService
+    rt_a: ChainRuntime
+    rt_b: ChainRuntime
+    delivery: DeliveryJob
+    rid: int
+    other: Chain
+    other_address: str
+
+
+@contextmanager
+def stepped_service(chain: Chain, anvil_b: Anvil, circuit: Path, tmp_path: Path, x: list[int],
+                    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Stepped]:
     from oracle.service.app import OracleService
 
-    t = setup_two_chains(chain, Chain.connect(anvil_b.url, Account.from_key(DEV_KEYS[0])), risk_circuit,
+    t = setup_two_chains(chain, Chain.connect(anvil_b.url, Account.from_key(DEV_KEYS[0])), circuit,
                          monkeypatch, capsys)
-    x = _input(42)
     t.b.transact(t.consumer.functions.expect(x))
     rid = t.request_to(x)
-    cfg = two_chain_config(t, models_dir_with(tmp_path, risk_circuit), f"sqlite:///{tmp_path / 'oracle.db'}")
+    cfg = two_chain_config(t, models_dir_with(tmp_path, circuit), f"sqlite:///{tmp_path / 'oracle.db'}")
     svc = OracleService(cfg, account=Account.from_key(DEV_KEYS[RELAYER_KEY_INDEX]))
     try:
         rt_a, rt_b = svc.chains[chain.chain_id], svc.chains[CHAIN_B]
@@ -327,10 +342,26 @@ def test_delivery_is_stored_before_broadcast_and_uses_another_relayers_proof(
         rt_a.listener.poll()
         other = Chain(w3=chain.w3, account=Account.from_key(DEV_KEYS[7]), artifacts=chain.artifacts)
         assert other.account is not None
-        p = groth16_backend.prove(risk_circuit, x, other.account.address)
-        other.transact(other.contract("InferenceOracle", t.da.oracle).functions.fulfill(
-            rid, list(p.output_fixed), other.account.address, HexBytes(p.calldata)), gas=1_500_000)
-        rt_a.listener.poll()                               # sees the fulfilment by someone else
+        yield Stepped(t=t, svc=svc, rt_a=rt_a, rt_b=rt_b, delivery=rt_b.delivery, rid=rid, other=other,
+                      other_address=other.account.address)
+    finally:
+        svc.stop()
+
+
+def test_delivery_is_stored_before_broadcast_and_uses_another_relayers_proof(
+    chain: Chain, anvil_b: Anvil, risk_circuit: Path, groth16_backend: Groth16Backend, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Jobs driven one by one: a third party fulfils on A before we prove anything, so the output
+    and proof come from its fulfil calldata; the delivery tx is committed before its broadcast,
+    a 'crash' before the broadcast loses nothing and sends nothing twice."""
+    x = _input(42)
+    with stepped_service(chain, anvil_b, risk_circuit, tmp_path, x, monkeypatch, capsys) as st:
+        t, svc, rid, rt_b = st.t, st.svc, st.rid, st.rt_b
+        p = groth16_backend.prove(risk_circuit, x, st.other_address)
+        st.other.transact(st.other.contract("InferenceOracle", t.da.oracle).functions.fulfill(
+            rid, list(p.output_fixed), st.other_address, HexBytes(p.calldata)), gas=1_500_000)
+        st.rt_a.listener.poll()                            # sees the fulfilment by someone else
         # The delivery below goes through only if it names the payee the proof was made for
         # (account 7's, read from its fulfil calldata): B verifies the payee-bound proof.
         with svc.db.session() as s:
@@ -339,8 +370,8 @@ def test_delivery_is_stored_before_broadcast_and_uses_another_relayers_proof(
             assert d.state == DeliveryState.WAITING.value
         sent: list[str] = []
         monkeypatch.setattr(rt_b.relayer, "broadcast", lambda raw, h: sent.append(h))  # crash before broadcast
-        assert rt_b.delivery.submit_ready() == 1
-        assert rt_b.delivery.submit_ready() == 0           # idempotent: no second transaction
+        assert st.delivery.submit_ready() == 1
+        assert st.delivery.submit_ready() == 0             # idempotent: no second transaction
         with svc.db.session() as s:
             d = s.query(Delivery).one()
             txs = s.query(RelayerTx).filter(RelayerTx.chain_id == CHAIN_B).all()
@@ -350,14 +381,12 @@ def test_delivery_is_stored_before_broadcast_and_uses_another_relayers_proof(
         assert not t.inbox.functions.isDelivered(_key(t, rid, x)).call()   # never reached the node
         rt_b.relayer.track()                               # unknown to the node: rebroadcast from the store
         wait_for(lambda: rt_b.relayer.track() == 1, 10, "the receipt at confirmation depth")
-        assert rt_b.delivery.track() == 1
+        assert st.delivery.track() == 1
         with svc.db.session() as s:
             d = s.query(Delivery).one()
             assert d.state == DeliveryState.DELIVERED.value and d.callback_succeeded
         assert t.inbox.functions.isDelivered(_key(t, rid, x)).call()
         assert [int(v) for v in t.consumer.functions.outputOf(x).call()] == list(p.output_fixed)
-    finally:
-        svc.stop()
 
 
 def test_delivery_takes_the_proof_of_a_fulfilment_made_through_a_contract(
@@ -366,42 +395,29 @@ def test_delivery_takes_the_proof_of_a_fulfilment_made_through_a_contract(
 ) -> None:
     """A third party fulfils on A through a forwarding contract (its transaction goes to the
     forwarder, not the oracle): the delivery job still finds the entry, by tracing the
-    transaction, and delivers its output, proof and payee on B."""
-    from oracle.service.app import OracleService
-
-    t = setup_two_chains(chain, Chain.connect(anvil_b.url, Account.from_key(DEV_KEYS[0])), risk_circuit,
-                         monkeypatch, capsys)
+    transaction, and delivers its output, proof and payee on B (B verifies the payee-bound
+    proof, so a wrong payee would not deliver)."""
     x = _input(43)
-    t.b.transact(t.consumer.functions.expect(x))
-    rid = t.request_to(x)
-    cfg = two_chain_config(t, models_dir_with(tmp_path, risk_circuit), f"sqlite:///{tmp_path / 'oracle.db'}")
-    svc = OracleService(cfg, account=Account.from_key(DEV_KEYS[RELAYER_KEY_INDEX]))
-    try:
-        rt_a, rt_b = svc.chains[chain.chain_id], svc.chains[CHAIN_B]
-        assert rt_b.delivery is not None
-        rt_a.listener.poll()
-        other = Chain(w3=chain.w3, account=Account.from_key(DEV_KEYS[7]), artifacts=chain.artifacts)
-        assert other.account is not None
-        fwd = deploy_forwarder(other)
-        p = groth16_backend.prove(risk_circuit, x, other.account.address)
-        data = t.oracle_a.encode_abi("fulfill", args=[rid, list(p.output_fixed), other.account.address,
+    with stepped_service(chain, anvil_b, risk_circuit, tmp_path, x, monkeypatch, capsys) as st:
+        t, svc, rid = st.t, st.svc, st.rid
+        fwd = deploy_forwarder(st.other)
+        p = groth16_backend.prove(risk_circuit, x, st.other_address)
+        data = t.oracle_a.encode_abi("fulfill", args=[rid, list(p.output_fixed), st.other_address,
                                                       HexBytes(p.calldata)])
-        receipt = other.transact(fwd.functions.forward(t.da.oracle, HexBytes(data)), gas=1_500_000)
+        receipt = st.other.transact(fwd.functions.forward(t.da.oracle, HexBytes(data)), gas=1_500_000)
         assert receipt["to"] == fwd.address
-        rt_a.listener.poll()
+        st.rt_a.listener.poll()
         with svc.db.session() as s:
             d = s.query(Delivery).one()
             assert d.request.state == "fulfilled" and d.request.proof is None
-        assert rt_b.delivery.submit_ready() == 1, "the proof is read from the traced fulfil call"
-        wait_for(lambda: rt_b.relayer.track() == 1, 10, "the receipt at confirmation depth")
-        assert rt_b.delivery.track() == 1
+        assert st.delivery.submit_ready() == 1, "the proof is read from the traced fulfil call"
+        wait_for(lambda: st.rt_b.relayer.track() == 1, 10, "the receipt at confirmation depth")
+        assert st.delivery.track() == 1
         with svc.db.session() as s:
             assert s.query(Delivery).one().state == DeliveryState.DELIVERED.value
         assert [int(v) for v in t.consumer.functions.outputOf(x).call()] == list(p.output_fixed)
         ev = t.inbox.events.CrossChainDelivered().get_logs(from_block=0)[-1]
         assert int(ev["args"]["requestId"]) == rid
-    finally:
-        svc.stop()
 
 
 def _key(t: TwoChains, rid: int, x: list[int]) -> bytes:

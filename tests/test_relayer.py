@@ -43,6 +43,15 @@ def _request(chain: Chain, p: Protocol, x: list[int]) -> int:
     return last_request_id(p)
 
 
+def _rival_fulfils(chain: Chain, p: Protocol, backend: Groth16Backend, circuit: Path, rid: int,
+                   x: list[int]) -> None:
+    """Another operator (the deployer's account) proves ``rid`` for itself and fulfils it."""
+    rival = chain.account.address  # type: ignore[union-attr]
+    proof = backend.prove(circuit, x, rival)
+    chain.transact(p.oracle.functions.fulfill(rid, proof.output_fixed, rival, HexBytes(proof.calldata)),
+                   gas=1_500_000)
+
+
 def _rpc(chain: Chain, method: str, *params: object) -> object:
     return chain.w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
 
@@ -90,11 +99,7 @@ def test_no_transaction_when_another_relayer_fulfilled_first(
     try:
         rt.listener.poll()
         assert svc.dispatcher.run_once() == 1
-        # A competitor fulfils first.
-        rival = chain.account.address  # type: ignore[union-attr]
-        proof = groth16_backend.prove(risk_circuit, x, rival)
-        chain.transact(p.oracle.functions.fulfill(rid, proof.output_fixed, rival, HexBytes(proof.calldata)),
-                       gas=1_500_000)
+        _rival_fulfils(chain, p, groth16_backend, risk_circuit, rid, x)   # a competitor fulfils first
         assert rt.relayer.submit_ready() == 0
         assert _state(svc, rid) == State.FULFILLED.value
         with svc.db.session() as s:
@@ -120,10 +125,7 @@ def test_listener_goes_on_when_a_request_it_gave_up_on_is_fulfilled_by_another(
             req = repo.find_request(s, rt.chain_id, rt.listener.oracle, rid)
             assert req is not None
             repo.transition(s, req, State.FAILED, "no artifacts for its circuit (test)")
-        rival = chain.account.address  # type: ignore[union-attr]
-        proof = groth16_backend.prove(risk_circuit, x, rival)
-        chain.transact(p.oracle.functions.fulfill(rid, proof.output_fixed, rival, HexBytes(proof.calldata)),
-                       gas=1_500_000)
+        _rival_fulfils(chain, p, groth16_backend, risk_circuit, rid, x)
         later = _request(chain, p, [2, 7, 1, 8, 2, 8, 1, 8])
         rt.listener.poll()
         assert _state(svc, rid) == State.FAILED.value
