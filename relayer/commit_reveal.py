@@ -80,18 +80,18 @@ class CommitGate:
         r = self.relayer
         data = r.oracle.encode_abi("commitFulfillment", args=[c])
         fees = current_fees(r.w3) if send else None
-        chain_nonce = int(r.w3.eth.get_transaction_count(r.account.address, "pending")) if send else 0
+        chain_nonce = r.txs.pending_nonce() if send else 0
         sent: tuple[str, str] | None = None
         with r.db.session() as s:
             req = repo.get_request(s, pk)
             assert req is not None
             if fees is not None and not repo.has_open_call(s, r.cfg.chain_id, r.account.address, data):
-                row = r.sign_call(s, r.oracle.address, data, COMMIT_GAS, "commit", fees, chain_nonce)
+                row = r.txs.sign_call(s, r.oracle.address, data, COMMIT_GAS, "commit", fees, chain_nonce)
                 sent = (row.raw_tx, row.tx_hash)
             repo.defer(req, "waiting for the fulfilment commitment to be mined (commit-reveal)", WAIT_SECONDS)
         if sent is not None:
             # Committed: the signed commit is durable before it is broadcast.
-            r.broadcast(*sent)
+            r.txs.broadcast(*sent)
             log.info("chain %d: committed fulfilment of request pk %d (tx %s)", r.cfg.chain_id, pk, sent[1])
 
 

@@ -5,7 +5,7 @@ destination chain B, which verifies the proof itself (docs/cross-chain.md).
 Crash-safe the same way as fulfilments: in ONE database transaction the destination relayer's
 nonce is reserved, the ``deliver`` transaction signed and stored (a ``relayer_txs`` row of kind
 ``deliver`` with no requests attached) and the delivery moved to ``submitted``; only then is it
-broadcast. From there the destination chain's ``Relayer.track`` owns the transaction (receipts,
+broadcast. From there the destination chain's ``TransactionManager.track`` owns the transaction (receipts,
 rebroadcast after a node restart, fee bumps, reorg re-checks) and this job follows its outcome.
 
 Every RPC to the destination chain happens outside database transactions, so while B is down
@@ -35,7 +35,7 @@ from oracle.store import repo
 from oracle.store.db import Database
 from oracle.store.models import Delivery, DeliveryState
 from relayer.fees import current_fees
-from relayer.relayer import Relayer
+from relayer.transactions import TransactionManager
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +97,11 @@ class DeliveryJob:
     ``fulfilled``, it takes the output and proof from the store, or, when another relayer
     fulfilled it, from that relayer's fulfilment calldata on the source chain; reads B first
     (already delivered by anyone, model not registered, another circuit, frozen, consumer
-    without code); then has B's ``Relayer`` sign and store a ``deliver`` transaction in the same
+    without code); then has B's ``TransactionManager`` sign and store a ``deliver`` transaction in the same
     database transaction as ``submitted``, broadcasts it, and follows its outcome.
 
     Never proves or verifies a proof (B's inbox verifies it on-chain), and never manages nonces,
-    fees or receipts itself: the destination chain's ``Relayer`` owns the transaction once it is
+    fees or receipts itself: the destination chain's ``TransactionManager`` owns the transaction once it is
     signed (``sign_call``, ``track``). Never touches the source request's state.
     """
 
@@ -109,7 +109,7 @@ class DeliveryJob:
         self,
         db: Database,
         w3: Web3,
-        relayer: Relayer,
+        txs: TransactionManager,
         inbox_abi: list[dict[str, Any]],
         registry: Contract,
         source: SourceLookup,
@@ -117,7 +117,7 @@ class DeliveryJob:
     ) -> None:
         self.db = db
         self.w3 = w3
-        self.relayer = relayer
+        self.txs = txs
         self.registry = registry
         self.source = source
         self.cfg = cfg
@@ -188,13 +188,13 @@ class DeliveryJob:
             msg.input, msg.output, msg.proof,
         ])
         fees = current_fees(self.w3)
-        chain_nonce = int(self.w3.eth.get_transaction_count(self.relayer.account.address, "pending"))
+        chain_nonce = self.txs.pending_nonce()
         with self.db.session() as s:
             d = repo.get_delivery(s, pk)
             assert d is not None
             if d.state != DeliveryState.WAITING.value or d.lease_owner != self.cfg.owner:
                 return 0
-            row = self.relayer.sign_call(s, self.inbox.address, data, gas, "deliver", fees, chain_nonce)
+            row = self.txs.sign_call(s, self.inbox.address, data, gas, "deliver", fees, chain_nonce)
             d.state = DeliveryState.SUBMITTED.value
             d.inbox = self.inbox.address
             d.tx_pk = row.id
@@ -203,7 +203,7 @@ class DeliveryJob:
             d.lease_until = 0.0
             raw, tx_hash, nonce = row.raw_tx, row.tx_hash, row.nonce
         # Committed: nonce, signed tx and `submitted` are durable before the broadcast.
-        self.relayer.broadcast(raw, tx_hash)
+        self.txs.broadcast(raw, tx_hash)
         log.info("delivery %s: sent deliver (nonce %d, gas %d)", tag, nonce, gas)
         return 1
 
@@ -284,7 +284,7 @@ class DeliveryJob:
     # ------------------------------------------------------------------ outcomes
 
     def track(self) -> int:
-        """Follows submitted deliveries through their transaction (tracked by the relayer):
+        """Follows submitted deliveries through their transaction (tracked by the TransactionManager):
         confirmed -> delivered (callback result from the event), reverted -> retried."""
         with self.db.session() as s:
             todo = [d.id for d in repo.submitted_deliveries(s, self.cfg.chain_id)]

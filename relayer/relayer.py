@@ -11,34 +11,33 @@ Then it simulates the exact transaction with ``eth_call`` (same from/to/data/gas
 nonce is reserved or anything signed, so a fulfilment the chain would reject never costs gas:
 a proof or output the chain refuses sends the request back to be proven again (never resent),
 already fulfilled/expired/refunded requests are settled as in the pre-check.
-Receipts are followed to the confirmation depth; a stuck transaction is replaced with bumped
-fees under the same nonce; revert reasons are decoded and recorded.
+Transactions themselves (nonces, signing, broadcast, receipts, fee bumps, reorg re-checks) are
+the account's ``TransactionManager`` (relayer/transactions.py); this job reports back what a
+mined fulfilment means for its requests (``TxOutcome``: fulfilled, skipped, to retry).
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from sqlalchemy.orm import Session
-from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 from web3.logs import DISCARD
 
-from oracle.chain.client import ContractError, ErrorDecoder
+from oracle.chain.client import ContractError
 from oracle.chain.structs import RequestStatus, read_model, read_request
 from oracle.store import repo
 from oracle.store.db import Database
 from oracle.store.models import RelayerTx, Request, State
 from relayer.commit_reveal import CommitGate, ModelPayeeCache
-from relayer.fees import Fees, current_fees
+from relayer.fees import current_fees
+from relayer.transactions import TransactionManager
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,6 @@ log = logging.getLogger(__name__)
 FULFIL_OVERHEAD_GAS = 90_000
 BATCH_BASE_GAS = 60_000
 PROOF_BYTE_GAS = 24  # calldata (16/byte) plus its copies into memory, the hash and the adapter call
-REORG_WINDOW = 64  # blocks during which a confirmed transaction is re-checked
 
 # Block the simulation runs against. 'latest', like the pre-check: a request is settled as
 # fulfilled/expired only on mined state, never on a competitor's transaction that is still in
@@ -138,23 +136,24 @@ class Relayer:
     def __init__(
         self,
         db: Database,
-        w3: Web3,
-        account: LocalAccount,
+        txs: TransactionManager,
         abi: list[dict[str, Any]],
-        errors: ErrorDecoder,
         verify_gas: VerifyGas,
         cfg: RelayerConfig,
     ) -> None:
         self.db = db
-        self.w3 = w3
-        self.account = account
-        self.errors = errors
+        self.txs = txs
+        self.w3 = txs.w3
+        self.account = txs.account
+        self.errors = txs.errors
         self.verify_gas = verify_gas
         self.cfg = cfg
-        self.oracle = w3.eth.contract(address=to_checksum_address(cfg.oracle), abi=abi)
+        # This job decides what the account's mined fulfilments mean for their requests.
+        txs.outcome = self
+        self.oracle = self.w3.eth.contract(address=to_checksum_address(cfg.oracle), abi=abi)
         self.oracle_errors = frozenset(str(i["name"]) for i in abi if i.get("type") == "error")
         # Proofs name this payee and the oracle credits it, whoever sends the transaction.
-        self.payee = to_checksum_address(cfg.payee or account.address)
+        self.payee = to_checksum_address(cfg.payee or self.account.address)
         # Models whose verifier cannot bind the payee need a commitment mined before the fulfilment.
         self.commits = CommitGate(self, ModelPayeeCache(
             lambda model_id: read_model(self.oracle, bytes.fromhex(model_id[2:])).binds_payee))
@@ -284,12 +283,12 @@ class Relayer:
         if not pks:
             return 0
         fees = current_fees(self.w3)
-        chain_nonce = int(self.w3.eth.get_transaction_count(self.account.address, "pending"))
+        chain_nonce = self.txs.pending_nonce()
         with self.db.session() as s:
             reqs = [repo.get_request(s, pk) for pk in pks]
             ids, data, gas, kind = self._fulfil_call(s, pks)
-            nonce = repo.reserve_nonce(s, self.cfg.chain_id, self.account.address, chain_nonce)
-            row = self._sign_and_store(s, nonce, data, gas, fees, pks, kind)
+            row = self.txs.sign_call(s, self.oracle.address, data, gas, kind, fees, chain_nonce, request_pks=pks)
+            nonce = row.nonce
             for r in reqs:
                 assert r is not None
                 repo.transition(s, r, State.SUBMITTED, f"{kind} tx {row.tx_hash} nonce {nonce}")
@@ -297,7 +296,7 @@ class Relayer:
                 repo.release(r)
             raw, tx_hash = row.raw_tx, row.tx_hash
         # Committed: nonce, signed tx and `submitted` state are durable before broadcast.
-        self._broadcast(raw, tx_hash)
+        self.txs.broadcast(raw, tx_hash)
         log.info("chain %d: sent %s for %d request(s) %s (nonce %d, gas %d)",
                  self.cfg.chain_id, kind, len(pks), ids, nonce, gas)
         return len(pks)
@@ -390,192 +389,21 @@ class Relayer:
             return
         repo.send_back_to_prove(s, req, reason)
 
-    # ------------------------------------------------------------------ other calls
+    # ------------------------------------------------------------------ outcomes (TxOutcome)
 
-    def sign_call(
-        self, s: Session, to: str, data: str, gas: int, kind: str, fees: Fees, chain_nonce: int
-    ) -> RelayerTx:
-        """Signs and stores, inside the caller's transaction, a call from this relayer's account
-        to any contract (e.g. a cross-chain delivery) under the account's next nonce. It is then
-        tracked like a fulfilment (receipts, rebroadcast, fee bumps, reorgs) with no requests
-        attached; the caller broadcasts it with ``broadcast`` after committing. ``fees`` and
-        ``chain_nonce`` are read by the caller before opening the transaction (no RPC under a
-        database lock)."""
-        nonce = repo.reserve_nonce(s, self.cfg.chain_id, self.account.address, chain_nonce)
-        return self._sign_and_store(s, nonce, data, gas, fees, [], kind, to=to)
+    def replaced(self, s: Session, old: RelayerTx, new: RelayerTx) -> None:
+        for rp in old.request_pks:
+            req = repo.get_request(s, rp, for_update=True)
+            if req is not None and req.state == State.SUBMITTED.value:
+                req.fulfil_tx = new.tx_hash
 
-    def broadcast(self, raw: str, tx_hash: str) -> None:
-        """Sends a stored signed transaction; a failure is logged, ``track`` retries."""
-        self._broadcast(raw, tx_hash)
+    def reverted(self, s: Session, row: RelayerTx) -> None:
+        for rp in row.request_pks:
+            req = repo.get_request(s, rp, for_update=True)
+            if req is not None and req.state == State.SUBMITTED.value:
+                self._retry(s, req, f"tx reverted: {row.revert_reason}")
 
-    def _sign_and_store(
-        self, s: Session, nonce: int, data: str, gas: int, fees: Fees, pks: list[int], kind: str,
-        to: str | None = None,
-    ) -> RelayerTx:
-        to = to_checksum_address(to) if to else self.oracle.address
-        tx = {
-            "type": 2,
-            "chainId": self.cfg.chain_id,
-            "nonce": nonce,
-            "to": to,
-            "value": 0,
-            "data": data,
-            # Explicit gas: estimateGas on a snarkjs verifier under-reports, and at that limit
-            # the pairing check returns false instead of reverting (docs/toolchain.md).
-            "gas": gas,
-            "maxFeePerGas": fees.max_fee,
-            "maxPriorityFeePerGas": fees.priority_fee,
-        }
-        signed = self.account.sign_transaction(tx)  # type: ignore[arg-type]
-        row = RelayerTx(
-            chain_id=self.cfg.chain_id, account=self.account.address, nonce=nonce, kind=kind,
-            request_pks=pks, tx_hash="0x" + bytes(signed.hash).hex(), raw_tx="0x" + bytes(signed.raw_transaction).hex(),
-            to=to, data=data, gas_limit=gas, max_fee=str(fees.max_fee),
-            priority_fee=str(fees.priority_fee), status="pending", sent_at=time.time(),
-        )
-        return repo.add_tx(s, row)
-
-    def _broadcast(self, raw: str, tx_hash: str) -> None:
-        try:
-            self.w3.eth.send_raw_transaction(HexBytes(raw))
-        except Exception as e:
-            log.warning("chain %d: broadcast of %s failed (%s); will retry", self.cfg.chain_id, tx_hash, e)
-
-    # ------------------------------------------------------------------ receipts
-
-    def track(self) -> int:
-        """Follows every open transaction: receipts, confirmation depth, stuck -> fee bump,
-        unknown to the node (restart, crash before broadcast) -> rebroadcast."""
-        with self.db.session() as s:
-            rows = repo.open_txs(s, self.cfg.chain_id, self.account.address)
-            open_txs = [(r.id, r.nonce, r.tx_hash) for r in rows]
-        if not open_txs:
-            return 0
-        head = int(self.w3.eth.block_number)
-        done = 0
-        by_nonce: dict[int, list[int]] = {}
-        for pk, nonce, _ in open_txs:
-            by_nonce.setdefault(nonce, []).append(pk)
-        for nonce, pks in by_nonce.items():
-            done += self._track_nonce(nonce, pks, head)
-        return done
-
-    def _track_nonce(self, nonce: int, pks: list[int], head: int) -> int:
-        """All transactions sharing a nonce (original + replacements): at most one mines."""
-        for pk in pks:
-            with self.db.session() as s:
-                row = repo.get_tx(s, pk)
-                assert row is not None
-                tx_hash = row.tx_hash
-            try:
-                receipt = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-            except TransactionNotFound:
-                receipt = None
-            if receipt is not None:
-                return self._on_receipt(pk, pks, receipt, head)
-        # None of them mined.
-        with self.db.session() as s:
-            latest = repo.get_tx(s, pks[-1])
-            assert latest is not None
-            mined_before = [repo.get_tx(s, p) for p in pks]
-            for r in mined_before:
-                if r is not None and r.status == "mined":
-                    r.status = "pending"  # its block was reorged away
-                    log.warning("chain %d: tx %s left the chain (reorg); pending again", self.cfg.chain_id, r.tx_hash)
-            raw, tx_hash, sent_at = latest.raw_tx, latest.tx_hash, latest.sent_at
-        chain_nonce = int(self.w3.eth.get_transaction_count(self.account.address, "latest"))
-        if chain_nonce > nonce:
-            return 0  # another tx with this nonce mined (a replacement we will see next round)
-        if not self._node_knows(tx_hash):
-            self._broadcast(raw, tx_hash)
-        elif time.time() - sent_at > self.cfg.stuck_after:
-            self._bump(pks[-1])
-        return 0
-
-    def recheck_confirmed(self) -> int:
-        """Reorg repair: a confirmed transaction whose receipt vanished (its block left the
-        chain) goes back to ``pending`` and is rebroadcast under its own nonce, so the
-        account's nonce sequence has no hole. Checks the last ``REORG_WINDOW`` blocks."""
-        head = int(self.w3.eth.block_number)
-        latest_nonce = int(self.w3.eth.get_transaction_count(self.account.address, "latest"))
-        with self.db.session() as s:
-            rows = repo.settled_since(s, self.cfg.chain_id, self.account.address, head - REORG_WINDOW)
-            suspects = [(r.id, r.tx_hash, r.nonce) for r in rows if r.nonce >= latest_nonce]
-        revived = 0
-        for pk, tx_hash, nonce in suspects:
-            try:
-                self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-                continue
-            except TransactionNotFound:
-                pass
-            with self.db.session() as s:
-                row = repo.get_tx(s, pk)
-                assert row is not None
-                row.status = "pending"
-                row.block_number = None
-                row.sent_at = time.time()
-                raw = row.raw_tx
-            log.warning("chain %d: tx %s (nonce %d) left the chain in a reorg; rebroadcasting",
-                        self.cfg.chain_id, tx_hash, nonce)
-            self._broadcast(raw, tx_hash)
-            revived += 1
-        return revived
-
-    def _node_knows(self, tx_hash: str) -> bool:
-        try:
-            self.w3.eth.get_transaction(HexBytes(tx_hash))
-            return True
-        except TransactionNotFound:
-            return False
-
-    def _bump(self, pk: int) -> None:
-        fees = current_fees(self.w3)
-        with self.db.session() as s:
-            old = repo.get_tx(s, pk)
-            assert old is not None
-            new_fees = Fees(int(old.max_fee), int(old.priority_fee)).bumped(floor=fees)
-            new = self._sign_and_store(s, old.nonce, old.data, old.gas_limit, new_fees, list(old.request_pks), old.kind,
-                                       to=old.to)
-            old.status = "replaced"
-            old.replaced_by = new.id
-            for rp in old.request_pks:
-                req = repo.get_request(s, rp, for_update=True)
-                if req is not None and req.state == State.SUBMITTED.value:
-                    req.fulfil_tx = new.tx_hash
-            raw, tx_hash = new.raw_tx, new.tx_hash
-        log.warning("chain %d: tx %s stuck; replaced by %s with fees +%d%%",
-                    self.cfg.chain_id, old.tx_hash, tx_hash, 25)
-        self._broadcast(raw, tx_hash)
-
-    def _on_receipt(self, pk: int, siblings: list[int], receipt: Any, head: int) -> int:
-        # The head was read before the receipt: a block mined in between must not look unmined.
-        depth = max(head, int(receipt["blockNumber"])) - int(receipt["blockNumber"]) + 1
-        with self.db.session() as s:
-            row = repo.get_tx(s, pk)
-            assert row is not None
-            for other in siblings:
-                if other != pk:
-                    o = repo.get_tx(s, other)
-                    if o is not None and o.status in ("pending", "mined"):
-                        o.status = "replaced"
-            row.status = "mined"
-            row.block_number = int(receipt["blockNumber"])
-            row.gas_used = int(receipt["gasUsed"])
-            if depth < self.cfg.confirmations:
-                return 0
-            row.status = "confirmed" if receipt["status"] == 1 else "failed"
-            if receipt["status"] != 1:
-                row.revert_reason = self._revert_reason(row, int(receipt["blockNumber"]))
-                log.error("chain %d: tx %s reverted: %s", self.cfg.chain_id, row.tx_hash, row.revert_reason)
-                for rp in row.request_pks:
-                    req = repo.get_request(s, rp, for_update=True)
-                    if req is not None and req.state == State.SUBMITTED.value:
-                        self._retry(s, req, f"tx reverted: {row.revert_reason}")
-                return 1
-            self._apply_logs(s, row, receipt)
-        return 1
-
-    def _apply_logs(self, s: Session, row: RelayerTx, receipt: Any) -> None:
+    def confirmed(self, s: Session, row: RelayerTx, receipt: Any) -> None:
         fulfilled: dict[int, bool] = {}
         skipped: dict[int, str] = {}
         for ev in self.oracle.events.InferenceFulfilled().process_receipt(receipt, errors=DISCARD):
@@ -604,15 +432,3 @@ class Relayer:
             return
         repo.transition(s, req, State.VERIFIED, reason)
         repo.retry_later(req, reason, 2.0 * (2 ** req.attempts))
-
-    def _revert_reason(self, row: RelayerTx, block: int) -> str:
-        try:
-            self.w3.eth.call(
-                {"from": row.account, "to": row.to, "data": HexBytes(row.data), "gas": row.gas_limit}, block - 1
-            )
-        except Exception as e:
-            data = getattr(e, "data", None)
-            if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
-                return str(self.errors.decode(bytes.fromhex(data[2:])))
-            return str(e)[:300]
-        return f"reverted (out of gas? gas limit {row.gas_limit})"

@@ -69,7 +69,7 @@ def test_unbound_payee_model_is_committed_then_fulfilled(chain: Chain, tmp_path:
         # Not before the commitment is a block old (the chain would refuse: FulfillmentNotCommitted).
         assert rt.relayer.submit_ready() == 0
         chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]  # the chain moves on
-        wait_for(lambda: (rt.relayer.submit_ready(), rt.relayer.track(),
+        wait_for(lambda: (rt.relayer.submit_ready(), rt.txs.track(),
                           _state(svc, rid) == State.FULFILLED.value)[2], 60, "fulfilment after the commit")
         with svc.db.session() as s:
             kinds = sorted(t.kind for t in s.query(RelayerTx).all())

@@ -369,7 +369,7 @@ def test_delivery_is_stored_before_broadcast_and_uses_another_relayers_proof(
             assert d.request.state == "fulfilled" and d.request.proof is None
             assert d.state == DeliveryState.WAITING.value
         sent: list[str] = []
-        monkeypatch.setattr(rt_b.relayer, "broadcast", lambda raw, h: sent.append(h))  # crash before broadcast
+        monkeypatch.setattr(rt_b.txs, "broadcast", lambda raw, h: sent.append(h))  # crash before broadcast
         assert st.delivery.submit_ready() == 1
         assert st.delivery.submit_ready() == 0             # idempotent: no second transaction
         with svc.db.session() as s:
@@ -379,8 +379,8 @@ def test_delivery_is_stored_before_broadcast_and_uses_another_relayers_proof(
             assert txs[0].id == d.tx_pk and sent == [txs[0].tx_hash]
         monkeypatch.undo()
         assert not t.inbox.functions.isDelivered(_key(t, rid, x)).call()   # never reached the node
-        rt_b.relayer.track()                               # unknown to the node: rebroadcast from the store
-        wait_for(lambda: rt_b.relayer.track() == 1, 10, "the receipt at confirmation depth")
+        rt_b.txs.track()                               # unknown to the node: rebroadcast from the store
+        wait_for(lambda: rt_b.txs.track() == 1, 10, "the receipt at confirmation depth")
         assert st.delivery.track() == 1
         with svc.db.session() as s:
             d = s.query(Delivery).one()
@@ -411,7 +411,7 @@ def test_delivery_takes_the_proof_of_a_fulfilment_made_through_a_contract(
             d = s.query(Delivery).one()
             assert d.request.state == "fulfilled" and d.request.proof is None
         assert st.delivery.submit_ready() == 1, "the proof is read from the traced fulfil call"
-        wait_for(lambda: st.rt_b.relayer.track() == 1, 10, "the receipt at confirmation depth")
+        wait_for(lambda: st.rt_b.txs.track() == 1, 10, "the receipt at confirmation depth")
         assert st.delivery.track() == 1
         with svc.db.session() as s:
             assert s.query(Delivery).one().state == DeliveryState.DELIVERED.value

@@ -69,7 +69,7 @@ def test_stuck_transaction_is_replaced_with_bumped_fees(
         _rpc(chain, "evm_setAutomine", False)       # nothing gets mined: the tx is stuck
         assert rt.relayer.submit_ready() == 1
         time.sleep(0.7)
-        rt.relayer.track()                          # stuck -> replacement, same nonce, +25 % fees
+        rt.txs.track()                          # stuck -> replacement, same nonce, +25 % fees
         with svc.db.session() as s:
             txs = s.query(RelayerTx).order_by(RelayerTx.id).all()
             assert [t.status for t in txs] == ["replaced", "pending"]
@@ -79,7 +79,7 @@ def test_stuck_transaction_is_replaced_with_bumped_fees(
             new_hash = txs[1].tx_hash
         _rpc(chain, "evm_mine")
         _rpc(chain, "evm_setAutomine", True)
-        wait_for(lambda: (rt.relayer.track(), _state(svc, rid) == State.FULFILLED.value)[1], 30, "fulfilment")
+        wait_for(lambda: (rt.txs.track(), _state(svc, rid) == State.FULFILLED.value)[1], 30, "fulfilment")
         rc = chain.w3.eth.get_transaction_receipt(HexBytes(new_hash))
         assert rc["status"] == 1                    # the replacement is what got mined
         assert int(p.oracle.functions.requestStatus(rid).call()) == 2
@@ -145,7 +145,7 @@ def test_ready_requests_go_out_in_one_fulfill_batch(
         rt.listener.poll()
         wait_for(lambda: _count(svc, State.VERIFIED) == 6 or svc.dispatcher.run_once() < 0, 60, "6 verified")
         assert rt.relayer.submit_ready() == 6
-        wait_for(lambda: (rt.relayer.track(), all(_state(svc, i) == State.FULFILLED.value for i in ids))[1],
+        wait_for(lambda: (rt.txs.track(), all(_state(svc, i) == State.FULFILLED.value for i in ids))[1],
                  30, "batch fulfilment")
         with svc.db.session() as s:
             txs = s.query(RelayerTx).all()
@@ -216,7 +216,7 @@ def test_refused_proof_is_proven_again_without_sending(
         # The dispatcher proves it again; that proof is sent and lands.
         assert svc.dispatcher.run_once() == 1
         assert rt.relayer.submit_ready() == 1
-        wait_for(lambda: (rt.relayer.track(), _state(svc, rid) == State.FULFILLED.value)[1], 30, "fulfilment")
+        wait_for(lambda: (rt.txs.track(), _state(svc, rid) == State.FULFILLED.value)[1], 30, "fulfilment")
         assert _nonce(chain) == nonce + 1
         assert int(p.oracle.functions.requestStatus(rid).call()) == 2
     finally:
@@ -283,7 +283,7 @@ def test_batch_sends_only_entries_the_chain_accepts(
         # Re-proven, the three go out together and land; no transaction ever reverted.
         wait_for(lambda: _count(svc, State.VERIFIED) == 3 or svc.dispatcher.run_once() < 0, 60, "3 re-proven")
         assert rt.relayer.submit_ready() == 3
-        wait_for(lambda: (rt.relayer.track(), all(_state(svc, i) == State.FULFILLED.value for i in ids))[1],
+        wait_for(lambda: (rt.txs.track(), all(_state(svc, i) == State.FULFILLED.value for i in ids))[1],
                  30, "all fulfilled")
         with svc.db.session() as s:
             txs = s.query(RelayerTx).order_by(RelayerTx.id).all()
@@ -328,7 +328,7 @@ def test_simulation_settles_fulfilled_and_expired_entries(
         with svc.db.session() as s:
             (tx,) = s.query(RelayerTx).all()
             assert tx.kind == "fulfill" and tx.request_pks == [pks[2]]
-        wait_for(lambda: (rt.relayer.track(), _state(svc, kept) == State.FULFILLED.value)[1], 30, "fulfilment")
+        wait_for(lambda: (rt.txs.track(), _state(svc, kept) == State.FULFILLED.value)[1], 30, "fulfilment")
     finally:
         svc.stop()
 
@@ -342,7 +342,7 @@ def test_gas_shortfall_sends_nothing_and_keeps_the_proof(
     svc = _service(chain, deployment, risk_circuit, tmp_path)
     rt = next(iter(svc.chains.values()))
     ids = [_request(chain, p, [k] * 8) for k in (11, 12)]
-    starved = Relayer(svc.db, rt.w3, rt.relayer.account, p.oracle.abi, svc.errors, lambda _model: 1_000,
+    starved = Relayer(svc.db, rt.txs, p.oracle.abi, lambda _model: 1_000,
                       RelayerConfig(chain_id=rt.chain_id, oracle=deployment.oracle, owner=rt.relayer.cfg.owner))
     try:
         rt.listener.poll()

@@ -33,6 +33,7 @@ from oracle.store.db import Database
 from oracle.store.models import State
 from relayer.delivery import DeliveryConfig, DeliveryJob
 from relayer.relayer import Relayer, RelayerConfig
+from relayer.transactions import TransactionManager
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,26 @@ class _Backoff:
         return delay
 
 
+FAST_INTERVAL = 0.25    # seconds: the request path (dispatch, relay, receipts, deliveries)
+SLOW_INTERVAL = 5.0     # seconds: housekeeping (reorg re-checks of settled txs, expiry)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A scheduled job: a name (logs, back-off), what it runs, how often."""
+
+    name: str
+    run: Callable[[], object]
+    interval: float
+
+
 @dataclass
 class ChainRuntime:
     cfg: ChainConfig
     chain_id: int
     w3: Web3
     listener: ChainListener
+    txs: TransactionManager          # the relayer account's transactions on this chain
     relayer: Relayer
     registry: Any
     oracle: Any = None
@@ -153,17 +168,19 @@ class OracleService:
                 raise LookupError(f"model {model_id} is not registered on chain {chain_id}")
             return model.verify_gas
 
+        txs = TransactionManager(self.db, w3, account, self.errors, chain_id=chain_id,
+                                 confirmations=c.confirmations, stuck_after=self.cfg.relayer.stuck_after)
         relayer = Relayer(
-            self.db, w3, account, oracle_abi, self.errors, verify_gas,
+            self.db, txs, oracle_abi, verify_gas,
             RelayerConfig(chain_id=chain_id, oracle=c.oracle, confirmations=c.confirmations,
                           max_batch=self.cfg.relayer.max_batch, stuck_after=self.cfg.relayer.stuck_after,
                           owner=f"{self.cfg.instance}/relay/{chain_id}", payee=self.cfg.relayer.payee),
         )
-        rt = ChainRuntime(cfg=c, chain_id=chain_id, w3=w3, listener=listener, relayer=relayer, registry=registry,
-                          oracle=oracle)
+        rt = ChainRuntime(cfg=c, chain_id=chain_id, w3=w3, listener=listener, txs=txs, relayer=relayer,
+                          registry=registry, oracle=oracle)
         if c.inbox is not None:
             rt.delivery = DeliveryJob(
-                self.db, w3, relayer, self.artifacts["CrossChainInbox"].abi, registry, self._source,
+                self.db, w3, txs, self.artifacts["CrossChainInbox"].abi, registry, self._source,
                 DeliveryConfig(chain_id=chain_id, inbox=c.inbox, owner=f"{self.cfg.instance}/deliver/{chain_id}"),
             )
         log.info("chain %s (id %d): oracle %s, relayer %s, %d confirmation(s)%s",
@@ -219,22 +236,22 @@ class OracleService:
 
     def step(self) -> None:
         """One pass of every job, in order (used by tests and the demo's synchronous mode)."""
-        for name, fn in self._jobs():
-            self._guarded(name, fn)()
+        for job in self.jobs():
+            self._guarded(job.name, job.run)()
 
-    def _jobs(self) -> list[tuple[str, Callable[[], object]]]:
-        jobs: list[tuple[str, Callable[[], object]]] = []
+    def jobs(self) -> list[Job]:
+        """Every scheduled job of this instance, in the order one ``step`` runs them."""
+        jobs: list[Job] = [Job(f"poll[{cid}]", rt.listener.poll, rt.cfg.poll_interval)
+                           for cid, rt in self.chains.items()]
+        jobs.append(Job("dispatch", self._dispatch_job, FAST_INTERVAL))
         for cid, rt in self.chains.items():
-            jobs.append((f"poll[{cid}]", rt.listener.poll))
-        jobs.append(("dispatch", self._dispatch_job))
-        for cid, rt in self.chains.items():
-            jobs.append((f"relay[{cid}]", rt.relayer.submit_ready))
-            jobs.append((f"receipts[{cid}]", rt.relayer.track))
-            jobs.append((f"reorgs[{cid}]", rt.relayer.recheck_confirmed))
+            jobs.append(Job(f"relay[{cid}]", rt.relayer.submit_ready, FAST_INTERVAL))
+            jobs.append(Job(f"receipts[{cid}]", rt.txs.track, FAST_INTERVAL))
+            jobs.append(Job(f"reorgs[{cid}]", rt.txs.recheck_confirmed, SLOW_INTERVAL))
             if rt.delivery is not None:
-                jobs.append((f"deliver[{cid}]", rt.delivery.submit_ready))
-                jobs.append((f"deliveries[{cid}]", rt.delivery.track))
-        jobs.append(("expiry", self.expire))
+                jobs.append(Job(f"deliver[{cid}]", rt.delivery.submit_ready, FAST_INTERVAL))
+                jobs.append(Job(f"deliveries[{cid}]", rt.delivery.track, FAST_INTERVAL))
+        jobs.append(Job("expiry", self.expire, SLOW_INTERVAL))
         return jobs
 
     def _dispatch_job(self) -> int:
@@ -264,13 +281,9 @@ class OracleService:
         # "skipped: maximum number of running instances" is the intended back-pressure.
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
         sched = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 5})
-        for name, fn in self._jobs():
-            interval = 0.25
-            if name.startswith("poll"):
-                interval = self.chains[int(name[5:-1])].cfg.poll_interval
-            elif name == "expiry" or name.startswith("reorgs"):
-                interval = 5.0
-            sched.add_job(self._guarded(name, fn), "interval", seconds=interval, id=name, name=name)
+        for job in self.jobs():
+            sched.add_job(self._guarded(job.name, job.run), "interval", seconds=job.interval, id=job.name,
+                          name=job.name)
         sched.start()
         self._scheduler = sched
         log.info("oracle service started: %d chain(s), %d circuit(s)", len(self.chains), len(self.catalog))
