@@ -114,19 +114,19 @@ VerifyGas = Callable[[str], int]     # model_id -> verification gas budget
 
 
 class Relayer:
-    """The fulfilment stage for one (chain, account), and that account's transaction manager.
+    """The fulfilment stage for one chain: turns ``verified`` requests into fulfilments.
 
-    Owns, for its account on its chain: nonces (``repo.reserve_nonce``), signing, broadcast,
-    receipts followed to the confirmation depth, fee bumps of stuck transactions, rebroadcast of
-    transactions the node does not know, and the re-check of confirmed transactions after a reorg
-    (``track``, ``recheck_confirmed``). It claims this chain's ``verified`` requests, reads each
-    on-chain request first (fulfilled by anyone, refunded, past its deadline or changed by a
-    reorg: no transaction), simulates the exact ``fulfill``/``fulfillBatch`` with ``eth_call``
-    before a nonce is reserved, and stores the signed transaction together with ``submitted``
-    before broadcasting it. Other jobs send through it: the cross-chain ``DeliveryJob``
-    (``sign_call``, ``broadcast``) and, for models whose verifier binds no payee, the
-    commit-reveal ``CommitGate``.
+    Claims this chain's ``verified`` requests, reads each on-chain request first (fulfilled by
+    anyone, refunded, past its deadline or changed by a reorg: no transaction), passes requests
+    of models whose verifier binds no payee through the commit-reveal ``CommitGate``, groups
+    them by the payee their proofs name, simulates the exact ``fulfill``/``fulfillBatch`` with
+    ``eth_call`` before a nonce is reserved, and has the account's ``TransactionManager`` sign
+    and store the transaction together with ``submitted`` before broadcasting it. As that
+    manager's ``TxOutcome`` it decides what a mined fulfilment means for its requests
+    (fulfilled, skipped in a batch, reverted: retry).
 
+    Never signs, tracks or bumps transactions itself (the ``TransactionManager`` does, for
+    every job that sends from the account).
     Never proves, and never verifies a proof itself: the proof comes from the store and the
     chain's verdict (the simulation, the receipt) decides. A proof or output the chain refuses
     goes back to the dispatcher to be proven again (``repo.send_back_to_prove``); it is never
