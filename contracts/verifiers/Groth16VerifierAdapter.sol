@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {Decimal} from "../utils/Decimal.sol";
 import {IInferenceVerifier} from "../Verifier.sol";
+import {SnarkjsVerifierAbi} from "./SnarkjsVerifierAbi.sol";
 import {FieldEncoding} from "./FieldEncoding.sol";
 import {VerifierAdapterBase} from "./VerifierAdapterBase.sol";
 
@@ -35,15 +35,7 @@ contract Groth16VerifierAdapter is VerifierAdapterBase {
         )
     {
         // The selector depends on the number of public signals (a fixed-size array in the ABI).
-        selector = bytes4(
-            keccak256(
-                abi.encodePacked(
-                    "verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[",
-                    Decimal.toString(numInputs_ + numOutputs_ + 1),
-                    "])"
-                )
-            )
-        );
+        selector = SnarkjsVerifierAbi.verifyProofSelector(numInputs_ + numOutputs_ + 1);
     }
 
     /// @inheritdoc IInferenceVerifier

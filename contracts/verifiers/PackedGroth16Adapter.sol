@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {Decimal} from "../utils/Decimal.sol";
 import {IInferenceVerifier} from "../Verifier.sol";
+import {SnarkjsVerifierAbi} from "./SnarkjsVerifierAbi.sol";
 import {VerifierAdapterBase} from "./VerifierAdapterBase.sol";
 
 /// @title PackedGroth16Adapter
@@ -89,15 +89,7 @@ contract PackedGroth16Adapter is VerifierAdapterBase {
         uint256 shift = _lastOutputWordBits(numOutputs_, outputBits_);
         payeeOwnWord = shift + PAYEE_BITS > WORD_BITS;
         payeeShift = payeeOwnWord ? 0 : shift;
-        selector = bytes4(
-            keccak256(
-                abi.encodePacked(
-                    "verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[",
-                    Decimal.toString(_signals(numInputs_, numOutputs_, inputBits_, outputBits_)),
-                    "])"
-                )
-            )
-        );
+        selector = SnarkjsVerifierAbi.verifyProofSelector(_signals(numInputs_, numOutputs_, inputBits_, outputBits_));
     }
 
     /// @inheritdoc IInferenceVerifier
