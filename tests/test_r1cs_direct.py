@@ -37,7 +37,7 @@ from oracle.circuits.quantize import QuantizedModel, QuantSettings, quantize_onn
 from oracle.proving.base import BackendError
 from oracle.proving.groth16 import Groth16Backend, circuit, tools
 from oracle.proving.groth16.cache import build_key, compile_cached
-from oracle.proving.groth16.lowering import Plan
+from oracle.proving.groth16.lowering import CONST, I64, Plan, _Step
 from oracle.proving.groth16.r1cs_writer import (
     PRIME,
     U64,
@@ -63,14 +63,57 @@ OTHER = "0x000000000000000000000000000000000000b0b0"
 VERIFY_GAS = 2_000_000
 FULFIL_GAS = 1_500_000
 LAYOUTS = [("risk", True), ("risk", False), ("digits", True), ("digits", False)]
+# Lowering-level tests also run on "kinds" (every neuron case of circuit._Gen.neuron: constant,
+# pass-through, floor, relu, min, clip-to-constant, materialised values, a residual base) and
+# "digits-floor" (digits with an output scale, so its last step is a bare FloorDiv).
+ALL_LAYOUTS = [*LAYOUTS, ("kinds", True), ("kinds", False), ("digits-floor", True), ("digits-floor", False)]
 Lowered = dict[tuple[str, bool], tuple["Plan", "R1cs", Path]]
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def _kinds_model(d: Path) -> tuple[Path, Path]:
+    """A 6-10-3 model built so that every neuron case occurs (deterministic: same bytes each run)."""
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+
+    def t(a: object, n: str) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.asarray(a, np.float32), n)
+
+    w1 = rng.normal(0, 0.2, (6, 10))
+    w1[:, 8:] = 0.01              # two neurons that stay inside / straddle the clip: pass-through
+    inits = [t(w1, "W1"), t([3, 3, -3, -3, 0, 0, 0.1, -0.1, 0.6, 0.35], "b1"), t(0.1, "lo"), t(0.6, "hi"),
+             t(rng.normal(0, 0.5, (10, 3)), "W2"), t([0.2, -0.1, 0.0], "b2"), t(rng.normal(0, .3, (10, 3)), "W3"),
+             t(-0.4, "lo2"), t(0.5, "hi2")]
+    nodes = [helper.make_node("MatMul", ["x", "W1"], ["h"], name="fc1"),
+             helper.make_node("Add", ["h", "b1"], ["hb"], name="bias1"),
+             helper.make_node("Relu", ["hb"], ["r"], name="relu1"),            # dead, always on, mixed
+             helper.make_node("Clip", ["r", "lo", "hi"], ["c"], name="clip1"),  # identity step, shift 0
+             helper.make_node("MatMul", ["c", "W2"], ["m"], name="fc2"),
+             helper.make_node("Add", ["m", "b2"], ["mb"], name="bias2"),
+             helper.make_node("MatMul", ["r", "W3"], ["skip"], name="skip"),     # reads an older step
+             helper.make_node("Add", ["mb", "skip"], ["res"], name="residual"),
+             helper.make_node("Clip", ["res", "lo2", "hi2"], ["y"], name="clip2")]
+    graph = helper.make_graph(nodes, "kinds", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(d / "model.onnx"))
+    (d / "calibration.json").write_text(json.dumps({"input": rng.uniform(-1, 1, (64, 6)).tolist()}))
+    return d / "model.onnx", d / "calibration.json"
+
+
+def _source(model: str) -> tuple[Path, Path]:
+    if model == "kinds":
+        return _kinds_model(CACHE / "test-circuits" / "kinds-src")
+    d = ROOT / "models" / model.removesuffix("-floor")
+    return d / "model.onnx", d / "calibration.json"
+
+
 def _qm(model: str) -> QuantizedModel:
-    d = ROOT / "models" / model
-    calib = np.array(json.loads((d / "calibration.json").read_text())["input"], dtype=np.float64)
-    return quantize_onnx(d / "model.onnx", calib, QuantSettings())
+    onnx_path, calib_path = _source(model)
+    calib = np.array(json.loads(calib_path.read_text())["input"], dtype=np.float64)
+    st = QuantSettings(output_scale=6) if model.endswith("-floor") else QuantSettings()
+    return quantize_onnx(onnx_path, calib, st)
 
 
 def _inputs(qm: QuantizedModel, n: int, seed: int) -> list[list[int]]:
@@ -114,7 +157,7 @@ def lowered(tmp_path_factory: pytest.TempPathFactory) -> Lowered:
     """Every layout lowered and written once (no setup needed for wtns check)."""
     out: Lowered = {}
     d = tmp_path_factory.mktemp("lowered")
-    for model, packed in LAYOUTS:
+    for model, packed in ALL_LAYOUTS:
         plan = Plan(_qm(model), packed)
         cs = plan.constraints()
         p = d / f"{model}-{packed}.r1cs"
@@ -127,7 +170,7 @@ def lowered(tmp_path_factory: pytest.TempPathFactory) -> Lowered:
 def circom_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, bool], Path]:
     d = tmp_path_factory.mktemp("circom")
     out = {}
-    for model, packed in LAYOUTS:
+    for model, packed in ALL_LAYOUTS:
         _circom_r1cs(_qm(model), packed, d / f"{model}-{packed}")
         out[(model, packed)] = d / f"{model}-{packed}"
     return out
@@ -141,15 +184,18 @@ def direct_backend() -> Iterator[Groth16Backend]:
 
 
 def _direct_circuit(backend: Groth16Backend, model: str, packed: bool) -> Path:
-    d = ROOT / "models" / model
+    onnx_path, calib_path = _source(model)
     suffix = "" if packed else "-unpacked"
-    return compile_cached(backend, d / "model.onnx", d / "calibration.json",
+    return compile_cached(backend, onnx_path, calib_path,
                           CACHE / "test-circuits" / f"{model}-direct{suffix}", CACHE, packed=packed)
+
+
+E2E_LAYOUTS = [*LAYOUTS, ("kinds", True), ("kinds", False)]
 
 
 @pytest.fixture(scope="module")
 def direct_circuits(direct_backend: Groth16Backend) -> dict[tuple[str, bool], Path]:
-    return {(m, p): _direct_circuit(direct_backend, m, p) for m, p in LAYOUTS}
+    return {(m, p): _direct_circuit(direct_backend, m, p) for m, p in E2E_LAYOUTS}
 
 
 # -- the binary formats ------------------------------------------------------------------------
@@ -209,7 +255,7 @@ def test_a_wire_twice_in_one_lc_is_refused(tmp_path: Path) -> None:
 
 
 # -- the constraint system ---------------------------------------------------------------------
-@pytest.mark.parametrize(("model", "packed"), LAYOUTS)
+@pytest.mark.parametrize(("model", "packed"), ALL_LAYOUTS)
 def test_same_nonlinear_constraints_as_circom(model: str, packed: bool, lowered: Lowered,
                                               circom_dirs: dict[tuple[str, bool], Path]) -> None:
     """circom --O2 keeps exactly the booleans and the products, and substitutes every linear
@@ -235,7 +281,7 @@ def test_same_nonlinear_constraints_as_circom(model: str, packed: bool, lowered:
         (theirs.n_pub_out, theirs.n_pub_in, theirs.n_prv_in)
 
 
-@pytest.mark.parametrize(("model", "packed"), LAYOUTS)
+@pytest.mark.parametrize(("model", "packed"), ALL_LAYOUTS)
 def test_honest_witnesses_satisfy_the_constraints(model: str, packed: bool,
                                                   lowered: Lowered,
                                                   tmp_path: Path) -> None:
@@ -251,7 +297,7 @@ def test_honest_witnesses_satisfy_the_constraints(model: str, packed: bool,
             assert _wtns_check(r1cs, tmp_path / "w.wtns")
 
 
-@pytest.mark.parametrize(("model", "packed"), LAYOUTS)
+@pytest.mark.parametrize(("model", "packed"), ALL_LAYOUTS)
 def test_every_wire_is_constrained(model: str, packed: bool,
                                    lowered: Lowered) -> None:
     """Adding 1 to any single wire of an honest witness breaks some constraint (what a circom
@@ -293,12 +339,21 @@ def _forgeries(plan: Plan, wit: U64) -> dict[str, U64]:
     }
     if plan.payee_out >= 0:
         out["another payee signal"] = _set(wit, plan.payee_out, payee_int(OTHER))
-    # A non-boolean bit whose recomposition still holds: b_i = 2 and b_(i+1) one less.
-    bits, pos = st0.bits1.wires, st0.bits1.pos
-    vals = [_get(wit, int(b)) for b in bits]
-    i = next(t for t in range(len(bits) - 1) if vals[t] == 0 and vals[t + 1] == 1 and pos[t + 1] == pos[t] + 1)
-    nb = _set(_set(wit, int(bits[i]), 2), int(bits[i + 1]), 0)
-    out["non-boolean bit, recomposition kept"] = nb
+    # In every decomposition: a non-boolean bit whose recomposition still holds (b_i = 2 and
+    # b_(i+1) one less), so only the boolean constraint can catch it.
+    groups = [("input", plan.in_bits), ("payee", plan.payee_bits)]
+    groups += [(f"{st.ly.node} floor", st.bits1) for st in plan.steps]
+    groups += [(f"{st.ly.node} min", st.bits2) for st in plan.steps]
+    if plan.packed:
+        groups.append(("output", plan.out_bits))
+    for name, g in groups:
+        vals = [_get(wit, int(b)) for b in g.wires]
+        at = [t for t in range(len(g.wires) - 1)
+              if vals[t] == 0 and vals[t + 1] == 1 and g.own[t] == g.own[t + 1]]
+        if at:
+            t = at[0]
+            out[f"non-boolean {name} bit, recomposition kept"] = _set(_set(wit, int(g.wires[t]), 2),
+                                                                     int(g.wires[t + 1]), 0)
     if plan.packed:
         # Another first output, consistent all the way up to the output word: its bits and the
         # word are changed together, so only the link to the computation can catch it.
@@ -314,7 +369,7 @@ def _forgeries(plan: Plan, wit: U64) -> dict[str, U64]:
     return out
 
 
-@pytest.mark.parametrize(("model", "packed"), LAYOUTS)
+@pytest.mark.parametrize(("model", "packed"), ALL_LAYOUTS)
 def test_forged_witnesses_are_rejected(model: str, packed: bool,
                                        lowered: Lowered,
                                        tmp_path: Path) -> None:
@@ -326,6 +381,65 @@ def test_forged_witnesses_are_rejected(model: str, packed: bool,
         assert unsatisfied(cs, limbs_to_ints(forged)), what
         write_wtns(tmp_path / "forged.wtns", forged)
         assert not _wtns_check(r1cs, tmp_path / "forged.wtns"), what
+
+
+class _LyingPlan(Plan):
+    """A prover that moves one neuron's value by ``delta`` and computes everything after it
+    honestly (the wire carrying the value, later steps, output bits and words, all consistent).
+    Step -1 is the input: the value the first step reads, not the public word or its bits."""
+
+    def __init__(self, qm: QuantizedModel, packed: bool, step: int, neuron: int, delta: int) -> None:
+        super().__init__(qm, packed)
+        self.lie = (step, neuron, delta)
+
+    def _witness_step(self, st: _Step, acc: I64, w: I64) -> I64:
+        step, j, delta = self.lie
+        if step == -1 and st is self.steps[0]:
+            acc = acc + st.ly.terms[0][:, j] * delta
+            w[self.x0[j]] += delta
+        y = super()._witness_step(st, acc, w)
+        if step < 0 or st is not self.steps[step]:
+            return y
+        y = y.copy()
+        y[j] += delta
+        if j in st.mins:
+            w[st.min_w[np.searchsorted(st.mins, j)]] = y[j]
+        elif j in st.relu and j not in st.const2:
+            i = np.searchsorted(st.relu, j)
+            w[st.relu_w[i]] = y[j] - st.off[j] - st.relu_e[i]
+        return y
+
+
+@pytest.mark.parametrize(("model", "packed"), ALL_LAYOUTS)
+def test_a_lie_about_any_neuron_is_rejected(model: str, packed: bool, lowered: Lowered, tmp_path: Path) -> None:
+    """For every neuron of every step: one value off by one, all the rest recomputed from it,
+    and the witness fails (a relu/min output is held only by its product constraint, a
+    materialised value only by its linear row, a constant by the rows that use it)."""
+    plan, cs, r1cs = lowered[(model, packed)]
+    x = _inputs(plan.qm, 4, 3)[3]
+    honest, _ = plan.witness(x, payee_int(PAYEE))
+    checked = invisible = 0
+    for si, st in [(-1, plan.steps[0]), *enumerate(plan.steps)]:
+        for j in range(st.ly.size if si >= 0 else plan.qm.input_size):
+            for delta in (1, -1):
+                liar = _LyingPlan(plan.qm, packed, si, j, delta)
+                try:
+                    wit, _ = liar._assign(x, payee_int(PAYEE))
+                except BackendError:        # the lie pushed a later value out of its bits
+                    continue
+                if np.array_equal(wit, honest):
+                    # a constant that no later weight reads: the lie reaches no wire at all
+                    assert si >= 0 and (st.kind[j] == CONST or j in st.const2)
+                    invisible += 1
+                    break
+                assert unsatisfied(cs, limbs_to_ints(wit)), (st.ly.node, j, delta)
+                if checked < 2:             # snarkjs agrees (on the first ones)
+                    write_wtns(tmp_path / "lie.wtns", wit)
+                    assert not _wtns_check(r1cs, tmp_path / "lie.wtns")
+                checked += 1
+                break
+    assert checked + invisible >= sum(st.ly.size for st in plan.steps) + plan.qm.input_size - 2
+    assert checked > invisible
 
 
 def test_wide_fanin_that_circom_cannot_compile(tmp_path: Path) -> None:
@@ -367,12 +481,12 @@ def test_direct_folder_and_manifest(direct_circuits: dict[tuple[str, bool], Path
         assert not (c / "model.wasm").exists() and not (c / "model.circom").exists()
         assert {"lowering_seconds", "r1cs_write_seconds", "multiply_adds"} <= set(m.stats)
         assert m.stats["ptau_power"] <= 11 and (m.packed is not None) == packed
-        d = ROOT / "models" / model
-        assert build_key(direct_backend, d / "model.onnx", d / "calibration.json", packed) != \
-            build_key(Groth16Backend(), d / "model.onnx", d / "calibration.json", packed)
+        onnx_path, calib_path = _source(model)
+        assert build_key(direct_backend, onnx_path, calib_path, packed) != \
+            build_key(Groth16Backend(), onnx_path, calib_path, packed)
 
 
-@pytest.mark.parametrize(("model", "packed"), LAYOUTS)
+@pytest.mark.parametrize(("model", "packed"), E2E_LAYOUTS)
 def test_proofs_equal_the_integer_reference(model: str, packed: bool, direct_backend: Groth16Backend,
                                             direct_circuits: dict[tuple[str, bool], Path]) -> None:
     c = direct_circuits[(model, packed)]

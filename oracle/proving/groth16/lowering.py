@@ -513,6 +513,14 @@ class Plan:
     def witness(self, x: list[int], payee: int) -> tuple[U64, list[int]]:
         """The full assignment for input ``x`` (fixed point, in range) and ``payee``; also the
         output values. Raises BackendError for an input the circuit cannot prove."""
+        limbs, y = self._assign(x, payee)
+        ref = self.qm.forward_batch(np.array([x], dtype=np.int64))[0]
+        if y != [int(v) for v in ref]:
+            raise BackendError("lowered circuit disagrees with the integer reference (a lowering bug)")
+        return limbs, y
+
+    def _assign(self, x: list[int], payee: int) -> tuple[U64, list[int]]:
+        """The assignment as the steps compute it (``witness`` adds the reference check)."""
         qm = self.qm
         w = np.zeros(self.n_wires, dtype=np.int64)
         big: dict[int, int] = {}
@@ -545,9 +553,6 @@ class Plan:
                 w[st.mat_w] = y[st.mat]
             vals.append(y)
         y = vals[-1]
-        ref = qm.forward_batch(xa[None])[0]
-        if not np.array_equal(y, ref):
-            raise BackendError("lowered circuit disagrees with the integer reference (a lowering bug)")
         ys = [int(v) for v in y]
         pv = np.array([(payee >> i) & 1 for i in range(PAYEE_BITS)], dtype=np.int64)
         w[self.payee_bits.wires] = pv
