@@ -35,7 +35,7 @@ from typing import Any, Final
 import numpy as np
 
 from oracle.circuits.fixedpoint import BN254_R, from_field, to_field
-from oracle.circuits.manifest import PACKED_LAYOUT, Manifest, SignalLayout, circuit_id_of
+from oracle.circuits.manifest import PACKED_LAYOUT, Manifest, SignalLayout, circuit_id_of, sha256_file
 from oracle.circuits.packing import Packing, PackingError, n_words, unpack
 from oracle.circuits.payee import PayeeError, normalize, payee_int, strip_payee
 from oracle.circuits.quantize import (
@@ -277,7 +277,7 @@ class Groth16Backend(ProofBackend):
                 **({"circom_flags": ["--O2"]} if self.generator == "circom" else {}),
                 "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
                 "ptau": {"file": ptau_file.name, "power": power, "local_dev_ceremony": dev_keys,
-                         "sha256": _sha256_file(ptau_file)},
+                         "sha256": sha256_file(ptau_file)},
                 "phase2": "one local contribution + random beacon",
             },
             stats={
@@ -448,14 +448,6 @@ class Groth16Backend(ProofBackend):
         except BackendError as e:
             return str(e)
         return None
-
-
-def _sha256_file(p: Path) -> str:
-    h = hashlib.sha256()
-    with p.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _generator(m: Manifest) -> str:
