@@ -67,6 +67,17 @@ def _i64(values: list[int], what: str) -> I64:
         raise BackendError(f"{what}: constant beyond int64, lower the scales") from e
 
 
+def _add(a: I64 | int, b: I64 | int) -> I64:
+    """a + b in int64, refusing to wrap: a wrapped constant would silently make the circuit
+    compute another function than the model (the quantizer keeps real values far below this)."""
+    x, y = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    with np.errstate(over="ignore"):
+        r = x + y
+    if np.any(((x ^ r) & (y ^ r)) < 0):
+        raise BackendError("a circuit constant overflows int64: lower the scales (max_scale / weight_bits)")
+    return r
+
+
 def _ragged(n: I64) -> tuple[I64, I64]:
     """For groups of sizes n: per element its group index and its position inside the group."""
     own = np.repeat(np.arange(len(n), dtype=np.int64), n)
@@ -110,7 +121,7 @@ class LCs:
         assert self.n == o.n
         return LCs(self.n, np.concatenate([self.row, o.row]), np.concatenate([self.wire, o.wire]),
                    np.concatenate([self.mant, o.mant]), np.concatenate([self.exp, o.exp]),
-                   self.const + o.const)
+                   _add(self.const, o.const))
 
     def __neg__(self) -> LCs:
         return LCs(self.n, self.row, self.wire, -self.mant, self.exp, -self.const)
@@ -119,7 +130,7 @@ class LCs:
         return self + (-o)
 
     def plus_const(self, c: I64 | int) -> LCs:
-        return LCs(self.n, self.row, self.wire, self.mant, self.exp, self.const + c)
+        return LCs(self.n, self.row, self.wire, self.mant, self.exp, _add(self.const, c))
 
     def take(self, rows: I64) -> LCs:
         """The LCs of ``rows`` (in that order, no repeats), renumbered 0..len(rows)-1."""
@@ -134,13 +145,6 @@ class LCs:
         c = np.zeros(size, dtype=np.int64)
         c[rows] = self.const
         return LCs(size, rows[self.row], self.wire, self.mant, self.exp, c)
-
-    @staticmethod
-    def stack(parts: list[LCs]) -> LCs:
-        offs = np.cumsum([0] + [p.n for p in parts])
-        return LCs(int(offs[-1]), np.concatenate([p.row + o for p, o in zip(parts, offs, strict=False)]),
-                   np.concatenate([p.wire for p in parts]), np.concatenate([p.mant for p in parts]),
-                   np.concatenate([p.exp for p in parts]), np.concatenate([p.const for p in parts]))
 
 
 class _Builder:
@@ -414,7 +418,7 @@ class Plan:
         out = LCs.constant(np.where(kind == CONST, st.off[rows], 0))
         p = np.flatnonzero(kind == PASS)
         if len(p):
-            out = out + acc.take(rows[p]).plus_const(st.adj[rows[p]] + st.off[rows[p]]).embed(n, p)
+            out = out + acc.take(rows[p]).plus_const(st.adj[rows[p]]).plus_const(st.off[rows[p]]).embed(n, p)
         f = np.flatnonzero(kind == FLOOR)
         if len(f):
             c = np.zeros(n, dtype=np.int64)
@@ -423,7 +427,7 @@ class Plan:
         r = np.flatnonzero(kind == RELU)
         if len(r):
             ri = np.searchsorted(st.relu, rows[r])
-            out = out + LCs.of(st.relu_w[ri], 1, 0, st.relu_e[ri] + st.off[rows[r]]).embed(n, r)
+            out = out + LCs.of(st.relu_w[ri], 1, 0, _add(st.relu_e[ri], st.off[rows[r]])).embed(n, r)
         return out
 
     def _quotient(self, st: _Step, neurons: I64, local: I64, n: int) -> LCs:
@@ -444,7 +448,7 @@ class Plan:
         d1, bits1 = st.d1, st.bits1
         if len(d1):
             bld.booleans(bits1.wires)
-            lhs = acc.take(d1).plus_const(st.adj[d1] + (np.int64(1) << (bits1.n - 1)))
+            lhs = acc.take(d1).plus_const(st.adj[d1]).plus_const(np.int64(1) << (bits1.n - 1))
             bld.linear(lhs - LCs.bits(len(d1), bits1.own, bits1.wires, bits1.pos))
         # FloorRelu: pos * q = out (+ relu_e when the out wire is a public output with an offset)
         if len(st.relu):
