@@ -53,7 +53,7 @@ from oracle.errors import BackendError  # noqa: E402
 from oracle.proving.base import CompileOptions  # noqa: E402
 from oracle.proving.groth16 import Groth16Backend, ptau  # noqa: E402
 from oracle.proving.groth16.lowering import Plan  # noqa: E402
-from oracle.proving.groth16.r1cs_writer import read_r1cs  # noqa: E402
+from oracle.proving.groth16.r1cs_writer import read_r1cs, write_r1cs  # noqa: E402
 
 log = logging.getLogger("bench_r1cs")
 PAYEE = "0x00000000000000000000000000000000000a11ce"
@@ -238,14 +238,51 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+SCALING_MODELS = ["mlp-64-128-10", "mlp-64-256-256-10", "mlp-256-512-512-10", "mlp-784-1024-1024-10",
+                  "mlp-1024-2048-2048-10"]
+
+
+def scaling(models: list[str]) -> None:
+    """Lowering + .r1cs write alone (no ceremony, no setup) against model size: the part the
+    direct generator replaces circom with should grow linearly in multiply-adds."""
+    print("model                        MACs  constraints      terms  lower s  write s  peak MiB"
+          "  us/MAC  bytes/MAC")
+    for name in models:
+        onnx_path, calib = source(name)
+        qm = _qm(onnx_path, calib)
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        plan = Plan(qm, packed=True)
+        cs = plan.constraints()
+        t1 = time.perf_counter()
+        size = write_r1cs(OUT / "scaling.r1cs", cs)
+        t2 = time.perf_counter()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        (OUT / "scaling.r1cs").unlink()
+        x = [0] * qm.input_size
+        t3 = time.perf_counter()
+        plan.witness(x, 1)
+        wit_ms = (time.perf_counter() - t3) * 1e3
+        print(f"{name:24s} {plan.macs:9d} {cs.n_constraints:12d} {cs.n_terms:10d} {t1 - t0:8.2f} {t2 - t1:8.2f}"
+              f" {peak / 2**20:9.0f} {(t2 - t0) / plan.macs * 1e6:7.2f} {peak / plan.macs:10.0f}"
+              f"   (r1cs {size / 2**20:.0f} MiB, witness {wit_ms:.0f} ms)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
     ap.add_argument("--generators", nargs="+", default=["direct", "circom"], choices=["direct", "circom"])
     ap.add_argument("--runs", type=int, default=5, help="warm proofs per model (median)")
     ap.add_argument("--force-circom", action="store_true", help="run circom even past its known limits")
+    ap.add_argument("--scaling", nargs="*", metavar="MODEL",
+                    help="only lowering + r1cs write vs size (no ceremony); default models up to 8.5 M MACs")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if a.scaling is not None:
+        OUT.mkdir(parents=True, exist_ok=True)
+        scaling(a.scaling or SCALING_MODELS)
+        return
     logging.getLogger("oracle").setLevel(logging.ERROR)      # the dev-keys warning, once per compile
 
     # Size every circuit first (the lowering takes well under a second): one ceremony for all.
