@@ -13,7 +13,7 @@ proven outputs equal the integer reference.
 
 Models: the reference models (risk, digits) and MLPs built with the onnx helper API
 (mlp-A-B-...: Gemm+Relu layers, N(0, 1/fan_in) weights, seed 0, default calibration on uniform
-[-1, 1]). circom is skipped where TOOLCHAIN.md says it breaks (a neuron with more than ~420
+[-1, 1]). circom is skipped where docs/toolchain.md says it breaks (a neuron with more than ~420
 terms, or more than ~170 k multiply-adds for its witness calculator); --force-circom tries anyway.
 
 Ceremony: the local ptau is the expensive part (2^13 352 s ... 2^15 ~31 min on this box) and a
@@ -58,7 +58,7 @@ from oracle.proving.groth16.r1cs_writer import read_r1cs, write_r1cs  # noqa: E4
 log = logging.getLogger("bench_r1cs")
 PAYEE = "0x00000000000000000000000000000000000a11ce"
 OUT = ROOT / "build" / "bench-r1cs"
-CIRCOM_MAX_TERMS = 420          # TOOLCHAIN.md: circom2 crashes past ~420 terms in one expression
+CIRCOM_MAX_TERMS = 420          # docs/toolchain.md: circom2 crashes past ~420 terms in one expression
 CIRCOM_MAX_MACS = 170_000       # its witness calculator breaks V8's function size limit
 DEFAULT_MODELS = ["risk", "digits", "mlp-64-128-10", "mlp-64-256-256-10", "mlp-256-512-512-10"]
 
