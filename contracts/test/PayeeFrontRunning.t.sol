@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {Test} from "./utils/Test.sol";
 import {TestSetup} from "./utils/TestSetup.sol";
+import {Decimal} from "../utils/Decimal.sol";
 import {RiskPackedGroth16Verifier} from "./fixtures/RiskGroth16PackedVerifier.sol";
 import {ModelRegistry} from "../ModelRegistry.sol";
 import {InferenceOracle} from "../InferenceOracle.sol";
@@ -128,7 +129,7 @@ contract PayeeFrontRunningTest is Test {
         int256[][] memory outs = new int256[][](n);
         bytes[] memory prs = new bytes[](n);
         for (uint256 i; i < n; ++i) {
-            string memory k = string.concat(".batch[", _str(i), "]");
+            string memory k = string.concat(".batch[", Decimal.toString(i), "]");
             ids[i] = _request(BATCH_MODEL, vm.parseJsonIntArray(json, string.concat(k, ".input")));
             outs[i] = vm.parseJsonIntArray(json, string.concat(k, ".output"));
             prs[i] = vm.parseJsonBytes(json, string.concat(k, ".proof"));
@@ -259,18 +260,5 @@ contract PayeeFrontRunningTest is Test {
     function _flip(bytes memory p, uint256 bit) internal pure returns (bytes memory q) {
         q = bytes.concat(p);
         q[bit / 8] = bytes1(uint8(q[bit / 8]) ^ uint8(1 << (bit % 8)));
-    }
-
-    function _str(uint256 v) internal pure returns (string memory) {
-        if (v == 0) return "0";
-        uint256 len;
-        for (uint256 t = v; t != 0; t /= 10) {
-            ++len;
-        }
-        bytes memory s = new bytes(len);
-        for (; v != 0; v /= 10) {
-            s[--len] = bytes1(uint8(48 + v % 10));
-        }
-        return string(s);
     }
 }
