@@ -3,13 +3,12 @@ then register the model in the ModelRegistry."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
+from oracle.chain.anvil import is_loopback_url
 from oracle.chain.client import Chain
 from oracle.chain.compiler import Artifact
 from oracle.chain.vk import groth16_vk_words
@@ -36,20 +35,10 @@ DEV_CHAIN_IDS = frozenset({31337, 1337})
 DEV_CLIENTS = ("anvil", "hardhat", "ganache")
 
 
-def _is_loopback(url: str) -> bool:
-    host = (urlparse(url).hostname or "").strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def is_local_dev_chain(chain: Chain, rpc_url: str) -> bool:
     """True only for a development node on this machine: loopback URL, a development chain id
     and a development client (a chain id alone proves nothing: anyone can run id 31337)."""
-    if not _is_loopback(rpc_url) or chain.chain_id not in DEV_CHAIN_IDS:
+    if not is_loopback_url(rpc_url) or chain.chain_id not in DEV_CHAIN_IDS:
         return False
     client = str(chain.w3.client_version).lower()
     return any(c in client for c in DEV_CLIENTS)
