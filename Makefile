@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 FORGE := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-forge test-py demo bench lint clean
+.PHONY: setup chromium test test-forge test-py demo bench lint clean
 
 setup: $(VENV)/.stamp node_modules/.stamp
 
@@ -25,14 +25,30 @@ node_modules/.stamp: package.json package-lock.json
 	@test -x $(FORGE) || { echo "forge binary missing from node_modules (optional deps skipped?)"; exit 1; }
 	@touch $@
 
-test: setup
+# The browser tests (tests/browser) drive Debian's chromium through Playwright (Playwright's own
+# browser download is not reachable). Installed here when missing, as root through apt; a
+# no-op (a `command -v`) when it is already there.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "tests/browser need Chromium and apt-get is not available: install Chromium and put it on PATH as 'chromium' (or set ORACLE_CHROMIUM=/path/to/chrome)"; exit 1; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	  echo "tests/browser need Debian's chromium: run 'sudo apt-get install -y chromium' (make installs it only when run as root)"; exit 1; \
+	else \
+	  echo "installing Debian's chromium for tests/browser"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+	    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
+	    || { echo "apt-get could not install chromium (see above)"; exit 1; }; \
+	fi
+
+test: setup chromium
 	$(FORGE) test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-forge: node_modules/.stamp
 	$(FORGE) test
 
-test-py: setup
+test-py: setup chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup
