@@ -11,6 +11,7 @@ Layers, lowest first (read from the code; a unit is ``oracle.<name>`` or a top-l
        oracle.audit                     re-verifies a fulfilment (chain + backends)
        listeners, relayer               chain -> store, store -> chain
     4  oracle.subnet                    miners and the validator (a dispatch Prover)
+       oracle.gateway                   HTTP API and portal (store, chains, dispatch's resolver)
     5  oracle.service                   wires listeners, dispatcher, relayer (``oracle run``)
        oracle.commands                  compile / prove / verify on circuit folders
     6  oracle.cli                       the command line
@@ -34,7 +35,7 @@ LAYERS: dict[str, int] = {
     "oracle.circuits": 1, "oracle.store": 1,
     "oracle.proving": 2, "oracle.chain": 2,
     "oracle.dispatch": 3, "oracle.audit": 3, "listeners": 3, "relayer": 3,
-    "oracle.subnet": 4,
+    "oracle.subnet": 4, "oracle.gateway": 4,
     "oracle.service": 5, "oracle.commands": 5,
     "oracle.cli": 6,
 }

@@ -22,7 +22,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from oracle.service.config import ConfigError, ServiceConfig
 from oracle.store import repo
-from oracle.store.db import MIGRATIONS, Database, make_engine, normalize_url
+from oracle.store.db import MIGRATIONS, Database, head_revision, make_engine, normalize_url
 from oracle.store.models import Base, Request, State, StateChange
 
 T = TypeVar("T")
@@ -226,7 +226,7 @@ def test_instances_starting_together_migrate_once(db_url: str) -> None:
     dbs = _in_threads(3, lambda _i: Database(db_url))
     try:
         with dbs[0].engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_revision() == "0004"
+            assert MigrationContext.configure(conn).get_current_revision() == head_revision() == "0005"
     finally:
         for d in dbs:
             d.dispose()

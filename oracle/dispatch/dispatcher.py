@@ -27,7 +27,7 @@ from oracle.proving.base import BackendError
 from oracle.proving.base import Proof as BackendProof
 from oracle.store import repo
 from oracle.store.db import Database
-from oracle.store.models import Proof, Request, State
+from oracle.store.models import OFFCHAIN, Proof, Request, State
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,8 @@ class Dispatcher:
                 repo.transition(s, req, State.REJECTED if why.startswith("input") else State.FAILED, why)
                 log.warning("request %s: %s", tag, why)
                 return 0
-            if circuit.manifest.binds_payee and req.chain_id not in self.cfg.payees:
+            payee = self._payee(req)
+            if circuit.manifest.binds_payee and payee is None:
                 # Our configuration, not the request: the prover would refuse for want of a payee
                 # and the request would be rejected as if its input were bad.
                 why = f"no payee configured for chain {req.chain_id}: its circuit binds one"
@@ -186,7 +187,7 @@ class Dispatcher:
                 repo.transition(s, req, State.DISPATCHED)
             input_fixed = req.input_ints
             state = State(req.state)
-            payee = self.cfg.payees.get(req.chain_id)
+            offchain = req.origin == OFFCHAIN
         # Committed: the request is `dispatched` (or `proven`) before the prover runs.
 
         if state == State.DISPATCHED:
@@ -234,9 +235,20 @@ class Dispatcher:
             assert req.proof is not None
             req.proof.verified = True
             repo.transition(s, req, State.VERIFIED)
+            if offchain:
+                # Nothing to relay: the verified proof is the answer. In the same transaction,
+                # so no relayer ever sees an off-chain request `verified`.
+                repo.transition(s, req, State.FULFILLED, "off-chain: verified proof delivered (no relay)")
             repo.release(req)
         log.info("request %s verified (%.0f ms proving)", tag, proof.prove_seconds * 1000)
         return 1
+
+    def _payee(self, req: Request) -> str | None:
+        """The fee recipient the request's proof names: the chain's relayer payee; for an
+        off-chain request, the payee its submitter asked for (stored as ``requester``)."""
+        if req.origin == OFFCHAIN:
+            return req.requester
+        return self.cfg.payees.get(req.chain_id)
 
     @staticmethod
     def _refusal(

@@ -7,6 +7,7 @@ down, timeout) is logged and backs off exponentially; the others go on.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -25,12 +26,13 @@ from oracle.chain.keys import load_account
 from oracle.chain.structs import read_model
 from oracle.circuits.catalog import CircuitCatalog
 from oracle.dispatch.dispatcher import Dispatcher, DispatcherConfig, OnChainModel
+from oracle.dispatch.offchain import offchain_model
 from oracle.dispatch.provers import LocalProver, Prover
 from oracle.proving.registry import close_backends
 from oracle.service.config import ChainConfig, ServiceConfig
 from oracle.store import repo
 from oracle.store.db import Database
-from oracle.store.models import State
+from oracle.store.models import OFFCHAIN_CHAIN_ID, State
 from relayer.delivery import DeliveryConfig, DeliveryJob
 from relayer.relayer import Relayer, RelayerConfig
 from relayer.transactions import TransactionManager
@@ -194,6 +196,10 @@ class OracleService:
         return None if rt is None else (rt.w3, rt.oracle)
 
     def _model(self, chain_id: int, model_id: str) -> OnChainModel | None:
+        if chain_id == OFFCHAIN_CHAIN_ID:
+            # An off-chain request: resolved as the gateway resolved it when accepting it.
+            lookups = [functools.partial(self._model, cid) for cid in self.chains]
+            return offchain_model(self.catalog, model_id, lookups)
         rt = self.chains[chain_id]
         cached = rt.models.get(model_id)
         if cached and time.monotonic() - cached[0] < MODEL_CACHE_SECONDS:
@@ -208,6 +214,8 @@ class OracleService:
         return model
 
     def _chain_time(self, chain_id: int) -> int:
+        if chain_id == OFFCHAIN_CHAIN_ID:
+            return int(time.time())     # off-chain deadlines are wall-clock times
         rt = self.chains[chain_id]
         fetched, ts = rt.head_time
         if time.monotonic() - fetched > 0.5:
@@ -263,7 +271,7 @@ class OracleService:
         whose RPC is down is skipped (and reported) without holding up the others."""
         n = 0
         down: list[str] = []
-        for cid in self.chains:
+        for cid in [OFFCHAIN_CHAIN_ID, *self.chains]:
             try:
                 now = self._chain_time(cid)
             except Exception as e:

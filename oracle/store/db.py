@@ -95,6 +95,17 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def head_revision() -> str:
+    """The newest migration's revision (what ``migrate`` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
 def on_postgresql(s: Session) -> bool:
     """Whether ``s`` talks to PostgreSQL (row locks and advisory locks apply; on SQLite every
     transaction already holds the write lock)."""

@@ -53,6 +53,9 @@ class State(enum.StrEnum):
     seen          listener (new, orphaned)    its InferenceRequested log is read (again,
                                               after a reorg: ``repo.record_seen``)
     confirmed     listener (seen)             its block is ``confirmations`` deep and canonical
+    confirmed     gateway (new)               an off-chain request (origin ``offchain``,
+                                              chain id 0) is accepted: its input checked
+                                              against the circuit (``repo.record_offchain``)
     confirmed     dispatcher (dispatched,     proving failed or the proof is refused
                   proven)                     off-chain: prove again (attempt counted)
     confirmed     relayer (verified)          the chain refuses the proof (simulated
@@ -63,6 +66,10 @@ class State(enum.StrEnum):
     verified      relayer (submitted)         its transaction reverted or skipped the request
     submitted     relayer (verified)          the signed transaction is stored (before broadcast)
     fulfilled     listener AND relayer        the chain fulfilled it (see below)
+    fulfilled     dispatcher (verified)       off-chain requests only: the verified proof is
+                                              the answer, nothing is relayed (same
+                                              transaction as ``verified``, so no relayer
+                                              ever sees it ``verified``)
     rejected      dispatcher                  bad input (size, range, refused by the prover)
     failed        dispatcher                  attempts exhausted; model or artifacts missing;
                                               no payee configured
@@ -71,7 +78,7 @@ class State(enum.StrEnum):
     expired       dispatcher                  deadline too close to prove
     expired       relayer                     refunded or past its deadline on-chain
     expired       service expiry job          deadline passed, not leased, nothing sent
-                  (seen, confirmed, verified)
+                  (seen, confirmed, verified) (off-chain requests: by the wall clock)
     orphaned      listener (any but the       its block left the canonical chain
                   final rejected, expired,
                   failed)
@@ -79,7 +86,11 @@ class State(enum.StrEnum):
                                               seen before sending)
     ============  ==========================  =============================================
 
-    ``fulfilled`` has two owners, deliberately, and both write it through
+    Off-chain requests (``origin`` = ``offchain``) have chain id 0 and no listener or relayer:
+    the gateway inserts them ``confirmed``, the dispatcher proves and verifies them like any
+    other and makes them ``fulfilled`` itself.
+
+    ``fulfilled`` has two owners for on-chain requests, deliberately, and both write it through
     ``repo.record_fulfilment`` (first writer wins; a second is a no-op, and so is someone
     else's fulfilment of a request this oracle already gave up on). The chain is the
     authority and either job may be the first to see its verdict: the listener reads every
@@ -111,6 +122,11 @@ class State(enum.StrEnum):
     FAILED = "failed"  # retries exhausted; reason recorded
     ORPHANED = "orphaned"  # its block left the canonical chain (reorg)
 
+
+# Off-chain requests (the gateway's POST /api/v1/inferences): origin, pseudo chain and oracle.
+OFFCHAIN = "offchain"
+OFFCHAIN_CHAIN_ID = 0
+OFFCHAIN_ORACLE = "0x" + "00" * 20
 
 TERMINAL = frozenset({State.FULFILLED, State.REJECTED, State.EXPIRED, State.FAILED, State.ORPHANED})
 
@@ -144,6 +160,7 @@ class Request(Base):
     __table_args__ = (
         UniqueConstraint("chain_id", "oracle", "request_id", name="uq_request"),
         Index("ix_requests_state", "state", "chain_id"),
+        Index("ix_requests_origin", "origin", "state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -173,6 +190,10 @@ class Request(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(Integer, server_default="1")
+    # Where the request came from: "chain" (an InferenceRequested log) or "offchain" (the
+    # gateway's POST /api/v1/inferences: chain_id 0, no relay; see State).
+    origin: Mapped[str] = mapped_column(String(16), default="chain", server_default="chain")
+    submitted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)  # API key name (off-chain)
 
     proof: Mapped[Proof | None] = relationship(back_populates="request", uselist=False)
 
@@ -333,3 +354,24 @@ class MinerScore(Base):
     proof_size_ema: Mapped[float] = mapped_column(Float, default=0.0)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class ApiKey(Base):
+    """A gateway API key: only the sha256 of the key is stored (the key itself is printed once,
+    at creation). ``tokens``/``refilled_at`` are the key's rate-limit bucket, kept here so every
+    gateway in front of one database draws from the same bucket."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        UniqueConstraint("key_hash", name="uq_api_key_hash"),
+        UniqueConstraint("name", name="uq_api_key_name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    key_hash: Mapped[str] = mapped_column(String(64))      # hex sha256 of the key
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    tokens: Mapped[float] = mapped_column(Float, default=0.0)
+    refilled_at: Mapped[float] = mapped_column(Float, default=0.0)   # unix time of the last refill

@@ -15,8 +15,12 @@ change are read ``for_update``. On SQLite every transaction already holds the wr
 - ``transactions``: relayer transactions and nonces;
 - ``deliveries``: cross-chain deliveries;
 - ``checkpoints``: the listener's block checkpoints and turn-taking lock;
-- ``scores``: the subnet validator's miner scores."""
+- ``scores``: the subnet validator's miner scores;
+- ``offchain``: the gateway's off-chain requests (origin ``offchain``);
+- ``api_keys``: the gateway's API keys and their rate-limit buckets;
+- ``reports``: read-only views for the gateway (histories, measured figures, metrics, health)."""
 
+from oracle.store.repo.api_keys import add_api_key, api_key_by_hash, api_key_by_name, api_keys, revoke_api_key
 from oracle.store.repo.checkpoints import get_checkpoint, lock_listener, set_checkpoint
 from oracle.store.repo.deliveries import (
     claim_deliveries,
@@ -24,6 +28,21 @@ from oracle.store.repo.deliveries import (
     record_cross_chain,
     submitted_deliveries,
     undeliverable,
+)
+from oracle.store.repo.offchain import find_offchain, pending_offchain, record_offchain
+from oracle.store.repo.reports import (
+    Timing,
+    count_by_state,
+    fulfil_gas,
+    given_up,
+    history,
+    ping,
+    proofs_by_prover,
+    prove_seconds,
+    requests_on_chain,
+    schema_revision,
+    submit_to_proven,
+    tx_by_hash,
 )
 from oracle.store.repo.requests import (
     InvalidTransition,
@@ -59,37 +78,57 @@ from oracle.store.repo.transactions import (
 __all__ = [
     "InvalidTransition",
     "SeenRequest",
+    "Timing",
+    "add_api_key",
     "add_tx",
     "all_requests",
+    "api_key_by_hash",
+    "api_key_by_name",
+    "api_keys",
     "awaiting_confirmation",
     "claim",
     "claim_deliveries",
+    "count_by_state",
     "defer",
+    "find_offchain",
     "find_request",
+    "fulfil_gas",
     "get_checkpoint",
     "get_delivery",
     "get_request",
     "get_tx",
+    "given_up",
     "has_open_call",
+    "history",
     "lock_listener",
     "miner_score",
     "miner_scores",
     "open_txs",
     "orphanable_after",
     "past_deadline",
+    "pending_offchain",
+    "ping",
+    "proofs_by_prover",
+    "prove_seconds",
     "record_cross_chain",
     "record_fulfilment",
+    "record_offchain",
     "record_seen",
     "release",
     "release_stale_leases",
+    "requests_on_chain",
     "reserve_nonce",
     "retry_later",
+    "revoke_api_key",
     "same_nonce",
     "save_proof",
+    "schema_revision",
     "send_back_to_prove",
     "set_checkpoint",
     "settled_since",
+    "submit_to_proven",
     "submitted_deliveries",
     "transition",
+    "tx_by_hash",
     "undeliverable",
 ]
