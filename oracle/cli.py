@@ -73,11 +73,25 @@ def cmd_models_compile(a: argparse.Namespace) -> int:
         raise UserError("--ptau is for the groth16 backend; use --srs with ezkl")
     if a.srs and a.backend != "ezkl":
         raise UserError("--srs is for the ezkl backend; use --ptau with groth16")
-    m = compile_model(a.model, a.backend, a.out, a.calibration, setup, packed_signals=not a.unpacked_signals)
+    if a.backend != "groth16" and (a.generator or a.ptau_power is not None or a.max_ceremony_seconds is not None):
+        raise UserError("--generator, --ptau-power and --max-ceremony-seconds are for the groth16 backend")
+    m = compile_model(a.model, a.backend, a.out, a.calibration, setup, packed_signals=not a.unpacked_signals,
+                      generator=a.generator, ptau_power=a.ptau_power, max_ceremony_seconds=a.max_ceremony_seconds)
     if m.dev_keys:
         log.warning("DEVELOPMENT KEYS: %s was set up without a ceremony file; do not use in production", a.out)
     print(json.dumps({"circuit_id": m.circuit_id, "backend": m.backend, "out": str(a.out),
                       "dev_keys": m.dev_keys}))
+    return 0
+
+
+def cmd_models_plan(a: argparse.Namespace) -> int:
+    from oracle.commands import plan_model
+
+    plan, refused = plan_model(a.model, a.calibration, a.generator, a.ptau, not a.unpacked_signals,
+                               a.ptau_power, a.max_ceremony_seconds)
+    print(json.dumps({**plan, "refused": refused}))
+    if refused:
+        raise UserError(f"compile would be refused: {refused}")
     return 0
 
 
@@ -144,7 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--srs", type=Path, help="KZG SRS ceremony file (ezkl)")
     c.add_argument("--unpacked-signals", action="store_true",
                    help="groth16: one public signal per value instead of packed words (more verification gas)")
+    _groth16_compile_flags(c)
     c.set_defaults(func=cmd_models_compile)
+    pl = m.add_parser("plan", help="groth16: what a compile would need (constraints, ceremony, memory, time) "
+                                   "and whether it would be refused; prints JSON, builds nothing")
+    pl.add_argument("model", type=Path)
+    pl.add_argument("--calibration", type=Path)
+    pl.add_argument("--ptau", type=Path, help="powers-of-tau ceremony file the compile would use")
+    pl.add_argument("--unpacked-signals", action="store_true")
+    _groth16_compile_flags(pl)
+    pl.set_defaults(func=cmd_models_plan)
     r = m.add_parser("register", help="deploy the circuit's verifier + adapter and register the model")
     r.add_argument("circuit_dir", type=Path)
     r.add_argument("--rpc", action="append", required=True, help="repeatable, paired with --registry")
@@ -174,6 +197,32 @@ def build_parser() -> argparse.ArgumentParser:
     for register in _extra_commands():
         register(sub)
     return p
+
+
+def _power(value: str) -> int:
+    """argparse type: a powers-of-tau power (2^10 .. 2^24)."""
+    from oracle.proving.groth16.ptau import MAX_POWER, MIN_POWER
+
+    try:
+        p = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer power") from None
+    if not MIN_POWER <= p <= MAX_POWER:
+        raise argparse.ArgumentTypeError(f"power {p} outside [{MIN_POWER}, {MAX_POWER}]")
+    return p
+
+
+def _groth16_compile_flags(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--generator", choices=["direct", "circom"],
+                   help="groth16 circuit generator (default: direct, Python-emitted R1CS; circom is "
+                        "limited to ~400-term neurons and ~170 k multiply-adds)")
+    c.add_argument("--ptau-power", type=_power, metavar="N",
+                   help="groth16 local ceremony: use (build once) the 2^N ptau for this circuit instead "
+                        "of the smallest cached one that fits; circuits that must share one ceremony "
+                        "pass the same N")
+    c.add_argument("--max-ceremony-seconds", type=float, metavar="S",
+                   help="groth16: refuse up front when the local ceremony needed is not cached and "
+                        "is estimated to take longer than S seconds (default: no limit)")
 
 
 # Later subsystems (service, audit, miner) add their subcommands here.

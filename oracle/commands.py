@@ -30,18 +30,52 @@ log = logging.getLogger(__name__)
 CALIBRATION_FILE = "calibration.json"
 
 
-def compile_model(onnx: Path, backend: str, out: Path, calibration: Path | None = None,
-                  setup_file: Path | None = None, packed_signals: bool = True) -> Manifest:
-    """Build a circuit folder. Without --calibration, a calibration.json next to the model
-    is used if present."""
+def _calibration(onnx: Path, calibration: Path | None) -> Path | None:
+    """--calibration, else a calibration.json next to the model if present."""
     if not onnx.is_file():
         raise BackendError(f"{onnx}: no such ONNX file")
     if calibration is None and (onnx.parent / CALIBRATION_FILE).is_file():
         calibration = onnx.parent / CALIBRATION_FILE
         log.info("using calibration data %s", calibration)
-    return get_backend(backend).compile(
-        onnx, out, CompileOptions(calibration=calibration, setup_file=setup_file, packed_signals=packed_signals)
-    )
+    return calibration
+
+
+def compile_model(onnx: Path, backend: str, out: Path, calibration: Path | None = None,
+                  setup_file: Path | None = None, packed_signals: bool = True, generator: str | None = None,
+                  ptau_power: int | None = None, max_ceremony_seconds: float | None = None) -> Manifest:
+    """Build a circuit folder. Without --calibration, a calibration.json next to the model
+    is used if present. ``generator`` (groth16): "direct" (the default) or "circom"."""
+    options = CompileOptions(calibration=_calibration(onnx, calibration), setup_file=setup_file,
+                             packed_signals=packed_signals, ptau_power=ptau_power,
+                             max_ceremony_seconds=max_ceremony_seconds)
+    if backend != "groth16":
+        return get_backend(backend).compile(onnx, out, options)
+    from oracle.proving.groth16 import Groth16Backend
+
+    g = Groth16Backend(generator=generator) if generator else Groth16Backend()
+    try:
+        return g.compile(onnx, out, options)
+    finally:
+        g.close()
+
+
+def plan_model(onnx: Path, calibration: Path | None = None, generator: str | None = None,
+               setup_file: Path | None = None, packed_signals: bool = True, ptau_power: int | None = None,
+               max_ceremony_seconds: float | None = None) -> tuple[dict[str, Any], str | None]:
+    """What compiling ``onnx`` with groth16 would need and take, and why it would be refused
+    (None: it would run). Seconds of work: nothing is written, no ceremony is built."""
+    from oracle.proving.groth16 import Groth16Backend
+    from oracle.proving.groth16.estimate import CompileRefused, check
+
+    g = Groth16Backend(generator=generator) if generator else Groth16Backend()
+    plan = g.plan(onnx, CompileOptions(calibration=_calibration(onnx, calibration), setup_file=setup_file,
+                                       packed_signals=packed_signals, ptau_power=ptau_power))
+    log.info("plan for %s:\n%s", onnx, plan.summary())
+    try:
+        check(plan, max_ceremony_seconds)
+    except CompileRefused as e:
+        return plan.to_json(), str(e)
+    return plan.to_json(), None
 
 
 def read_input(m: Manifest, input_json: Path) -> list[int]:

@@ -49,6 +49,13 @@ class CompileOptions:
     # groth16: pack several small values per public signal (oracle.circuits.packing), ~6 k gas
     # saved per signal avoided on-chain. False keeps one public signal per value.
     packed_signals: bool = True
+    # groth16, local ceremony only: set up from the local ptau of exactly this power (built once,
+    # cached) instead of the smallest cached one that fits; circuits that must share one
+    # ceremony (a sliced model) all pass the same power. None: the backend's default.
+    ptau_power: int | None = None
+    # groth16: refuse up front (before any long work) when the local ceremony this compile
+    # needs is not cached and would take longer than this (estimated). None: no limit.
+    max_ceremony_seconds: float | None = None
 
 
 def shape_mismatch(backend: str, m: Manifest, proof: Proof) -> str | None:

@@ -35,7 +35,7 @@ from typing import Any, Final
 import numpy as np
 
 from oracle.circuits.fixedpoint import BN254_R, from_field, to_field
-from oracle.circuits.manifest import PACKED_LAYOUT, Manifest, SignalLayout, circuit_id_of, sha256_file
+from oracle.circuits.manifest import PACKED_LAYOUT, Manifest, SignalLayout, circuit_id_of
 from oracle.circuits.packing import Packing, PackingError, n_words, unpack
 from oracle.circuits.payee import PayeeError, normalize, payee_int, strip_payee
 from oracle.circuits.quantize import (
@@ -45,10 +45,11 @@ from oracle.circuits.quantize import (
     quantize,
 )
 from oracle.proving.base import BackendError, CompileOptions, Proof, ProofBackend, shape_mismatch
-from oracle.proving.groth16 import circuit, direct, ptau, tools
+from oracle.proving.groth16 import circuit, direct, estimate, progress, ptau, tools
 from oracle.proving.groth16.calldata import encode_proof
 from oracle.proving.groth16.lowering import Plan
 from oracle.proving.groth16.pool import ProverPool, SnarkjsError
+from oracle.proving.groth16.ptau import PtauChoice
 from oracle.proving.groth16.r1cs import r1cs_info
 from oracle.proving.groth16.solidity import compile_verifier
 
@@ -109,12 +110,16 @@ class Groth16Backend(ProofBackend):
     name = NAME
 
     def __init__(self, pool_size: int | None = None, settings: QuantSettings | None = None,
-                 prove_timeout: float = 300.0, generator: str = "circom", self_check: bool = True) -> None:
+                 prove_timeout: float = 300.0, generator: str = "circom", self_check: bool = True,
+                 ptau_power: int | None = None) -> None:
         if generator not in direct.GENERATORS:
             raise BackendError(f"unknown groth16 generator {generator!r} (one of {direct.GENERATORS})")
         self.settings = settings or QuantSettings()
         # What compile() emits; prove() follows each folder's manifest, whatever this says.
         self.generator = generator
+        # Local ceremony power for every compile (CompileOptions.ptau_power overrides it): circuits
+        # compiled with the same power share one ptau file, hence alpha and beta.
+        self.ptau_power = ptau_power
         self.self_check = self_check      # direct circuits: verify each fresh proof (see direct.py)
         self._pool_size = pool_size
         self._timeout = prove_timeout
@@ -161,12 +166,13 @@ class Groth16Backend(ProofBackend):
         return loaded
 
     # -- compile ----------------------------------------------------------------------------
-    def compile(self, onnx_path: Path, out_dir: Path, options: CompileOptions) -> Manifest:
+    def _quantized(self, onnx_path: Path, options: CompileOptions
+                   ) -> tuple[QuantizedModel, np.ndarray[Any, Any], str, Packing | None]:
+        """Trace + quantize (seconds): the model, its calibration data and source, its packing."""
         from oracle.circuits.affine import trace
         from oracle.circuits.onnx_graph import load_graph
         from oracle.circuits.quantize import load_calibration
 
-        t_start = time.monotonic()
         program = trace(load_graph(onnx_path))      # UnsupportedOperator before any work
         if options.calibration is not None:
             calib = load_calibration(options.calibration, program.input_size)
@@ -176,6 +182,40 @@ class Groth16Backend(ProofBackend):
             calib_src = "default: 256 uniform samples in [-1, 1], seed 0"
             log.warning("no calibration data for %s: using %s", onnx_path, calib_src)
         qm = quantize(program, calib, self.settings)
+        packing: Packing | None = None
+        if options.packed_signals:
+            try:
+                packing = Packing.for_bits(qm.input_bits, qm.output_bits)
+            except PackingError as e:
+                raise BackendError(f"{onnx_path}: {e}") from e
+        return qm, calib, calib_src, packing
+
+    def _ptau_power(self, options: CompileOptions) -> int | None:
+        power = options.ptau_power if options.ptau_power is not None else self.ptau_power
+        if power is not None and options.setup_file is not None:
+            raise BackendError("--ptau-power chooses a local development ceremony; a --ptau file "
+                               "already fixes the power: pass one or the other")
+        return power
+
+    def plan(self, onnx_path: Path, options: CompileOptions) -> estimate.CompilePlan:
+        """What compiling this model would need and take (``oracle models plan``), in seconds:
+        nothing is written, no ceremony is built. ``estimate.check`` says whether it may run."""
+        qm, _, _, packing = self._quantized(onnx_path, options)
+        plan, _ = estimate.plan_compile(qm, self.generator, packing is not None,
+                                        cache_dir=options.cache_dir, ptau_power=self._ptau_power(options),
+                                        setup_file=options.setup_file)
+        return plan
+
+    def compile(self, onnx_path: Path, out_dir: Path, options: CompileOptions) -> Manifest:
+        t_start = time.monotonic()
+        qm, calib, calib_src, packing = self._quantized(onnx_path, options)
+        ptau_power = self._ptau_power(options)
+        # Plan before any long work: sizes, ceremony, memory, time; refuse what cannot finish.
+        plan, lowered = estimate.plan_compile(qm, self.generator, packing is not None,
+                                              cache_dir=options.cache_dir, ptau_power=ptau_power,
+                                              setup_file=options.setup_file)
+        log.info("compile plan for %s:\n%s", onnx_path, plan.summary())
+        estimate.check(plan, options.max_ceremony_seconds)
 
         out_dir.mkdir(parents=True, exist_ok=True)
         files = DIRECT_FILES if self.generator == "direct" else FILES
@@ -184,20 +224,18 @@ class Groth16Backend(ProofBackend):
         shutil.copyfile(onnx_path, out_dir / FILES["onnx"])
         (out_dir / FILES["calibration"]).write_text(json.dumps({"input": calib.tolist()}) + "\n")
         qm.save(out_dir / FILES["quantized"])
-        packing: Packing | None = None
-        if options.packed_signals:
-            try:
-                packing = Packing.for_bits(qm.input_bits, qm.output_bits)
-            except PackingError as e:
-                raise BackendError(f"{onnx_path}: {e}") from e
         payee_slot = circuit.payee_slot(qm, packing is not None)
         gen_stats: dict[str, Any]
         if self.generator == "direct":
-            lowered = direct.write_circuit(qm, packing is not None, out_dir / FILES["r1cs"])
-            gen_stats = {"lowering_seconds": lowered.lowering_seconds,
-                         "r1cs_write_seconds": lowered.r1cs_write_seconds,
-                         "multiply_adds": lowered.macs, "r1cs_terms": lowered.terms}
+            done = (lowered.plan, lowered.cs, lowered.seconds) if lowered is not None else None
+            lowered = None          # the constraints are garbage once written: do not hold them
+            written = direct.write_circuit(qm, packing is not None, out_dir / FILES["r1cs"], done)
+            done = None
+            gen_stats = {"lowering_seconds": written.lowering_seconds,
+                         "r1cs_write_seconds": written.r1cs_write_seconds,
+                         "multiply_adds": written.macs, "r1cs_terms": written.terms}
         else:
+            lowered = None
             src, est = circuit.generate(qm, packed=packing is not None)
             (out_dir / FILES["circom"]).write_text(src)
             t0 = time.monotonic()
@@ -216,26 +254,21 @@ class Groth16Backend(ProofBackend):
 
         t0 = time.monotonic()
         dev_keys = options.setup_file is None
+        # The reuse rule (ptau.choose): the smallest cached local ptau that fits, a forced power,
+        # or the --ptau file (whose power must fit).
+        choice = ptau.choose(power, options.cache_dir, power=ptau_power, setup_file=options.setup_file)
+        ptau_file = choice.path if choice.cached else ptau.build(choice.power, options.cache_dir)
         if dev_keys:
-            ptau_file = ptau.local_ptau(power, options.cache_dir)
             log.warning(
                 "groth16 keys for %s come from a LOCAL ceremony: DEVELOPMENT ONLY, anyone with "
                 "this machine's memory could forge proofs. Pass --ptau <ceremony file> for "
                 "production.", out_dir
             )
-        else:
-            assert options.setup_file is not None
-            ptau_file = options.setup_file
-            have = ptau.ptau_power(ptau_file)
-            if have < power:
-                raise BackendError(
-                    f"{ptau_file}: powers of tau 2^{have} too small for {info.n_constraints} "
-                    f"constraints (needs 2^{power})"
-                )
         ptau_s = time.monotonic() - t0
+        ptau_record = PtauChoice(ptau_file, choice.power, power, dev_keys, True).record()
 
         t0 = time.monotonic()
-        self._setup(out_dir, ptau_file)
+        self._setup(out_dir, ptau_file, plan.seconds["setup"])
         setup_s = time.monotonic() - t0
         verifier = compile_verifier(out_dir / FILES["verifier_sol"], VERIFIER_CONTRACT)
         (out_dir / FILES["verifier_json"]).write_text(json.dumps(verifier, indent=1) + "\n")
@@ -276,8 +309,7 @@ class Groth16Backend(ProofBackend):
                 "packed_signals": packing is not None,
                 **({"circom_flags": ["--O2"]} if self.generator == "circom" else {}),
                 "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
-                "ptau": {"file": ptau_file.name, "power": power, "local_dev_ceremony": dev_keys,
-                         "sha256": sha256_file(ptau_file)},
+                "ptau": ptau_record,
                 "phase2": "one local contribution + random beacon",
             },
             stats={
@@ -286,6 +318,7 @@ class Groth16Backend(ProofBackend):
                 "wires": info.n_wires,
                 "public_signals": info.n_outputs + info.n_public_inputs,
                 "ptau_power": power,
+                "ptau_file_power": choice.power,
                 "ptau_seconds": round(ptau_s, 3),
                 "setup_seconds": round(setup_s, 3),
                 "compile_seconds": round(time.monotonic() - t_start, 3),
@@ -313,15 +346,18 @@ class Groth16Backend(ProofBackend):
         os.replace(js_dir / "model.wasm", out_dir / FILES["wasm"])
         shutil.rmtree(js_dir, ignore_errors=True)
 
-    def _setup(self, out_dir: Path, ptau_file: Path) -> None:
+    def _setup(self, out_dir: Path, ptau_file: Path, expected: float) -> None:
+        """Phase 2: setup, one contribution, a beacon, exports. ``expected`` (the plan's estimate
+        of the whole) is split by the measured shares of each step, for the progress lines."""
         sj = tools.snarkjs
         d = out_dir
-        sj("groth16", "setup", FILES["r1cs"], str(ptau_file.resolve()), "z0.zkey", cwd=d,
-           what="groth16 setup")
-        sj("zkey", "contribute", "z0.zkey", "z1.zkey", "--name=local phase-2 contribution",
-           f"-e={os.urandom(32).hex()}", cwd=d, what="zkey contribute")
-        sj("zkey", "beacon", "z1.zkey", FILES["zkey"], os.urandom(32).hex(), "10",
-           "-n=phase-2 beacon", cwd=d, what="zkey beacon")
+        progress.snarkjs("groth16", "setup", FILES["r1cs"], str(ptau_file.resolve()), "z0.zkey", cwd=d,
+                         what="groth16 setup", expected=0.42 * expected)
+        progress.snarkjs("zkey", "contribute", "z0.zkey", "z1.zkey", "--name=local phase-2 contribution",
+                         f"-e={os.urandom(32).hex()}", cwd=d, what="zkey contribute",
+                         expected=0.21 * expected)
+        progress.snarkjs("zkey", "beacon", "z1.zkey", FILES["zkey"], os.urandom(32).hex(), "10",
+                         "-n=phase-2 beacon", cwd=d, what="zkey beacon", expected=0.33 * expected)
         for f in ("z0.zkey", "z1.zkey"):
             (d / f).unlink(missing_ok=True)
         sj("zkey", "export", "verificationkey", FILES["zkey"], FILES["vk"], cwd=d,

@@ -26,7 +26,7 @@ from oracle.circuits.quantize import QuantizedModel
 from oracle.proving.base import BackendError
 from oracle.proving.groth16.lowering import Plan
 from oracle.proving.groth16.pool import ProverPool
-from oracle.proving.groth16.r1cs_writer import write_r1cs, wtns_bytes
+from oracle.proving.groth16.r1cs_writer import R1cs, write_r1cs, wtns_bytes
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,17 @@ class LoweringStats:
     r1cs_bytes: int
 
 
-def write_circuit(qm: QuantizedModel, packed: bool, r1cs_path: Path) -> LoweringStats:
-    """Lower ``qm`` and write its .r1cs; the timings split the two steps."""
+def write_circuit(qm: QuantizedModel, packed: bool, r1cs_path: Path,
+                  lowered: tuple[Plan, R1cs, float] | None = None) -> LoweringStats:
+    """Lower ``qm`` and write its .r1cs; the timings split the two steps. ``lowered`` (plan,
+    constraints, seconds) is a lowering already done for the same model (the compile's plan)."""
     t0 = time.monotonic()
-    plan = Plan(qm, packed)
-    cs = plan.constraints()
+    if lowered is None:
+        plan = Plan(qm, packed)
+        cs = plan.constraints()
+    else:
+        plan, cs, secs = lowered
+        t0 -= secs
     t1 = time.monotonic()
     size = write_r1cs(r1cs_path, cs)
     t2 = time.monotonic()
