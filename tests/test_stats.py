@@ -1,0 +1,93 @@
+"""The dashboard's read-only series (oracle/store/repo/stats.py) on a real store, SQLite and
+PostgreSQL: requests moved through their life cycle by the repo's own transitions, a proof,
+relayer transactions and nonces."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from oracle.store import repo
+from oracle.store.db import Database
+from oracle.store.models import Proof, RelayerTx, Request, State
+from oracle.store.repo import stats
+
+ORACLE = "0x" + "11" * 20
+ACCOUNT = "0x" + "22" * 20
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'stats.db'}"
+    else:
+        url = str(request.getfixturevalue("postgres").create_database())
+    d = Database(url)
+    yield d
+    d.dispose()
+
+
+def _seen(s: object, rid: int) -> Request:
+    ev = repo.SeenRequest(chain_id=31337, oracle=ORACLE, request_id=rid, model_id="0x" + "ab" * 32,
+                          requester=ACCOUNT, input=[1, 2], callback=ACCOUNT, callback_gas_limit=100_000,
+                          deadline=2**40, fee=0, block_number=rid, block_hash="0x" + "00" * 32,
+                          tx_hash="0x" + f"{rid:064x}", log_index=0)
+    req = repo.record_seen(s, ev)  # type: ignore[arg-type]
+    assert req is not None
+    return req
+
+
+def _walk(s: object, req: Request, *states: State) -> None:
+    for st in states:
+        repo.transition(s, req, st, reason=f"to {st.value}" if st in (State.REJECTED, State.FAILED) else None)  # type: ignore[arg-type]
+
+
+def _tx(nonce: int, kind: str, pks: list[int], status: str, gas: int | None) -> RelayerTx:
+    return RelayerTx(chain_id=31337, account=ACCOUNT, nonce=nonce, kind=kind, request_pks=pks,
+                     tx_hash="0x" + f"{nonce:064x}", raw_tx="0x", to=ORACLE, data="0x", gas_limit=10**6,
+                     max_fee="1", priority_fee="1", status=status, gas_used=gas, sent_at=time.time())
+
+
+def test_series(db: Database) -> None:
+    t0 = time.time() - 1
+    with db.session() as s:
+        done, rejected, failed, waiting = (_seen(s, i) for i in (1, 2, 3, 4))
+        _walk(s, done, State.CONFIRMED, State.DISPATCHED, State.PROVEN)
+        repo.save_proof(s, done, Proof(circuit_id="0x" + "cd" * 32, backend="groth16", output=["5"], calldata="0x",
+                                       public_signals=["1"], prover="miner-a", prove_seconds=0.75))
+        _walk(s, done, State.VERIFIED, State.SUBMITTED)
+        repo.add_tx(s, _tx(0, "fulfillBatch", [done.id, 99], "confirmed", 300_001))
+        repo.add_tx(s, _tx(1, "fulfill", [4], "pending", None))
+        assert repo.reserve_nonce(s, 31337, ACCOUNT, 0) == 0
+        assert repo.reserve_nonce(s, 31337, ACCOUNT, 0) == 1
+        repo.record_fulfilment(s, done, "mined", tx_hash="0x" + f"{0:064x}", block_number=9)
+        _walk(s, rejected, State.CONFIRMED, State.REJECTED)
+        _walk(s, failed, State.CONFIRMED, State.DISPATCHED, State.FAILED)
+        _walk(s, waiting, State.CONFIRMED)
+
+    with db.session() as s:
+        timings = stats.request_timings(s, t0)
+        assert [t.pk for t in timings] == sorted(t.pk for t in timings) and len(timings) == 4
+        by_pk = {t.pk: t for t in timings}
+        d = by_pk[done.id]
+        assert d.state == "fulfilled" and d.origin == "chain"
+        assert d.proven_at is not None and d.fulfilled_at is not None
+        assert t0 <= d.created_at <= d.proven_at <= d.fulfilled_at <= time.time() + 1
+        assert by_pk[waiting.id].proven_at is None and by_pk[waiting.id].fulfilled_at is None
+        assert stats.request_timings(s, time.time() + 60) == []          # nothing after "since"
+        assert [t.pk for t in stats.request_timings(s, t0, limit=2)] == [failed.id, waiting.id]  # the newest
+
+        [p] = stats.proof_timings(s, t0)
+        assert (p.seconds, p.prover) == (0.75, "miner-a")
+
+        [g] = stats.fulfilment_gas(s, t0)          # the pending tx has no gas yet
+        assert (g.kind, g.requests, g.gas_per_request, g.chain_id) == ("fulfillBatch", 2, 150_000, 31337)
+
+        reasons = {(r.state, r.reason): r.count for r in stats.give_up_reasons(s)}
+        assert reasons == {("rejected", "to rejected"): 1, ("failed", "to failed"): 1}
+
+        [acct] = stats.relayer_accounts(s)
+        assert (acct.chain_id, acct.account, acct.next_nonce, acct.open_txs) == (31337, ACCOUNT, 2, 1)
