@@ -228,10 +228,11 @@ def _groth16_compile_flags(c: argparse.ArgumentParser) -> None:
 # Later subsystems (service, audit, miner) add their subcommands here.
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     from oracle.audit.cli import add_audit_command
+    from oracle.gateway.cli import add_gateway_command
     from oracle.service.cli import add_run_command
     from oracle.subnet.miner import add_miner_command
 
-    return [add_run_command, add_audit_command, add_miner_command]
+    return [add_run_command, add_audit_command, add_miner_command, add_gateway_command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

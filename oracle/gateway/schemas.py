@@ -48,9 +48,9 @@ class Setup(_Out):
     """Where the circuit's proving/verification keys come from."""
 
     dev_keys: bool = Field(description="True: keys from a local, UNSAFE ceremony (whoever ran it can forge proofs)")
-    setup_hash: str | None = Field(None, description="sha256 of the ptau/SRS file the keys came from")
-    source: str | None = Field(None, description="ptau/SRS file name or description, as recorded at compile time")
-    generator: str | None = Field(None, description="circuit generator (groth16: direct or circom)")
+    setup_hash: str | None = Field(default=None, description="sha256 of the ptau/SRS file the keys came from")
+    source: str | None = Field(default=None, description="ptau/SRS file, as recorded at compile time")
+    generator: str | None = Field(default=None, description="circuit generator (groth16: direct or circom)")
     toolchain: dict[str, str] = Field(default_factory=dict)
 
 
@@ -62,15 +62,15 @@ class Deployment(_Out):
     oracle: str
     registry: str | None = None
     registered: bool
-    adapter: str | None = Field(None, description="IInferenceVerifier the oracle calls (the registry's `verifier`)")
-    verifier: str | None = Field(None, description="the generated proof verifier behind the adapter")
+    adapter: str | None = Field(default=None, description="IInferenceVerifier the oracle calls (registry `verifier`)")
+    verifier: str | None = Field(default=None, description="the generated proof verifier behind the adapter")
     verifier_version: int | None = None
     frozen: bool | None = None
     binds_payee: bool | None = None
     verify_gas: int | None = None
-    fee_wei: str | None = Field(None, description="InferenceOracle.quoteFee(model_id, callback_gas), decimal wei")
+    fee_wei: str | None = Field(default=None, description="quoteFee(model_id, callback_gas), decimal wei")
     callback_gas: int = 0
-    error: str | None = Field(None, description="why the chain could not be read (the rest is then null)")
+    error: str | None = Field(default=None, description="why the chain could not be read (the rest is then null)")
 
 
 class MeasuredStats(_Out):
@@ -79,8 +79,8 @@ class MeasuredStats(_Out):
     proofs: int = Field(description="proofs stored for this circuit")
     prove_seconds_p50: float | None = None
     prove_seconds_p95: float | None = None
-    fulfilments: int = Field(0, description="fulfilment transactions of this oracle's relayer for the model")
-    fulfil_gas_p50: int | None = Field(None, description="gas used per fulfilment transaction (median)")
+    fulfilments: int = Field(default=0, description="fulfilment transactions of this oracle's relayer for the model")
+    fulfil_gas_p50: int | None = Field(default=None, description="gas used per fulfilment transaction (median)")
     fulfil_gas_max: int | None = None
 
 
@@ -125,7 +125,7 @@ class InferenceSubmit(_In):
     model_id: str = Field(pattern=HEX_BYTES32)
     input: list[float] | None = None
     input_fixed: list[int] | None = None
-    payee: str | None = Field(None, pattern=HEX_ADDRESS,
+    payee: str | None = Field(default=None, pattern=HEX_ADDRESS,
                               description="address the proof names as fee recipient (default: zero address)")
 
 
@@ -140,7 +140,7 @@ class HistoryEntry(_Out):
     to_state: str
     at: datetime
     reason: str | None = None
-    by: str | None = Field(None, description="lease owner that made the change (which instance/job)")
+    by: str | None = Field(default=None, description="lease owner that made the change (which instance/job)")
 
 
 class ProofView(_Out):
@@ -164,7 +164,7 @@ class FulfilView(_Out):
     output: list[int]
     payee: str | None
     proof: str
-    calldata: str | None = Field(None, description="ABI-encoded fulfill(...) call (on-chain requests)")
+    calldata: str | None = Field(default=None, description="ABI-encoded fulfill(...) call (on-chain requests)")
     tx_hash: str | None = None
     block_number: int | None = None
     gas_used: int | None = None
@@ -192,7 +192,7 @@ class InferenceView(_Out):
     output: list[float] | None
     proof: ProofView | None
     fulfil: FulfilView | None
-    adapter: str | None = Field(None, description="the verifier adapter the chain uses for the model")
+    adapter: str | None = Field(default=None, description="the verifier adapter the chain uses for the model")
     requester: str | None
     deadline: int
     fee_wei: str | None
@@ -213,7 +213,7 @@ class VerifyRequest(_In):
     input_fixed: list[int] | None = None
     output_fixed: list[int]
     proof: Any = Field(description="backend-native proof object (groth16: snarkjs JSON), as in ProofView.proof")
-    payee: str | None = Field(None, pattern=HEX_ADDRESS,
+    payee: str | None = Field(default=None, pattern=HEX_ADDRESS,
                               description="the payee the proof names (circuits that bind one)")
 
 
@@ -252,3 +252,11 @@ class HealthCheck(_Out):
 class Readiness(_Out):
     ready: bool
     checks: list[HealthCheck]
+
+
+class ModelList(_Out):
+    models: list[ModelSummary]
+
+
+class MinerList(_Out):
+    miners: list[MinerView]
