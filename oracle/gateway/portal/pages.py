@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from oracle.circuits.catalog import CircuitCatalog
-from oracle.gateway.portal.data import ApiReader, PageError
+from oracle.gateway.portal.data import ApiReader, ApiSession, PageError
 from oracle.gateway.schemas import InferenceView, ModelDetail
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,8 @@ class Pages:
     async def home(self, request: Request) -> Response:
         callback_gas = _int_param(request, "callback_gas")
         try:
-            models = [await self.api.model(s.model_id, callback_gas) for s in await self.api.models()]
+            async with self._api(request) as api:
+                models = [await api.model(s.model_id, callback_gas) for s in await api.models()]
         except PageError as e:
             return self.error(e)
         shown_gas = models[0].deployments[0].callback_gas if models and models[0].deployments else callback_gas
@@ -112,30 +113,37 @@ class Pages:
 
     async def model(self, request: Request) -> Response:
         try:
-            m = await self.api.model(request.path_params["model_id"], _int_param(request, "callback_gas"))
+            async with self._api(request) as api:
+                m = await api.model(request.path_params["model_id"], _int_param(request, "callback_gas"))
         except PageError as e:
             return self.error(e)
         return self.render("model.html", nav="models", m=m, example=example_input(m))
 
     async def inference(self, request: Request) -> Response:
         iid = int(request.path_params["inference_id"])
-        try:
-            r = await self.api.inference(iid)
-        except PageError as e:
-            return self.error(e)
-        return await self._request_page(r, f"Inference {iid}", f"/api/v1/inferences/{iid}")
+        async with self._api(request) as api:
+            try:
+                r = await api.inference(iid)
+            except PageError as e:
+                return self.error(e)
+            return await self._request_page(api, r, f"Inference {iid}", f"/api/v1/inferences/{iid}")
 
     async def onchain(self, request: Request) -> Response:
         chain_id, rid = int(request.path_params["chain_id"]), int(request.path_params["request_id"])
-        try:
-            r = await self.api.request(chain_id, rid)
-        except PageError as e:
-            return self.error(e)
-        return await self._request_page(r, f"Request {rid} on chain {chain_id}", f"/api/v1/requests/{chain_id}/{rid}")
+        async with self._api(request) as api:
+            try:
+                r = await api.request(chain_id, rid)
+            except PageError as e:
+                return self.error(e)
+            return await self._request_page(api, r, f"Request {rid} on chain {chain_id}",
+                                            f"/api/v1/requests/{chain_id}/{rid}")
 
-    async def _request_page(self, r: InferenceView, title: str, api_url: str) -> Response:
+    def _api(self, request: Request) -> ApiSession:
+        return self.api.session(str(request.base_url))
+
+    async def _request_page(self, api: ApiSession, r: InferenceView, title: str, api_url: str) -> Response:
         try:
-            m: ModelDetail | None = await self.api.model(r.model_id)
+            m: ModelDetail | None = await api.model(r.model_id)
         except PageError as e:
             log.info("request page of %s: model %s not in the catalog (%s)", api_url, r.model_id, e.message)
             m = None
