@@ -22,6 +22,11 @@ def add_run_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     r.add_argument("--confirmations", type=int, default=1)
     r.add_argument("--workers", type=int, default=4, help="dispatch threads (proofs in flight)")
     r.add_argument("--instance", default="oracle-1", help="instance id (stable across restarts)")
+    r.add_argument("--api", metavar="HOST:PORT", help="also serve the gateway (HTTP API) here; off by default")
+    r.add_argument("--api-public", action="store_true", help="allow a non-loopback --api address")
+    from oracle.gateway.cli import add_limit_flags
+
+    add_limit_flags(r, prefix="api-")
     r.set_defaults(func=cmd_run)
 
 
@@ -52,6 +57,11 @@ def cmd_run(a: argparse.Namespace) -> int:
     from oracle.service.app import OracleService
 
     cfg = build_config(a)
+    listen = None
+    if a.api:
+        from oracle.gateway.server import parse_listen
+
+        listen = parse_listen(a.api, public=a.api_public)     # refused before anything starts
     service = OracleService(cfg)
     stop = threading.Event()
 
@@ -61,5 +71,32 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    service.run_forever(stop)
+    if listen is None:
+        service.run_forever(stop)
+        return 0
+    service.start()
+    gateway = None
+    try:
+        gateway = start_gateway(a, cfg, service, listen)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        if gateway is not None:
+            gateway.stop()          # before the service closes the database it reads
+        service.stop()
     return 0
+
+
+def start_gateway(a: argparse.Namespace, cfg: Any, service: Any, listen: tuple[str, int]) -> Any:
+    """The gateway in this process (a uvicorn thread) on the service's own database."""
+    from oracle.gateway.app import create_app
+    from oracle.gateway.cli import settings_from
+    from oracle.gateway.context import GatewayContext
+    from oracle.gateway.server import GatewayServer
+
+    chains = [{"name": c.name, "rpc_url": c.rpc_url, "oracle": c.oracle} for c in cfg.chains]
+    ctx = GatewayContext.open(settings_from(a, cfg.database_url, cfg.prover.models_dir, chains, prefix="api-"),
+                              db=service.db)
+    server = GatewayServer(create_app(ctx), *listen).start()
+    log.info("gateway: %s (API docs at %s/docs)", server.url, server.url)
+    return server
