@@ -60,6 +60,11 @@ class Manifest:
     # "shift": s, "extra": 0|1}. extra=1: a signal of its own inserted at index i holding the
     # payee; extra=0: payee << s added to signal i (spare high bits of a packed word).
     payee: dict[str, int] | None = None
+    # Set iff the model is sliced (docs/sliced-models.md): one entry per slice, in order,
+    # {"circuit_id", "layers": [from, to], "dir"}; circuit_id is then the model id, a hash over
+    # the slices' circuit ids (oracle.circuits.slicing.model_id), and proofs go through
+    # oracle.proving.groth16.sliced.
+    slices: list[dict[str, Any]] | None = None
 
     @property
     def input_size(self) -> int:
