@@ -34,7 +34,7 @@ from oracle.gateway.server import GatewayServer, ListenError, parse_listen
 from oracle.paths import NODE_MODULES, ROOT
 from oracle.service.app import OracleService
 from oracle.store.db import Database
-from oracle.store.models import OFFCHAIN, RelayerTx, Request, State
+from oracle.store.models import OFFCHAIN, RelayerTx, Request
 from oracle.subnet.auth import hotkey_of, load_or_create_wallet
 from oracle.subnet.config import SubnetConfig
 from oracle.subnet.local import start_local_miners, stop_local_miners
@@ -105,7 +105,7 @@ def env(chain: Chain, risk_circuit: Path, tmp_path_factory: pytest.TempPathFacto
     ctx = GatewayContext.open(settings)
     server = GatewayServer(create_app(ctx)).start()
     try:
-        yield Env(url=server.url, db_url=db_url, db=ctx.db, p=p, chain=chain, model_id=p.model_id.lower(),
+        yield Env(url=server.url, db_url=db_url, db=ctx.db, p=p, chain=chain, model_id=p.reg.model_id.lower(),
                   circuit=risk_circuit, miners=[m.hotkey for m in miners], settings=settings, ctx=ctx)
     finally:
         server.stop()
