@@ -101,6 +101,10 @@ function minersChart(miners) {
   state.plots[id] = minersPlot;
 }
 
+function mark(id, n) {
+  document.getElementById(id).closest(".plot").classList.toggle("empty", n === 0);
+}
+
 function render(snap) {
   state.snapshots += 1;
   state.last = snap;
@@ -110,6 +114,10 @@ function render(snap) {
   provingPlot.setData([snap.proving.t, snap.proving.seconds]);
   gasPlot.setData([snap.gas.t, snap.gas.gas]);
   minersChart(snap.miners);
+  mark("plot-latency", L.t.length);
+  mark("plot-proving", snap.proving.t.length);
+  mark("plot-gas", snap.gas.t.length);
+  mark("plot-miners", snap.miners.length);
   rows("#failures", snap.failures, (f) => [f.state, f.count, fmtTime(f.last_at), f.reason], "none");
   rows("#relayers", snap.relayers, (r) => [r.chain_id, short(r.account), r.error ? r.error : fmtWei(r.balance_wei),
     r.chain_nonce ?? "–", r.next_nonce ?? "–", r.open_txs], "no relayer account configured or used yet");
