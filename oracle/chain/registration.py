@@ -11,6 +11,7 @@ from pathlib import Path
 from oracle.chain.anvil import is_loopback_url
 from oracle.chain.client import Chain
 from oracle.chain.compiler import Artifact
+from oracle.chain.sliced import is_sliced, load_sliced, register_sliced
 from oracle.chain.vk import groth16_vk_words
 from oracle.circuits.manifest import PROOF_SYSTEM_IDS, Manifest, ManifestError
 from oracle.errors import UserError
@@ -89,19 +90,17 @@ def register_circuit(
     may still hold, so it can forge any proof) is refused unless the chain is a local
     development node (``is_local_dev_chain``; without ``rpc_url`` the chain cannot be judged
     local) or ``allow_dev_keys_on_public_chain`` is set. The registry records the setup's
-    provenance either way."""
+    provenance either way. A sliced model folder (a manifest listing ``slices``) gets one
+    SlicedGroth16Adapter for all its slices (``oracle.chain.sliced``)."""
+    if is_sliced(circuit_dir):  # k slice circuits behind one SlicedGroth16Adapter
+        sliced = load_sliced(circuit_dir)
+        _check_dev_keys(chain, circuit_dir, sliced.manifest.dev_keys, rpc_url, allow_dev_keys_on_public_chain)
+        r = register_sliced(chain, registry, sliced, model_id=model_id, fee_wei=fee_wei, batch=batch)
+        return Registration(model_id=r.model_id, verifier=r.adapter, adapter=r.adapter, circuit_id=r.circuit_id,
+                            verify_gas=r.verify_gas)
     manifest = Manifest.load(circuit_dir)
     manifest.check_circuit_id(circuit_dir)
-    if manifest.dev_keys and not (rpc_url is not None and is_local_dev_chain(chain, rpc_url)):
-        if not allow_dev_keys_on_public_chain:
-            raise DevKeysRefused(
-                f"{circuit_dir}: keys from a LOCAL development ceremony (dev_keys) cannot be registered on "
-                f"chain {chain.chain_id} ({rpc_url or 'unknown RPC'}), which is not a local development node: "
-                "whoever ran that ceremony can forge any proof. Recompile with --ptau/--srs from a public "
-                "ceremony, or pass --i-understand-dev-keys-are-forgeable to register anyway."
-            )
-        log.warning("registering DEVELOPMENT keys of %s on chain %d: anyone with the ceremony's "
-                    "secrets can forge proofs for this model", circuit_dir, chain.chain_id)
+    _check_dev_keys(chain, circuit_dir, manifest.dev_keys, rpc_url, allow_dev_keys_on_public_chain)
     verifier_json = manifest.path(circuit_dir, "verifier_json")
     try:
         art = json.loads(verifier_json.read_text())
@@ -153,6 +152,19 @@ def register_circuit(
     return Registration(
         model_id=mid, verifier=verifier, adapter=adapter, circuit_id=manifest.circuit_id, verify_gas=gas
     )
+
+
+def _check_dev_keys(chain: Chain, circuit_dir: Path, dev_keys: bool, rpc_url: str | None, allow: bool) -> None:
+    if dev_keys and not (rpc_url is not None and is_local_dev_chain(chain, rpc_url)):
+        if not allow:
+            raise DevKeysRefused(
+                f"{circuit_dir}: keys from a LOCAL development ceremony (dev_keys) cannot be registered on "
+                f"chain {chain.chain_id} ({rpc_url or 'unknown RPC'}), which is not a local development node: "
+                "whoever ran that ceremony can forge any proof. Recompile with --ptau/--srs from a public "
+                "ceremony, or pass --i-understand-dev-keys-are-forgeable to register anyway."
+            )
+        log.warning("registering DEVELOPMENT keys of %s on chain %d: anyone with the ceremony's "
+                    "secrets can forge proofs for this model", circuit_dir, chain.chain_id)
 
 
 def _hex(s: str) -> str:
