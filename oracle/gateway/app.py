@@ -205,11 +205,21 @@ class _BodyLimit:
             return message
 
         started = False
+        replaced = False
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
+            # The framework may catch the read error and answer something else (FastAPI: 400
+            # "error parsing the body"): whatever the app answers to a cut-off body, it is a 413.
+            nonlocal started, replaced
             if message["type"] == "http.response.start":
                 started = True
+                if too_large:
+                    replaced = True
+                    await self._refuse(send, 413, "too_large",
+                                       f"body exceeds the gateway's {self.max_body}-byte limit")
+                    return
+            if replaced:
+                return
             await send(message)
 
         try:
@@ -217,8 +227,6 @@ class _BodyLimit:
         except _TooLarge:
             if not started:
                 await self._refuse(send, 413, "too_large", f"body exceeds the gateway's {self.max_body}-byte limit")
-        if too_large and not started:
-            return
 
     async def _refuse(self, send: Send, status: int, code: str, message: str) -> None:
         _refused(self.ctx, code)
