@@ -141,8 +141,9 @@ def fan_in(qm: QuantizedModel) -> int:
     for ly in qm.layers:
         per_row = np.zeros(ly.size, dtype=np.int64)
         for w in ly.terms.values():
-            nnz = getattr(w, "getnnz", None)     # a scipy sparse matrix counts its own rows
-            per_row += np.asarray(nnz(axis=1) if nnz else np.count_nonzero(w, axis=1), dtype=np.int64)
+            # dense numpy, or a scipy sparse array (whose count_nonzero takes an axis too)
+            per_row += np.asarray(w.count_nonzero(axis=1) if hasattr(w, "indptr")
+                                  else np.count_nonzero(w, axis=1), dtype=np.int64).reshape(-1)
         if len(per_row):
             best = max(best, int(per_row.max()))
     return best
