@@ -75,8 +75,17 @@ def cmd_models_compile(a: argparse.Namespace) -> int:
         raise UserError("--srs is for the ezkl backend; use --ptau with groth16")
     if a.backend != "groth16" and (a.generator or a.ptau_power is not None or a.max_ceremony_seconds is not None):
         raise UserError("--generator, --ptau-power and --max-ceremony-seconds are for the groth16 backend")
-    m = compile_model(a.model, a.backend, a.out, a.calibration, setup, packed_signals=not a.unpacked_signals,
-                      generator=a.generator, ptau_power=a.ptau_power, max_ceremony_seconds=a.max_ceremony_seconds)
+    if a.slices is not None or a.slice_constraints is not None:
+        from oracle.commands import compile_sliced_model
+
+        if a.backend != "groth16" or a.generator == "circom" or a.unpacked_signals:
+            raise UserError("--slices / --slice-constraints need --backend groth16 with the direct generator "
+                            "and packed signals")
+        m = compile_sliced_model(a.model, a.out, a.calibration, a.ptau, a.slices, a.slice_constraints, a.ptau_power)
+    else:
+        m = compile_model(a.model, a.backend, a.out, a.calibration, setup, packed_signals=not a.unpacked_signals,
+                          generator=a.generator, ptau_power=a.ptau_power,
+                          max_ceremony_seconds=a.max_ceremony_seconds)
     if m.dev_keys:
         log.warning("DEVELOPMENT KEYS: %s was set up without a ceremony file; do not use in production", a.out)
     print(json.dumps({"circuit_id": m.circuit_id, "backend": m.backend, "out": str(a.out),
@@ -159,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--unpacked-signals", action="store_true",
                    help="groth16: one public signal per value instead of packed words (more verification gas)")
     _groth16_compile_flags(c)
+    c.add_argument("--slices", type=_slices, metavar="N|auto",
+                   help="groth16: a sliced model (docs/sliced-models.md): N circuits cut at layer boundaries "
+                        "with balanced constraints, or 'auto' (the fewest that each fit 2^16), all on one ceremony")
+    c.add_argument("--slice-constraints", type=int, metavar="N",
+                   help="groth16: a sliced model whose every slice has at most N constraints (the fewest slices)")
     c.set_defaults(func=cmd_models_compile)
     pl = m.add_parser("plan", help="groth16: what a compile would need (constraints, ceremony, memory, time) "
                                    "and whether it would be refused; prints JSON, builds nothing")
@@ -210,6 +224,18 @@ def _power(value: str) -> int:
     if not MIN_POWER <= p <= MAX_POWER:
         raise argparse.ArgumentTypeError(f"power {p} outside [{MIN_POWER}, {MAX_POWER}]")
     return p
+
+
+def _slices(v: str) -> int | str:
+    if v == "auto":
+        return v
+    try:
+        n = int(v)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--slices takes a number of slices (>= 2) or 'auto', not {v!r}") from e
+    if n < 2:
+        raise argparse.ArgumentTypeError(f"--slices {n}: a sliced model has at least 2 slices")
+    return n
 
 
 def _groth16_compile_flags(c: argparse.ArgumentParser) -> None:

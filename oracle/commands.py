@@ -59,6 +59,17 @@ def compile_model(onnx: Path, backend: str, out: Path, calibration: Path | None 
         g.close()
 
 
+def compile_sliced_model(onnx: Path, out: Path, calibration: Path | None = None, setup_file: Path | None = None,
+                         slices: int | str | None = "auto", slice_constraints: int | None = None,
+                         ptau_power: int | None = None) -> Manifest:
+    """A sliced model folder (oracle.proving.groth16.sliced): k direct circuits on one ceremony."""
+    from oracle.proving.groth16.sliced import compile_sliced
+
+    options = CompileOptions(calibration=_calibration(onnx, calibration), setup_file=setup_file,
+                             ptau_power=ptau_power)
+    return compile_sliced(onnx, out, options, slices=slices, slice_constraints=slice_constraints)
+
+
 def plan_model(onnx: Path, calibration: Path | None = None, generator: str | None = None,
                setup_file: Path | None = None, packed_signals: bool = True, ptau_power: int | None = None,
                max_ceremony_seconds: float | None = None) -> tuple[dict[str, Any], str | None]:

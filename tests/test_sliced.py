@@ -279,3 +279,17 @@ def test_a_slice_reproven_on_another_activation_is_refused(k3: Path, proofs: lis
     assert w.commit_in is not None and w.commit_out is not None
     assert "slice 0" in str(sliced.why_not(k3, a.input_fixed, a.output_fixed, PAYEE,
                                            [w.commit_in, w.commit_out], forged, pool))
+
+
+def test_cli_refuses_bad_slicing_flags(tmp_path: Path) -> None:
+    from tests.test_cli import oracle
+
+    onnx_path = mlp_onnx(CACHE / "sliced-src")[0]
+    r = oracle("models", "compile", str(onnx_path), "--backend", "groth16", "--slices", "1", "--out", str(tmp_path))
+    assert r.returncode == 2 and "at least 2 slices" in r.stderr
+    r = oracle("models", "compile", str(onnx_path), "--backend", "ezkl", "--slices", "2", "--out", str(tmp_path))
+    assert r.returncode == 2 and "need --backend groth16" in r.stderr, r.stderr
+    r = oracle("models", "compile", str(onnx_path), "--backend", "groth16", "--slice-constraints", "100",
+               "--out", str(tmp_path))
+    assert r.returncode == 2 and "costliest single layer" in r.stderr, r.stderr
+    assert not (tmp_path / "manifest.json").exists()
