@@ -52,8 +52,7 @@ def add_limit_flags(p: argparse.ArgumentParser, prefix: str = "") -> None:
 def settings_from(a: argparse.Namespace, db: str, models: Path, chains: list[Any], prefix: str = "") -> Any:
     from pydantic import ValidationError
 
-    from oracle.gateway.config import ChainEndpoint, GatewaySettings
-    from oracle.service.config import ConfigError
+    from oracle.gateway.config import ChainEndpoint, GatewayConfigError, GatewaySettings
 
     p = prefix.replace("-", "_")
     try:
@@ -64,17 +63,17 @@ def settings_from(a: argparse.Namespace, db: str, models: Path, chains: list[Any
             max_pending=getattr(a, f"{p}max_pending"),
         )
     except ValidationError as e:
-        raise ConfigError(f"invalid gateway flags: {e}") from e
+        raise GatewayConfigError(f"invalid gateway flags: {e}") from e
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
     from oracle.gateway.app import create_app
     from oracle.gateway.context import GatewayContext
+    from oracle.gateway.config import GatewayConfigError
     from oracle.gateway.server import GatewayServer, parse_listen
-    from oracle.service.config import ConfigError
 
     if len(a.rpc) != len(a.oracle):
-        raise ConfigError("give one --oracle per --rpc")
+        raise GatewayConfigError("give one --oracle per --rpc")
     host, port = parse_listen(a.listen, public=a.public)
     chains = [{"name": f"chain-{i}", "rpc_url": r, "oracle": o} for i, (r, o) in enumerate(zip(a.rpc, a.oracle,
                                                                                                strict=True))]

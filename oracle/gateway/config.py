@@ -7,7 +7,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
 
+from oracle.errors import UserError
+
 KIB = 1024
+
+
+class GatewayConfigError(UserError, ValueError):
+    """Gateway flags or settings that cannot work."""
 
 
 class ChainEndpoint(BaseModel):
