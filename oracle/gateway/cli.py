@@ -68,8 +68,8 @@ def settings_from(a: argparse.Namespace, db: str, models: Path, chains: list[Any
 
 def cmd_serve(a: argparse.Namespace) -> int:
     from oracle.gateway.app import create_app
-    from oracle.gateway.context import GatewayContext
     from oracle.gateway.config import GatewayConfigError
+    from oracle.gateway.context import GatewayContext
     from oracle.gateway.server import GatewayServer, parse_listen
 
     if len(a.rpc) != len(a.oracle):
