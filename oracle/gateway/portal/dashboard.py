@@ -45,7 +45,7 @@ class ChainReader(Protocol):
 class CachedChainReader:
     """Wraps a reader: one chain read per account every ``ttl`` seconds at most."""
 
-    def __init__(self, reader: ChainReader, ttl: float = 5.0) -> None:
+    def __init__(self, reader: ChainReader, ttl: float = 2.0) -> None:
         self._reader, self._ttl = reader, ttl
         self._cache: dict[tuple[int, str], tuple[float, AccountState]] = {}
 

@@ -91,7 +91,7 @@ function minersChart(miners) {
       { scale: "s", side: 1, label: "latency (s)", size: 60, grid: { show: false } },
     ],
     series: [
-      {},
+      { label: "miner", value: (u, v) => (v === null || v === undefined ? "--" : (minersPlot?._labels ?? labels)[v] ?? "--") },
       { label: "score", scale: "score", stroke: "#2563eb", fill: "#2563eb88", paths: bars({ size: [0.35, 60], align: -1 }), points: { show: false } },
       { label: "latency (s)", scale: "s", stroke: "#d97706", fill: "#d9770688", paths: bars({ size: [0.35, 60], align: 1 }), points: { show: false } },
     ],

@@ -1,0 +1,161 @@
+"""The portal in a real browser: find a model, submit an input through the form, watch it get
+proven, verify the proof in the page, see a tampered proof refused; an on-chain request's page;
+the dashboard updating live while requests are processed. Screenshots: build/screenshots/."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from oracle.chain.client import Chain
+from oracle.circuits.manifest import Manifest
+from oracle.circuits.quantize import QuantizedModel, quantized_forward
+from tests.browser.conftest import Stack, screenshot
+from tests.conftest import account_chain
+
+NO_CALLBACK = "0x" + "00" * 20
+PROVE_TIMEOUT_MS = 120_000
+
+
+def _reference(stack: Stack, x_fixed: list[int]) -> list[int]:
+    qm = QuantizedModel.load(stack.circuit / "quantized.json")
+    return quantized_forward(qm, x_fixed)
+
+
+def _request_onchain(stack: Stack, user: Chain, x: list[int]) -> int:
+    o = user.contract("InferenceOracle", stack.deployment.oracle)
+    mid = bytes.fromhex(stack.model_id[2:])
+    fee = int(o.functions.quoteFee(mid, 0).call())
+    deadline = int(user.w3.eth.get_block("latest")["timestamp"]) + 900
+    user.transact(o.functions.requestInference(mid, x, NO_CALLBACK, 0, deadline), value=fee)
+    return int(o.functions.nextRequestId().call()) - 1
+
+
+def test_find_submit_prove_verify_and_tamper(page: Page, stack: Stack) -> None:
+    m = Manifest.load(stack.circuit)
+    page.goto(stack.url + "/")
+    card = page.locator("article.model", has_text="risk")
+    expect(card).to_have_count(1)
+    expect(card).to_contain_text(m.circuit_id)
+    expect(card.locator("table.deployments")).to_contain_text("anvil")
+    screenshot(page, "catalog")
+
+    # search and filter run on the page
+    page.fill("#q", "no-such-model")
+    expect(card).to_be_hidden()
+    expect(page.locator("#no-match")).to_be_visible()
+    page.fill("#q", m.circuit_id[2:12])
+    expect(card).to_be_visible()
+
+    card.locator("a.button", has_text="Try it").click()
+    expect(page).to_have_url(re.compile(r"/models/0x[0-9a-f]{64}$"))
+    expect(page.locator("h1")).to_contain_text("risk")
+
+    # a wrong key is refused with the API's reason, and nothing is created
+    rng = random.Random(5)
+    x = [round(rng.uniform(0, 1), 3) for _ in range(m.input_size)]
+    page.fill("#input", ", ".join(str(v) for v in x))
+    page.fill("#api-key", "not-a-key")
+    page.click("#submit-button")
+    expect(page.locator("#submit-status")).to_contain_text("refused (401)")
+    # too few values: refused in the page
+    page.fill("#input", "0.5, 0.5")
+    page.fill("#api-key", stack.api_key)
+    page.click("#submit-button")
+    expect(page.locator("#submit-status")).to_contain_text(f"this model takes {m.input_size} values, you gave 2")
+
+    page.fill("#input", ", ".join(str(v) for v in x))
+    screenshot(page, "model")
+    page.click("#submit-button")
+    expect(page).to_have_url(re.compile(r"/inferences/\d+$"))
+    iid = int(page.url.rsplit("/", 1)[1])
+
+    # the page follows the request until the proof is there (it reloads itself on each change)
+    expect(page.locator("#verify-button")).to_be_visible(timeout=PROVE_TIMEOUT_MS)
+    view = stack.get(f"/api/v1/inferences/{iid}").json()
+    x_fixed = [round(v * 2**m.input_scale) for v in x]
+    assert view["input_fixed"] == x_fixed
+    want = _reference(stack, x_fixed)
+    assert view["output_fixed"] == want
+    outputs = page.locator("table.values tr.out td:nth-child(3)")
+    expect(outputs).to_have_text([str(v) for v in want])
+    expect(page.locator("#history")).to_contain_text("proven")
+
+    page.click("#verify-button")
+    verdict = page.locator("#verify-verdict")
+    expect(verdict).to_contain_text("Proof verified in your browser", timeout=60_000)
+    expect(page.locator("ul.checks li.bad")).to_have_count(0)
+    expect(page.locator("ul.checks")).to_contain_text("verification key = circuit id (catalog)")
+    screenshot(page, "inference-verified")
+
+    # one hex digit of the proof changed: refused, and the page says which check failed
+    box = page.locator("#proof-bytes")
+    proof = box.input_value()
+    i = 2 + 64 * 6 + 10                      # inside c.x
+    box.fill(proof[:i] + ("1" if proof[i] != "1" else "2") + proof[i + 1:])
+    page.click("#verify-button")
+    expect(verdict).to_contain_text("Proof REJECTED in your browser", timeout=60_000)
+    expect(verdict).to_contain_text("Groth16 pairing check")
+    expect(page.locator("ul.checks li.ok")).to_contain_text(["verification key = circuit id (catalog)"])
+    screenshot(page, "inference-tampered")
+
+    box.fill(proof[:-2])                     # a byte short
+    page.click("#verify-button")
+    expect(verdict).to_contain_text("proof bytes")
+    box.fill(proof)                          # restored: verifies again
+    page.click("#verify-button")
+    expect(verdict).to_contain_text("Proof verified in your browser")
+
+
+def test_dashboard_live_and_onchain_request_page(page: Page, stack: Stack) -> None:
+    page.goto(stack.url + "/dashboard")
+    page.wait_for_function("window.dashboard && window.dashboard.snapshots >= 1")
+    before = page.evaluate("window.dashboard.last.totals.fulfilled || 0")
+    updates = page.evaluate("window.dashboard.snapshots")
+
+    # requests arrive while the page is open: on chain (3 accounts) and off-chain (the API)
+    m = Manifest.load(stack.circuit)
+    rng = random.Random(9)
+    xs = [[rng.randint(0, 1 << m.input_scale) for _ in range(m.input_size)] for _ in range(3)]
+    rids = [_request_onchain(stack, account_chain(stack.chain, 1 + k), x) for k, x in enumerate(xs)]
+    for _ in range(2):
+        body = {"model_id": stack.model_id, "input_fixed": [rng.randint(0, 1000) for _ in range(m.input_size)]}
+        r = httpx.post(stack.url + "/api/v1/inferences", timeout=30, json=body,
+                       headers={"Authorization": f"Bearer {stack.api_key}"})
+        assert r.status_code == 202, r.text
+
+    # counts and plots change without a reload
+    page.wait_for_function(f"(window.dashboard.last.totals.fulfilled || 0) >= {before + 5}", timeout=PROVE_TIMEOUT_MS)
+    assert page.evaluate("window.dashboard.snapshots") > updates
+    expect(page.locator('#state-counts .count[data-state="fulfilled"] b')).to_have_text(re.compile(r"\d+"))
+    n_latency = page.evaluate("window.dashboard.plots['plot-latency'].data[0].length")
+    n_proofs = page.evaluate("window.dashboard.plots['plot-proving'].data[0].length")
+    assert n_latency >= 5 and n_proofs >= 5
+    page.wait_for_function("window.dashboard.plots['plot-gas'].data[0].length >= 1", timeout=60_000)
+    expect(page.locator("#relayers tbody")).to_contain_text(str(stack.chain.chain_id))
+    expect(page.locator("#relayers tbody")).to_contain_text("ETH")
+    expect(page.locator("#miners tbody tr")).to_have_count(2)
+    time.sleep(1.5)                     # let uPlot draw the last points before the picture
+    screenshot(page, "dashboard")
+
+    # an on-chain request's page: fulfilment transaction and gas, and the proof verifies here
+    rid = rids[0]
+    page.goto(f"{stack.url}/requests/{stack.chain.chain_id}/{rid}")
+    expect(page.locator("header .badge")).to_have_text("fulfilled", timeout=PROVE_TIMEOUT_MS)
+    expect(page.locator("#proof")).to_contain_text("gas")
+    expect(page.locator("table.values tr.out td:nth-child(3)")).to_have_text([str(v) for v in _reference(stack, xs[0])])
+    page.click("#verify-button")
+    expect(page.locator("#verify-verdict")).to_contain_text("Proof verified in your browser", timeout=60_000)
+    screenshot(page, "request-onchain")
+
+
+def test_unknown_pages_say_why(page: Page, stack: Stack) -> None:
+    page.goto(stack.url + "/inferences/12345")
+    expect(page.locator("h1")).to_contain_text("404")
+    expect(page.locator("#error-message")).not_to_be_empty()
+    page.goto(stack.url + "/models/0x" + "ab" * 32)
+    expect(page.locator("h1")).to_contain_text("404")
