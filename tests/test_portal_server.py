@@ -1,0 +1,95 @@
+"""The portal's server side without a browser (tests/browser drive it in Chromium): the pinned
+npm assets it serves, the clear error when they are missing, pages that say why a request
+is unknown, and the dashboard's server-sent events following the store."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from oracle.gateway.app import create_app
+from oracle.gateway.config import GatewaySettings
+from oracle.gateway.context import GatewayContext
+from oracle.gateway.portal.assets import AssetsMissing, vendor_files
+from oracle.gateway.server import GatewayServer
+from oracle.paths import NODE_MODULES
+from oracle.store import repo
+
+ZERO = "0x" + "00" * 20
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[tuple[str, GatewayContext]]:
+    models = tmp_path / "models"
+    models.mkdir()
+    ctx = GatewayContext.open(GatewaySettings(database_url=f"sqlite:///{tmp_path / 'g.db'}", models_dir=models))
+    with GatewayServer(create_app(ctx)) as server:
+        yield server.url, ctx
+    ctx.close()
+
+
+def test_vendored_assets_are_the_pinned_npm_files(gateway: tuple[str, GatewayContext]) -> None:
+    url, _ = gateway
+    lock = json.loads((NODE_MODULES.parent / "package-lock.json").read_text())["packages"]
+    for name, package, path in (("snarkjs.min.js", "snarkjs", "build/snarkjs.min.js"),
+                                ("uPlot.iife.min.js", "uplot", "dist/uPlot.iife.min.js")):
+        assert f"node_modules/{package}" in lock           # pinned through package-lock.json
+        r = httpx.get(f"{url}/portal/vendor/{name}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+        assert r.content == (NODE_MODULES / package / path).read_bytes()
+    assert httpx.get(f"{url}/portal/vendor/other.js").status_code == 404
+    r = httpx.get(f"{url}/portal/static/js/proofcheck.mjs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+
+
+def test_missing_npm_packages_say_what_to_run(tmp_path: Path) -> None:
+    (tmp_path / "snarkjs" / "build").mkdir(parents=True)
+    (tmp_path / "snarkjs" / "build" / "snarkjs.min.js").write_text("x")
+    with pytest.raises(AssetsMissing, match=r"uplot .*run `make setup` \(npm ci\)"):
+        vendor_files(tmp_path)
+
+
+def test_pages_render_and_unknown_requests_say_why(gateway: tuple[str, GatewayContext]) -> None:
+    url, _ = gateway
+    home = httpx.get(url + "/")
+    assert home.status_code == 200 and "No models are served by this gateway" in home.text
+    r = httpx.get(url + "/inferences/77")
+    assert r.status_code == 404 and "no off-chain inference 77" in r.text
+    r = httpx.get(url + "/requests/31337/5")
+    assert r.status_code == 404 and "no request 5 on chain 31337" in r.text
+    assert httpx.get(url + "/dashboard").status_code == 200
+    paths = httpx.get(url + "/openapi.json").json()["paths"]
+    assert not any(p.startswith(("/dashboard", "/portal", "/models/", "/inferences/")) for p in paths)
+
+
+def _events(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
+    name = None
+    for line in lines:
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            yield str(name), json.loads(line[6:])
+
+
+def test_dashboard_events_follow_the_store(gateway: tuple[str, GatewayContext]) -> None:
+    url, ctx = gateway
+    with httpx.stream("GET", url + "/dashboard/events", timeout=10) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        events = _events(r.iter_lines())
+        name, first = next(events)
+        assert name == "snapshot" and first["totals"] == {} and first["latency"]["t"] == []
+        t0 = time.monotonic()
+        with ctx.db.session() as s:
+            for _ in range(2):
+                repo.record_offchain(s, model_id="0x" + "ab" * 32, input_fixed=[1, 2], payee=None,
+                                     deadline=int(time.time()) + 60, submitted_by="t")
+        name, second = next(events)       # only a change is sent (no event for an idle store)
+        assert name == "snapshot" and time.monotonic() - t0 < 5
+        assert second["totals"] == {"confirmed": 2} and second["states"] == {"offchain": {"confirmed": 2}}
+        assert len(second["latency"]["t"]) == 2 and second["latency"]["fulfilled"] == [None, None]
