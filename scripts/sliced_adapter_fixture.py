@@ -22,7 +22,10 @@ Writes contracts/test/fixtures/slicedtoy_k{2,4,8}.json:
    "requests": [{"input", "output", "commitments", "proofs": [[8 words]...],
                  "public_signals": [[...] per slice], "proof" (0x, the fulfill() argument)}]}
   with requests for the inputs INPUTS (request 2 = request 0 with one input value changed).
-Keys are kept between runs (build/fixtures/slicedtoy-k*/); `--recompile` makes new ones.
+and the model folders build/fixtures/slicedtoy-k{k}/ in the layout of oracle.proving.groth16.sliced
+(manifest.json with ``slices``, slices/<j>/ with keys, slice.json and the snarkjs verifier), which
+oracle.chain.registration registers and bench/bench_sliced_gas.py measures. Keys are kept between
+runs; `--recompile` makes new ones (and new fixtures).
 """
 
 from __future__ import annotations
@@ -41,10 +44,14 @@ sys.path.insert(0, str(ROOT))
 from eth_abi import encode  # noqa: E402
 
 from oracle.chain.vk import groth16_vk_words  # noqa: E402
-from oracle.circuits.packing import pack, per_word  # noqa: E402
+from oracle.circuits.manifest import PACKED_LAYOUT, Manifest, circuit_id_of, sha256_file  # noqa: E402
+from oracle.circuits.packing import Packing, pack, per_word  # noqa: E402
+from oracle.circuits.payee import slot_for  # noqa: E402
+from oracle.circuits.slicing import model_id  # noqa: E402
 from oracle.proving.groth16 import tools  # noqa: E402
 from oracle.proving.groth16.calldata import proof_words  # noqa: E402
 from oracle.proving.groth16.circuit import TEMPLATES  # noqa: E402
+from oracle.proving.groth16.solidity import compile_verifier  # noqa: E402
 
 log = logging.getLogger("sliced_adapter_fixture")
 
@@ -165,37 +172,54 @@ def slice_circom(j: int, k: int) -> str:
     ])
 
 
-def _compile(d: Path, j: int, k: int) -> None:
-    name = f"slice{j}"
-    if (d / f"{name}.zkey").exists() and "--recompile" not in sys.argv:
-        return
-    d.mkdir(parents=True, exist_ok=True)
-    (d / f"{name}.circom").write_text(slice_circom(j, k))
-    rel = d.relative_to(ROOT)
+def _compile(d: Path, j: int, k: int) -> str:
+    """Slice j of the k-slice toy model in d/slices/<j>/ (the layout of
+    oracle.proving.groth16.sliced: keys, slice.json, the snarkjs verifier for the one-by-one gas
+    baseline); kept unless --recompile. Returns the slice's circuit id."""
+    sd = d / "slices" / str(j)
+    if (sd / "slice.json").exists() and "--recompile" not in sys.argv:
+        return str(json.loads((sd / "slice.json").read_text())["circuit_id"])
+    sd.mkdir(parents=True, exist_ok=True)
+    (sd / "model.circom").write_text(slice_circom(j, k))
+    rel = sd.relative_to(ROOT)
     # circom2 (WASI) only sees paths below its working directory: run it from the repository root.
-    tools.run([tools.node_binary(), str(tools.circom_cli()), str(rel / f"{name}.circom"),
+    tools.run([tools.node_binary(), str(tools.circom_cli()), str(rel / "model.circom"),
                "--r1cs", "--wasm", "--O2", "-o", str(rel), "-l", "node_modules"],
-              cwd=ROOT, what=f"circom {name}")
-    os.replace(d / f"{name}_js" / f"{name}.wasm", d / f"{name}.wasm")
-    shutil.rmtree(d / f"{name}_js", ignore_errors=True)
+              cwd=ROOT, what=f"circom slice {j}")
+    os.replace(sd / "model_js" / "model.wasm", sd / "model.wasm")
+    shutil.rmtree(sd / "model_js", ignore_errors=True)
     sj = tools.snarkjs
-    sj("groth16", "setup", f"{name}.r1cs", str(PTAU), "z0.zkey", cwd=d, what="groth16 setup")
+    sj("groth16", "setup", "model.r1cs", str(PTAU), "z0.zkey", cwd=sd, what="groth16 setup")
     sj("zkey", "contribute", "z0.zkey", "z1.zkey", "--name=toy slice", f"-e={os.urandom(32).hex()}",
-       cwd=d, what="zkey contribute")
-    sj("zkey", "beacon", "z1.zkey", f"{name}.zkey", os.urandom(32).hex(), "10", "-n=beacon", cwd=d,
+       cwd=sd, what="zkey contribute")
+    sj("zkey", "beacon", "z1.zkey", "model.zkey", os.urandom(32).hex(), "10", "-n=beacon", cwd=sd,
        what="zkey beacon")
     for f in ("z0.zkey", "z1.zkey"):
-        (d / f).unlink()
-    sj("zkey", "export", "verificationkey", f"{name}.zkey", f"{name}_vk.json", cwd=d, what="export vk")
+        (sd / f).unlink()
+    sj("zkey", "export", "verificationkey", "model.zkey", "verification_key.json", cwd=sd, what="export vk")
+    return _finish_slice(sd, j, k)
+
+
+def _finish_slice(sd: Path, j: int, k: int) -> str:
+    """The slice's snarkjs verifier (compiled) and its slice.json."""
+    tools.snarkjs("zkey", "export", "solidityverifier", "model.zkey", "Verifier.sol", cwd=sd,
+                  what="export solidity verifier")
+    (sd / "verifier.json").write_text(json.dumps(compile_verifier(sd / "Verifier.sol", "Groth16Verifier")))
+    cid = circuit_id_of(sd / "verification_key.json")
+    files = {"circom": "model.circom", "r1cs": "model.r1cs", "wasm": "model.wasm", "zkey": "model.zkey",
+             "vk": "verification_key.json", "verifier_sol": "Verifier.sol", "verifier_json": "verifier.json"}
+    (sd / "slice.json").write_text(json.dumps({"index": j, "of": k, "layers": [j, j + 1], "circuit_id": cid,
+                                               "files": files, "toy": True}, indent=2) + "\n")
+    return cid
 
 
 def _prove(d: Path, j: int, inp: dict[str, Any]) -> tuple[list[int], list[int]]:
-    name = f"slice{j}"
-    (d / "input.json").write_text(json.dumps(inp))
-    tools.snarkjs("groth16", "fullprove", "input.json", f"{name}.wasm", f"{name}.zkey", "proof.json",
-                  "public.json", cwd=d, what=f"prove {name}")
-    proof = json.loads((d / "proof.json").read_text())
-    public = [int(s) for s in json.loads((d / "public.json").read_text())]
+    sd = d / "slices" / str(j)
+    (sd / "input.json").write_text(json.dumps(inp))
+    tools.snarkjs("groth16", "fullprove", "input.json", "model.wasm", "model.zkey", "proof.json",
+                  "public.json", cwd=sd, what=f"prove slice {j}")
+    proof = json.loads((sd / "proof.json").read_text())
+    public = [int(s) for s in json.loads((sd / "public.json").read_text())]
     return proof_words(proof), public
 
 
@@ -229,8 +253,17 @@ def _encoded(commitments: list[int], proofs: list[list[int]]) -> str:
 
 def build(k: int) -> None:
     d = BUILD / f"slicedtoy-k{k}"
-    for j in range(k):
-        _compile(d, j, k)
+    ids = [_compile(d, j, k) for j in range(k)]
+    cid = model_id(ids)
+    # The model folder oracle.chain.sliced registers (one adapter for all slices).
+    Manifest(
+        backend="groth16", name=f"slicedtoy-k{k}", circuit_id=cid, input_shape=[N_IN], output_shape=[N_OUT],
+        input_scale=0, output_scale=0, input_bits=IN_BITS, output_bits=OUT_BITS, signal_layout=PACKED_LAYOUT,
+        files={}, verifier_contract="SlicedGroth16Adapter", dev_keys=True,
+        settings={"ptau": {"file": PTAU.name, "sha256": sha256_file(PTAU)}, "toy": "scripts/sliced_adapter_fixture.py"},
+        packing=Packing.for_bits(IN_BITS, OUT_BITS).to_dict(), payee=slot_for(N_OUT * OUT_BITS, 0),
+        slices=[{"circuit_id": c, "layers": [j, j + 1], "dir": f"slices/{j}"} for j, c in enumerate(ids)],
+    ).save(d)
     requests = []
     for x in INPUTS:
         ch = _chain(d, k, x)
@@ -242,7 +275,9 @@ def build(k: int) -> None:
     doc: dict[str, Any] = {
         "k": k, "input_bits": IN_BITS, "output_bits": OUT_BITS, "boundary_bits": ACT_BITS,
         "n_inputs": N_IN, "n_outputs": N_OUT, "payee": PAYEE,
-        "vks": [[str(w) for w in groth16_vk_words(d / f"slice{j}_vk.json")] for j in range(k)],
+        "vks": [[str(w) for w in groth16_vk_words(d / "slices" / str(j) / "verification_key.json")]
+                for j in range(k)],
+        "circuit_id": cid,
         "requests": requests,
     }
     out = FIXTURES / f"slicedtoy_k{k}.json"
@@ -252,7 +287,8 @@ def build(k: int) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for k in (2, 4, 8):
+    ks = [int(a) for a in sys.argv[1:] if a.isdigit()] or [2, 4, 8]
+    for k in ks:
         build(k)
 
 

@@ -44,12 +44,16 @@ library SignalPacking {
     {
         uint256 k = WORD_BITS / bits;
         int256 half = int256(1 << (bits - 1));
-        for (uint256 i; i < values.length; ++i) {
-            int256 v = values[i];
-            if (v < -half || v >= half) return i;
-            // v + half is in [0, 2^bits): no carry into the next value's bits.
-            dst[start + i / k] |= uint256(v + half) << (bits * (i % k));
+        uint256 n = values.length;
+        // No overflow: bits <= 253, i < n, and v + half is computed only for |v| <= half.
+        unchecked {
+            for (uint256 i; i < n; ++i) {
+                int256 v = values[i];
+                if (v < -half || v >= half) return i;
+                // v + half is in [0, 2^bits): no carry into the next value's bits.
+                dst[start + i / k] |= uint256(v + half) << (bits * (i % k));
+            }
         }
-        return values.length;
+        return n;
     }
 }
