@@ -59,37 +59,56 @@ def account_chain(chain: Chain, index: int) -> Chain:
 
 
 # --- Groth16 backend fixtures ---------------------------------------------------------------
-# The risk model is compiled once into .cache/test-circuits/risk-groth16 and reused across runs
-# while the ONNX file, its calibration, the quantization settings and the generator sources are
-# unchanged (the local ptau is cached separately under .cache/ptau).
+# The risk model is compiled once per generator into .cache/test-circuits/risk-<generator>[-unpacked]
+# and reused across runs while the ONNX file, its calibration, the quantization settings and the
+# generator sources are unchanged (the local ptau is cached separately under .cache/ptau). The
+# folder name carries the generator, so the default (direct) and the circom circuits of
+# tests/test_groth16.py do not rebuild each other; the direct folders are the ones
+# tests/test_r1cs_direct.py compiles too (same build key).
+
+
+def _risk(backend: Groth16Backend, packed: bool) -> Path:
+    root = Path(__file__).resolve().parent.parent
+    return compile_cached(
+        backend,
+        root / "models" / "risk" / "model.onnx",
+        root / "models" / "risk" / "calibration.json",
+        root / ".cache" / "test-circuits" / f"risk-{backend.generator}{'' if packed else '-unpacked'}",
+        root / ".cache",
+        packed=packed,
+    )
 
 
 @pytest.fixture(scope="session")
 def groth16_backend() -> Iterator[Groth16Backend]:
-    backend = Groth16Backend(pool_size=2)
+    backend = Groth16Backend(pool_size=2)         # the default generator (direct)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="session")
+def circom_backend() -> Iterator[Groth16Backend]:
+    backend = Groth16Backend(pool_size=2, generator="circom")
     yield backend
     backend.close()
 
 
 @pytest.fixture(scope="session")
 def risk_circuit(groth16_backend: Groth16Backend) -> Path:
-    root = Path(__file__).resolve().parent.parent
-    return compile_cached(
-        groth16_backend,
-        root / "models" / "risk" / "model.onnx",
-        root / "models" / "risk" / "calibration.json",
-        root / ".cache" / "test-circuits" / "risk-groth16",
-    )
+    return _risk(groth16_backend, packed=True)
 
 
 @pytest.fixture(scope="session")
 def risk_circuit_unpacked(groth16_backend: Groth16Backend) -> Path:
     """The same model with one public signal per value (CompileOptions.packed_signals=False)."""
-    root = Path(__file__).resolve().parent.parent
-    return compile_cached(
-        groth16_backend,
-        root / "models" / "risk" / "model.onnx",
-        root / "models" / "risk" / "calibration.json",
-        root / ".cache" / "test-circuits" / "risk-groth16-unpacked",
-        packed=False,
-    )
+    return _risk(groth16_backend, packed=False)
+
+
+@pytest.fixture(scope="session")
+def risk_circuit_circom(circom_backend: Groth16Backend) -> Path:
+    return _risk(circom_backend, packed=True)
+
+
+@pytest.fixture(scope="session")
+def risk_circuit_circom_unpacked(circom_backend: Groth16Backend) -> Path:
+    return _risk(circom_backend, packed=False)

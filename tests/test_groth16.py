@@ -35,6 +35,24 @@ PAYEE = "0x00000000000000000000000000000000000a11ce"   # the fee recipient every
 OTHER = "0x000000000000000000000000000000000000b0b0"   # a copier's address
 
 
+# This file keeps the circom generator covered end to end: here the conftest fixtures are its
+# circuits and its compiles (the default, direct, generator's: tests/test_r1cs_direct.py and every
+# other test that uses the conftest ``risk_circuit``).
+@pytest.fixture(scope="module")
+def groth16_backend(circom_backend: Groth16Backend) -> Groth16Backend:
+    return circom_backend
+
+
+@pytest.fixture(scope="module")
+def risk_circuit(risk_circuit_circom: Path) -> Path:
+    return risk_circuit_circom
+
+
+@pytest.fixture(scope="module")
+def risk_circuit_unpacked(risk_circuit_circom_unpacked: Path) -> Path:
+    return risk_circuit_circom_unpacked
+
+
 def _model(c: Path) -> tuple[Manifest, QuantizedModel]:
     m = Manifest.load(c)
     return m, QuantizedModel.load(c / m.files["quantized"])

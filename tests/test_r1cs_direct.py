@@ -470,7 +470,7 @@ def test_wide_fanin_that_circom_cannot_compile(tmp_path: Path) -> None:
 # -- the backend end to end --------------------------------------------------------------------
 def test_direct_folder_and_manifest(direct_circuits: dict[tuple[str, bool], Path],
                                     direct_backend: Groth16Backend) -> None:
-    assert Groth16Backend().generator == "circom"           # the default is unchanged
+    assert Groth16Backend().generator == "direct"           # the default generator
     with pytest.raises(BackendError, match="unknown groth16 generator"):
         Groth16Backend(generator="halo2")
     for (model, packed), c in direct_circuits.items():
@@ -483,7 +483,7 @@ def test_direct_folder_and_manifest(direct_circuits: dict[tuple[str, bool], Path
         assert m.stats["ptau_power"] <= 11 and (m.packed is not None) == packed
         onnx_path, calib_path = _source(model)
         assert build_key(direct_backend, onnx_path, calib_path, packed) != \
-            build_key(Groth16Backend(), onnx_path, calib_path, packed)
+            build_key(Groth16Backend(generator="circom"), onnx_path, calib_path, packed)
 
 
 @pytest.mark.parametrize(("model", "packed"), E2E_LAYOUTS)

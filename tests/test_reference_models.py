@@ -57,7 +57,8 @@ def _ezkl_cached(model: str) -> Path:
 @pytest.fixture(scope="module")
 def circuits(groth16_backend: Groth16Backend, risk_circuit: Path) -> dict[tuple[str, str], Path]:
     digits = compile_cached(groth16_backend, ROOT / "models/digits/model.onnx",
-                            ROOT / "models/digits/calibration.json", CACHE_DIR / "test-circuits" / "digits-groth16")
+                            ROOT / "models/digits/calibration.json",
+                            CACHE_DIR / "test-circuits" / f"digits-{groth16_backend.generator}")
     return {("groth16", "risk"): risk_circuit, ("groth16", "digits"): digits,
             ("ezkl", "risk"): _ezkl_cached("risk"), ("ezkl", "digits"): _ezkl_cached("digits")}
 

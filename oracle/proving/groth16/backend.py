@@ -94,9 +94,12 @@ class Groth16Backend(ProofBackend):
 
     Owns the long-lived snarkjs prover processes (``ProverPool``, started on first use, stopped
     by ``close``) and a cache of loaded circuit folders. ``compile`` traces and quantizes the
-    ONNX model, generates the constraints (circom by default, or the Python lowering with
-    ``generator="direct"``), runs the setup (a ceremony ptau, else a local development one,
-    flagged ``dev_keys``), exports and compiles the Solidity verifier, and writes the manifest.
+    ONNX model, plans the compile and refuses early what cannot finish (``estimate``), generates
+    the constraints (the Python lowering by default, ``generator="direct"``; or circom with
+    ``generator="circom"``, which is slower and limited to ~400-term neurons and ~170 k
+    multiply-adds), runs the setup (a ceremony ptau, else a cached local development one, flagged
+    ``dev_keys``: ``ptau.choose``), exports and compiles the Solidity verifier, and writes the
+    manifest. Folders compiled by either generator keep working: prove follows the manifest.
     ``prove`` range-checks the input, proves for the payee it is given (bound into the public
     signals when the circuit has a payee slot), and refuses (``BackendError``) a proof whose
     output differs from the numpy integer reference or whose public signals are not the
@@ -110,7 +113,7 @@ class Groth16Backend(ProofBackend):
     name = NAME
 
     def __init__(self, pool_size: int | None = None, settings: QuantSettings | None = None,
-                 prove_timeout: float = 300.0, generator: str = "circom", self_check: bool = True,
+                 prove_timeout: float = 300.0, generator: str = "direct", self_check: bool = True,
                  ptau_power: int | None = None) -> None:
         if generator not in direct.GENERATORS:
             raise BackendError(f"unknown groth16 generator {generator!r} (one of {direct.GENERATORS})")
