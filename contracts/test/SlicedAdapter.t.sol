@@ -575,3 +575,156 @@ contract SlicedAdapterTest is Test {
         }
     }
 }
+
+/// @notice The adapter on the slice COMPILER's fixtures (scripts/sliced_fixture.py ->
+///         contracts/test/fixtures/sliced_k{2,3,4}.json): a residual MLP 8-16-16-16-3 compiled by
+///         the direct generator into k slices on one ptau, 11-bit inputs and 25-bit outputs, two
+///         requests per k. The same model cut three ways: a slice of one cut is a slice of
+///         "another model" for the others.
+contract SlicedCompilerFixtureTest is Test {
+    ModelRegistry registry;
+    InferenceOracle oracle;
+    SlicedGroth16Adapter[5] adapters; // by k (2..4)
+    string[5] jsons;
+    address payee;
+    bytes32 constant M3 = keccak256("sliced-mlp-k3");
+    bytes32 constant M4 = keccak256("sliced-mlp-k4");
+
+    struct Req {
+        int256[] input;
+        int256[] output;
+        uint256[] commitments;
+        uint256[8][] proofs;
+    }
+
+    function setUp() public {
+        for (uint256 k = 2; k <= 4; ++k) {
+            jsons[k] = vm.readFile(
+                string.concat(vm.projectRoot(), "/contracts/test/fixtures/sliced_k", Decimal.toString(k), ".json")
+            );
+            uint256[][] memory vks = new uint256[][](k);
+            for (uint256 j; j < k; ++j) {
+                vks[j] = vm.parseJsonUintArray(jsons[k], string.concat(".vk_words[", Decimal.toString(j), "]"));
+            }
+            adapters[k] = new SlicedGroth16Adapter(8, 3, 11, 25, vks);
+        }
+        payee = vm.parseJsonAddress(jsons[3], ".payee");
+        registry = new ModelRegistry(address(this));
+        oracle = new InferenceOracle(registry, address(this), 1 gwei);
+        registry.register(M3, _model(address(adapters[3])), TestSetup.dev());
+        registry.register(M4, _model(address(adapters[4])), TestSetup.dev());
+    }
+
+    function _model(address v) internal pure returns (ModelRegistry.Model memory) {
+        return ModelRegistry.Model({
+            verifier: v,
+            proofSystem: ModelRegistry.ProofSystem.Groth16,
+            inputSize: 8,
+            outputSize: 3,
+            inputScale: 10,
+            outputScale: 19,
+            inputBits: 11,
+            outputBits: 25,
+            frozen: false,
+            batchVerify: true,
+            bindsPayee: false,
+            verifierVersion: 0,
+            circuitId: bytes32(uint256(5)),
+            fee: 1e15,
+            verifyGas: 600_000
+        });
+    }
+
+    function _req(uint256 k, uint256 i) internal view returns (Req memory r) {
+        string memory p = string.concat(".requests[", Decimal.toString(i), "]");
+        r.input = vm.parseJsonIntArray(jsons[k], string.concat(p, ".input"));
+        r.output = vm.parseJsonIntArray(jsons[k], string.concat(p, ".output"));
+        r.commitments = vm.parseJsonUintArray(jsons[k], string.concat(p, ".commitments"));
+        r.proofs = new uint256[8][](k);
+        for (uint256 j; j < k; ++j) {
+            uint256[] memory w =
+                vm.parseJsonUintArray(jsons[k], string.concat(p, ".proofs[", Decimal.toString(j), "]"));
+            for (uint256 t; t < 8; ++t) {
+                r.proofs[j][t] = w[t];
+            }
+        }
+    }
+
+    function _ok(uint256 k, Req memory r) internal view returns (bool) {
+        return adapters[k].verify(r.input, r.output, payee, abi.encode(r.commitments, r.proofs));
+    }
+
+    function test_validAndSignalsMatch() public view {
+        for (uint256 k = 2; k <= 4; ++k) {
+            for (uint256 i; i < 2; ++i) {
+                Req memory r = _req(k, i);
+                assertTrue(_ok(k, r), "valid");
+                string memory p = string.concat(".requests[", Decimal.toString(i), "]");
+                assertEq(
+                    abi.encode(r.commitments, r.proofs), vm.parseJsonBytes(jsons[k], string.concat(p, ".proof")), "enc"
+                );
+                uint256[][] memory s = adapters[k].sliceSignals(r.input, r.output, payee, r.commitments);
+                for (uint256 j; j < k; ++j) {
+                    uint256[] memory want = vm.parseJsonUintArray(
+                        jsons[k], string.concat(p, ".public_signals[", Decimal.toString(j), "]")
+                    );
+                    assertEq(s[j].length, want.length, "count");
+                    for (uint256 t; t < want.length; ++t) {
+                        assertEq(s[j][t], want[t], "signal");
+                    }
+                }
+            }
+        }
+    }
+
+    function test_refusals() public view {
+        Req memory a = _req(4, 0);
+        Req memory b = _req(4, 1);
+        for (uint256 cut = 1; cut < 4; ++cut) {
+            Req memory m = _req(4, 0);
+            for (uint256 j = cut; j < 4; ++j) {
+                m.proofs[j] = b.proofs[j];
+            }
+            assertFalse(_ok(4, m), "two requests, a's commitments");
+            for (uint256 i = cut - 1; i < 3; ++i) {
+                m.commitments[i] = b.commitments[i];
+            }
+            assertFalse(_ok(4, m), "two requests, b's commitments from the cut");
+        }
+        Req memory sw = _req(4, 0);
+        (sw.proofs[1], sw.proofs[2]) = (sw.proofs[2], sw.proofs[1]);
+        assertFalse(_ok(4, sw), "wrong order");
+        Req memory nc = _req(4, 0);
+        nc.commitments[1] ^= 1;
+        assertFalse(_ok(4, nc), "commitments do not chain");
+        assertFalse(adapters[4].verify(a.input, a.output, address(0xC0B1E5), abi.encode(a.commitments, a.proofs)),
+            "other payee");
+        // k = 3 cuts [0,1,2,4], k = 4 cuts [0,1,2,3,4]: slices 0 and 1 are the same layers and the
+        // same commitments c_1, c_2, but of another model (other keys).
+        Req memory k3 = _req(3, 0);
+        assertEq(k3.commitments[0], a.commitments[0], "same c_1");
+        Req memory other = _req(4, 0);
+        other.proofs[0] = k3.proofs[0];
+        assertFalse(_ok(4, other), "slice 0 of the k = 3 model");
+    }
+
+    function test_fulfilThroughTheOracle() public {
+        Req memory r = _req(4, 0);
+        uint256 fee = oracle.quoteFee(M4, 0);
+        uint256 id = oracle.requestInference{value: fee}(M4, r.input, address(0), 0, uint64(block.timestamp + 600));
+        oracle.fulfill(id, r.output, payee, abi.encode(r.commitments, r.proofs));
+        assertTrue(oracle.requestStatus(id) == InferenceOracle.Status.Fulfilled, "fulfilled");
+        assertEq(oracle.balances(payee), fee, "payee credited");
+        fee = oracle.quoteFee(M3, 0);
+        uint256[] memory ids = new uint256[](2);
+        int256[][] memory outs = new int256[][](2);
+        bytes[] memory prs = new bytes[](2);
+        for (uint256 i; i < 2; ++i) {
+            Req memory q = _req(3, i);
+            ids[i] = oracle.requestInference{value: fee}(M3, q.input, address(0), 0, uint64(block.timestamp + 600));
+            outs[i] = q.output;
+            prs[i] = abi.encode(q.commitments, q.proofs);
+        }
+        assertEq(oracle.fulfillBatch(ids, outs, payee, prs), 2, "batch of the k = 3 model");
+    }
+}
