@@ -120,6 +120,9 @@ def test_the_reuse_rule_and_a_forced_power(tmp_path: Path, backend: Groth16Backe
         backend.plan(DIGITS, CompileOptions(calibration=DIGITS_CAL, cache_dir=cache, ptau_power=10))
     with pytest.raises(BackendError, match="pass one or the other"):
         backend.plan(RISK, dataclasses.replace(opts, ptau_power=11, setup_file=cache / "ptau" / "pot10_dev_final.ptau"))
+    # Only a larger one cached: it serves (no 2^10 ceremony to build).
+    only11 = backend.plan(RISK, CompileOptions(calibration=RISK_CAL, cache_dir=_cache_with(tmp_path / "c11", 11)))
+    assert (only11.power, only11.ptau_power, only11.ptau_cached, only11.seconds["ceremony"]) == (10, 11, True, 0.0)
     # Nothing cached at all: the need itself is built.
     empty = backend.plan(RISK, CompileOptions(calibration=RISK_CAL, cache_dir=tmp_path / "empty"))
     assert (empty.ptau_power, empty.ptau_cached) == (10, False)
@@ -267,5 +270,6 @@ def test_cli_plan_prints_json_and_compile_refuses_in_one_line(tmp_path: Path) ->
     r = _oracle("models", "compile", str(RISK), "--backend", "groth16", "--ptau-power", "23",
                 "--max-ceremony-seconds", "600", "--out", str(tmp_path / "c"))
     assert r.returncode == 2 and "pass --ptau <file>" in r.stderr.splitlines()[-1]
-    r = _oracle("models", "compile", str(RISK), "--backend", "ezkl", "--generator", "direct", "--out", str(tmp_path / "e"))
+    r = _oracle("models", "compile", str(RISK), "--backend", "ezkl", "--generator", "direct",
+                "--out", str(tmp_path / "e"))
     assert r.returncode == 2 and "for the groth16 backend" in r.stderr
