@@ -18,36 +18,6 @@ library Bn254 {
     uint256 internal constant ECADD_GAS = 1_000;
     uint256 internal constant ECMUL_GAS = 10_000;
 
-    /// @dev acc += s * (x, y), in place.
-    function mulAdd(uint256[2] memory acc, uint256 x, uint256 y, uint256 s) internal view {
-        bool ok;
-        assembly ("memory-safe") {
-            let m := mload(0x40) // scratch above the free memory pointer, not allocated
-            mstore(m, x)
-            mstore(add(m, 32), y)
-            mstore(add(m, 64), s)
-            ok := staticcall(ECMUL_GAS, 7, m, 96, add(m, 64), 64) // s * P at m + 64
-            mstore(m, mload(acc))
-            mstore(add(m, 32), mload(add(acc, 32)))
-            ok := and(ok, staticcall(ECADD_GAS, 6, m, 128, acc, 64))
-        }
-        if (!ok) revert Groth16ProofErrors.MalformedProof(0);
-    }
-
-    /// @dev acc += (x, y), in place.
-    function add(uint256[2] memory acc, uint256 x, uint256 y) internal view {
-        bool ok;
-        assembly ("memory-safe") {
-            let m := mload(0x40)
-            mstore(m, mload(acc))
-            mstore(add(m, 32), mload(add(acc, 32)))
-            mstore(add(m, 64), x)
-            mstore(add(m, 96), y)
-            ok := staticcall(ECADD_GAS, 6, m, 128, acc, 64)
-        }
-        if (!ok) revert Groth16ProofErrors.MalformedProof(0);
-    }
-
     /// @dev s * (x, y).
     function mul(uint256 x, uint256 y, uint256 s) internal view returns (uint256 rx, uint256 ry) {
         bool ok;

@@ -128,6 +128,7 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
     struct Entry {
         uint256[] inWords;
         uint256[] outWords; // with the payee
+        uint256[] commitments; // c_1 .. c_{k-1}
         uint256 proofsAt; // byte offset of proof 0 in the proof bytes
         bytes32 hash; // keccak256(input words, output words, proof bytes)
     }
@@ -264,24 +265,35 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
     ) external view returns (uint256[][] memory signals) {
         uint256 k = numSlices;
         if (commitments.length != k - 1) revert SliceCountMismatch(k - 1, commitments.length, k, k);
-        (uint256[] memory inW, uint256[] memory outW) = _pack(input, output, payee);
+        Entry memory e;
+        (e.inWords, e.outWords) = _pack(input, output, payee);
+        e.commitments = commitments;
         signals = new uint256[][](k);
         for (uint256 j; j < k; ++j) {
-            uint256[] memory s = new uint256[](numSignals(j));
-            if (j == 0) {
-                s[0] = commitments[0];
-                for (uint256 i; i < inW.length; ++i) {
-                    s[1 + i] = inW[i];
-                }
-            } else if (j < k - 1) {
-                (s[0], s[1]) = (commitments[j], commitments[j - 1]);
-            } else {
-                for (uint256 i; i < outW.length; ++i) {
-                    s[i] = outW[i];
-                }
-                s[outW.length] = commitments[k - 2];
+            signals[j] = _signals(e, j, k);
+        }
+    }
+
+    /// @dev Slice j's public signals (snarkjs order) for a request's words and commitments.
+    function _signals(Entry memory e, uint256 j, uint256 k) private pure returns (uint256[] memory s) {
+        uint256[] memory c = e.commitments;
+        if (j == 0) {
+            uint256[] memory w = e.inWords;
+            s = new uint256[](1 + w.length);
+            s[0] = c[0];
+            for (uint256 i; i < w.length; ++i) {
+                s[1 + i] = w[i];
             }
-            signals[j] = s;
+        } else if (j < k - 1) {
+            s = new uint256[](2);
+            (s[0], s[1]) = (c[j], c[j - 1]);
+        } else {
+            uint256[] memory w = e.outWords;
+            s = new uint256[](w.length + 1);
+            for (uint256 i; i < w.length; ++i) {
+                s[i] = w[i];
+            }
+            s[w.length] = c[k - 2];
         }
     }
 
@@ -344,6 +356,11 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
         }
         (e.inWords, e.outWords) = _pack(input, output, payee);
         e.proofsAt = _checkEncoding(proof);
+        uint256 nc = numSlices - 1;
+        e.commitments = new uint256[](nc);
+        assembly ("memory-safe") {
+            calldatacopy(add(mload(add(e, 64)), 32), add(proof.offset, 96), shl(5, nc))
+        }
         e.hash = keccak256(abi.encodePacked(e.inWords, e.outWords, proof));
     }
 
@@ -411,11 +428,6 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
         }
     }
 
-    /// @dev c_{i+1} from the proof bytes (checked canonical by `_checkEncoding`).
-    function _commitment(bytes calldata proof, uint256 i) private pure returns (uint256) {
-        return _word(proof, 96 + 32 * i);
-    }
-
     function _newAcc(uint256 n) private view returns (Acc memory acc) {
         uint256 k = numSlices;
         acc.pairing = new uint256[](6 * (n * k + k + 2));
@@ -433,91 +445,94 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
         uint256 entry
     ) private view {
         uint256 k = numSlices;
-        uint256 off = SHARED_WORDS; // slice j's delta in the key; its IC follows
+        uint256 ic = SHARED_WORDS + 4; // slice j's IC in the key (after its delta)
+        uint256 at;
+        assembly {
+            at := proof.offset
+        }
+        at += e.proofsAt;
         for (uint256 j; j < k; ++j) {
             uint256 r = (entry == 0 && j == 0) ? 1 : _challenge(transcript, entry, j);
             acc.rSum = addmod(acc.rSum, r, Bn254.R);
-            uint256 p = e.proofsAt + 32 * PROOF_WORDS * j;
-            _putA(acc.pairing, entry * k + j, proof, p, r);
-            _addScaled(acc.c[j], _word(proof, p + 192), _word(proof, p + 224), r);
-            uint256 ic = off + 4;
-            _addScaled(acc.x, vk[ic], vk[ic + 1], r);
-            uint256 n = _sliceX(acc.x, vk, ic + 2, e, proof, j, k, r);
-            off = ic + 2 * (n + 1);
-        }
-    }
-
-    /// @dev acc.x += sum_i (r s_i) IC[i+1] for slice j's signals s; returns their count.
-    function _sliceX(
-        uint256[2] memory x,
-        uint256[] memory vk,
-        uint256 ic1,
-        Entry memory e,
-        bytes calldata proof,
-        uint256 j,
-        uint256 k,
-        uint256 r
-    ) private view returns (uint256 n) {
-        if (j == 0) {
-            _term(x, vk, ic1, _commitment(proof, 0), r);
-            for (uint256 i; i < e.inWords.length; ++i) {
-                _term(x, vk, ic1 + 2 * (1 + i), e.inWords[i], r);
+            uint256[] memory s = _signals(e, j, k);
+            uint256 pt;
+            assembly {
+                pt := add(add(vk, 32), shl(5, ic)) // ic + 2 (s.length + 1) <= vk.length: fixed layout
             }
-            return 1 + e.inWords.length;
+            if (!_addSlice(acc, entry * k + j, j, pt, at + 32 * PROOF_WORDS * j, r, s)) revert MalformedProof(0);
+            ic += 2 * (s.length + 1) + 4;
         }
-        if (j < k - 1) {
-            _term(x, vk, ic1, _commitment(proof, j), r);
-            _term(x, vk, ic1 + 2, _commitment(proof, j - 1), r);
-            return 2;
-        }
-        uint256 m = e.outWords.length;
-        for (uint256 i; i < m; ++i) {
-            _term(x, vk, ic1 + 2 * i, e.outWords[i], r);
-        }
-        _term(x, vk, ic1 + 2 * m, _commitment(proof, k - 2), r);
-        return m + 1;
     }
 
-    /// @dev x += (r s mod R) * IC point at vk[pt], vk[pt + 1]; a zero coefficient adds nothing.
-    ///      (Bn254.mulAdd with the point read in place: this runs once per public signal.)
-    function _term(uint256[2] memory x, uint256[] memory vk, uint256 pt, uint256 s, uint256 r) private view {
-        uint256 coeff = mulmod(r, s, Bn254.R);
-        if (coeff == 0) return;
-        bool ok;
+    /// @dev One slice, r-scaled, into the sums (the hot loop, in assembly). False when a
+    ///      precompile refused a point (off the curve). p: calldata position of the slice's 8
+    ///      proof words; pt: memory position of the slice's IC[0] in the key.
+    function _addSlice(Acc memory acc, uint256 slot, uint256 j, uint256 pt, uint256 p, uint256 r, uint256[] memory s)
+        private
+        view
+        returns (bool ok)
+    {
         assembly ("memory-safe") {
-            // pt + 2 <= the key's length (fixed layout); scratch above the free memory pointer.
-            let m := mload(0x40)
-            mcopy(m, add(add(vk, 32), shl(5, pt)), 64)
-            mstore(add(m, 64), coeff)
-            ok := staticcall(10000, 7, m, 96, add(m, 64), 64)
-            mcopy(m, x, 64)
-            ok := and(ok, staticcall(1000, 6, m, 128, x, 64))
-        }
-        if (!ok) revert MalformedProof(0);
-    }
-
-    /// @dev acc += r (px, py); r = 1 needs no ecMul, and adding to an empty sum no ecAdd.
-    function _addScaled(uint256[2] memory acc, uint256 px, uint256 py, uint256 r) private view {
-        if (r != 1) {
-            Bn254.mulAdd(acc, px, py, r);
-        } else if (acc[0] == 0 && acc[1] == 0) {
-            (acc[0], acc[1]) = (px, py);
-        } else {
-            Bn254.add(acc, px, py);
-        }
-    }
-
-    /// @dev Pair slot `slot` := (-r A, B) from the slice proof at byte `p`.
-    function _putA(uint256[] memory pairing, uint256 slot, bytes calldata proof, uint256 p, uint256 r) private view {
-        (uint256 ax, uint256 ay) = (_word(proof, p), _word(proof, p + 32));
-        if (r != 1) (ax, ay) = Bn254.mul(ax, ay, r);
-        ay = Bn254.negY(ay);
-        assembly ("memory-safe") {
-            // slot < the pair count the array was allocated for (_newAcc).
-            let dst := add(add(pairing, 32), mul(slot, 192))
-            mstore(dst, ax)
-            mstore(add(dst, 32), ay)
-            calldatacopy(add(dst, 64), add(proof.offset, add(p, 64)), 128) // B: x_im, x_re, y_im, y_re
+            // acc += t * (px, py): ecMul into scratch + 64, then ecAdd(acc, it) into acc.
+            function mulAdd(accP, px, py, t, scratch) -> success {
+                mstore(scratch, px)
+                mstore(add(scratch, 32), py)
+                mstore(add(scratch, 64), t)
+                success := staticcall(10000, 7, scratch, 96, add(scratch, 64), 64)
+                mcopy(scratch, accP, 64)
+                success := and(success, staticcall(1000, 6, scratch, 128, accP, 64))
+            }
+            // acc += (px, py).
+            function addTo(accP, px, py, scratch) -> success {
+                mcopy(scratch, accP, 64)
+                mstore(add(scratch, 64), px)
+                mstore(add(scratch, 96), py)
+                success := staticcall(1000, 6, scratch, 128, accP, 64)
+            }
+            let m := mload(0x40) // scratch, not allocated
+            // Pair slot := (-r A, B); slot < the pair count of acc.pairing (_newAcc).
+            {
+                let dst := add(add(mload(acc), 32), mul(slot, 192))
+                ok := 1
+                switch r
+                case 1 { calldatacopy(dst, p, 64) }
+                default {
+                    calldatacopy(m, p, 64)
+                    mstore(add(m, 64), r)
+                    ok := staticcall(10000, 7, m, 96, dst, 64)
+                }
+                let ay := mload(add(dst, 32))
+                // Q - y (Q: the BN254 base field)
+                if ay {
+                    mstore(
+                        add(dst, 32), sub(21888242871839275222246405745257275088696311157297823662689037894645226208583, ay)
+                    )
+                }
+                calldatacopy(add(dst, 64), add(p, 64), 128) // B: x_im, x_re, y_im, y_re
+            }
+            // c_j += r C; x += r IC[0] (an ecAdd alone when r = 1). acc.c is an array of pointers.
+            let c := mload(add(add(mload(add(acc, 32)), 32), shl(5, j)))
+            let x := mload(add(acc, 64))
+            switch r
+            case 1 {
+                ok := and(ok, addTo(c, calldataload(add(p, 192)), calldataload(add(p, 224)), m))
+                ok := and(ok, addTo(x, mload(pt), mload(add(pt, 32)), m))
+            }
+            default {
+                ok := and(ok, mulAdd(c, calldataload(add(p, 192)), calldataload(add(p, 224)), r, m))
+                ok := and(ok, mulAdd(x, mload(pt), mload(add(pt, 32)), r, m))
+            }
+            // x += sum_i (r s_i mod R) IC[i+1] (R: the BN254 scalar field); 0 adds nothing.
+            let n := mload(s)
+            for { let i := 0 } lt(i, n) { i := add(i, 1) } {
+                pt := add(pt, 64)
+                let t := mulmod(
+                    r,
+                    mload(add(s, shl(5, add(i, 1)))),
+                    21888242871839275222246405745257275088548364400416034343698204186575808495617
+                )
+                if t { ok := and(ok, mulAdd(x, mload(pt), mload(add(pt, 32)), t, m)) }
+            }
         }
     }
 
