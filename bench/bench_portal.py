@@ -66,10 +66,20 @@ def timed_gets(client: httpx.Client, path: str, n: int) -> list[float]:
     return out
 
 
+def wait_js(page: Page, expression: str, timeout: float = 120.0) -> None:
+    """Polls ``expression`` (page.wait_for_function evaluates strings in the page, which the
+    portal's Content-Security-Policy refuses)."""
+    end = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > end:
+            raise SystemExit(f"timed out waiting for {expression}")
+        time.sleep(0.01)
+
+
 def verify_ms(page: Page) -> tuple[float, str]:
     page.evaluate("document.getElementById('verify-result').removeAttribute('data-ms')")
     page.click("#verify-button")
-    page.wait_for_function("document.getElementById('verify-result').dataset.ms !== undefined", timeout=120_000)
+    wait_js(page, "document.getElementById('verify-result').dataset.ms !== undefined")
     return float(page.evaluate("Number(document.getElementById('verify-result').dataset.ms)")), \
         str(page.inner_text("#verify-verdict"))
 
@@ -147,7 +157,7 @@ def main() -> int:
 
             # ---- dashboard: submission -> the page shows it
             page.goto(f"{env.url}/dashboard")
-            page.wait_for_function("window.dashboard && window.dashboard.snapshots >= 1")
+            wait_js(page, "window.dashboard && window.dashboard.snapshots >= 1")
             event_s = []
             with httpx.Client(base_url=env.url, timeout=60) as c:
                 for k in range(a.events):
@@ -157,7 +167,7 @@ def main() -> int:
                                json={"model_id": env.model_id, "input_fixed": [k + i for i in range(size)]})
                     assert r.status_code == 202, r.text
                     t_answer = time.perf_counter()
-                    page.wait_for_function(f"{TOTAL} > {before}")
+                    wait_js(page, f"{TOTAL} > {before}")
                     event_s.append(time.perf_counter() - t_answer)
                     log.info("submission %d shown after %.2f s (POST took %.3f s)", k, event_s[-1], t_answer - t)
             browser.close()

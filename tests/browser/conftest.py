@@ -93,11 +93,28 @@ def page(browser: Browser) -> Iterator[Page]:
     assert not problems, problems
 
 
-def screenshot(page: Page, name: str) -> Path:
+def screenshot_dir() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    out = SCREENSHOTS / f"{name}.png"
+    return SCREENSHOTS
+
+
+def screenshot(page: Page, name: str) -> Path:
+    out = screenshot_dir() / f"{name}.png"
     page.screenshot(path=str(out), full_page=True)
     return out
+
+
+def wait_js(page: Page, expression: str, timeout: float = 60.0) -> Any:
+    """Polls ``expression`` until truthy. Not ``page.wait_for_function``: that evaluates a string
+    inside the page, which the portal's Content-Security-Policy (no 'unsafe-eval') refuses."""
+    end = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {expression}")
+        time.sleep(0.2)
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from oracle.chain.client import Chain
 from oracle.circuits.manifest import Manifest
 from oracle.circuits.quantize import QuantizedModel, quantized_forward
-from tests.browser.conftest import Stack, screenshot, screenshot_dir
+from tests.browser.conftest import Stack, screenshot, screenshot_dir, wait_js
 from tests.conftest import account_chain
 
 NO_CALLBACK = "0x" + "00" * 20
@@ -37,7 +37,9 @@ def _request_onchain(stack: Stack, user: Chain, x: list[int]) -> int:
 
 def test_find_submit_prove_verify_and_tamper(page: Page, stack: Stack) -> None:
     m = Manifest.load(stack.circuit)
-    page.goto(stack.url + "/")
+    home = page.goto(stack.url + "/")
+    # the whole flow below runs under the portal's Content-Security-Policy (own scripts only)
+    assert home is not None and "script-src 'self' 'wasm-unsafe-eval'" in home.headers["content-security-policy"]
     card = page.locator("article.model", has_text="risk")
     expect(card).to_have_count(1)
     expect(card).to_contain_text(m.circuit_id)
@@ -114,7 +116,7 @@ def test_find_submit_prove_verify_and_tamper(page: Page, stack: Stack) -> None:
 
 def test_dashboard_live_and_onchain_request_page(page: Page, stack: Stack) -> None:
     page.goto(stack.url + "/dashboard")
-    page.wait_for_function("window.dashboard && window.dashboard.snapshots >= 1")
+    wait_js(page, "window.dashboard && window.dashboard.snapshots >= 1")
     before = page.evaluate("window.dashboard.last.totals.fulfilled || 0")
     updates = page.evaluate("window.dashboard.snapshots")
 
@@ -130,17 +132,17 @@ def test_dashboard_live_and_onchain_request_page(page: Page, stack: Stack) -> No
         assert r.status_code == 202, r.text
 
     # counts and plots change without a reload
-    page.wait_for_function(f"(window.dashboard.last.totals.fulfilled || 0) >= {before + 5}", timeout=PROVE_TIMEOUT_MS)
+    wait_js(page, f"(window.dashboard.last.totals.fulfilled || 0) >= {before + 5}", PROVE_TIMEOUT_MS / 1000)
     assert page.evaluate("window.dashboard.snapshots") > updates
     expect(page.locator('#state-counts .count[data-state="fulfilled"] b')).to_have_text(re.compile(r"\d+"))
     n_latency = page.evaluate("window.dashboard.plots['plot-latency'].data[0].length")
     n_proofs = page.evaluate("window.dashboard.plots['plot-proving'].data[0].length")
     assert n_latency >= 5 and n_proofs >= 5
-    page.wait_for_function("window.dashboard.plots['plot-gas'].data[0].length >= 1", timeout=60_000)
+    wait_js(page, "window.dashboard.plots['plot-gas'].data[0].length >= 1")
     expect(page.locator("#relayers tbody")).to_contain_text(str(stack.chain.chain_id))
     expect(page.locator("#relayers tbody")).to_contain_text("ETH")
     # k = 1: the validator may not have asked both miners yet; whoever proved is scored
-    page.wait_for_function("window.dashboard.last.miners.length >= 1", timeout=30_000)
+    wait_js(page, "window.dashboard.last.miners.length >= 1", 30)
     expect(page.locator("#miners tbody tr").first).to_contain_text(re.compile(r"\d\.\d{3}"))
     time.sleep(1.5)                     # let uPlot draw the last points before the picture
     screenshot(page, "dashboard")

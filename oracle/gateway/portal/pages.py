@@ -27,6 +27,12 @@ TEMPLATES_DIR = HERE / "templates"
 STATIC_PREFIX = "/portal/static"
 VENDOR_PREFIX = "/portal/vendor"
 ENCODING_FIELDS = ("signal_layout", "input_bits", "output_bits", "packing", "payee")
+# Pages load code from this gateway only: a verdict shown by the page must come from the
+# scripts served here (the vendored snarkjs needs WebAssembly and blob workers), never from a
+# third party or an injected inline script.
+CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "
+       "style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+       "form-action 'self'; frame-ancestors 'none'")
 
 
 def _static_versions() -> dict[str, str]:
@@ -82,7 +88,8 @@ class Pages:
         self.env = make_env()
 
     def render(self, name: str, http_status: int = 200, **ctx: Any) -> HTMLResponse:
-        return HTMLResponse(self.env.get_template(name).render(**ctx), status_code=http_status)
+        return HTMLResponse(self.env.get_template(name).render(**ctx), status_code=http_status,
+                            headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"})
 
     def error(self, e: PageError) -> HTMLResponse:
         titles = {400: "Bad request", 404: "Not found", 502: "Bad answer from the API", 503: "Unavailable"}

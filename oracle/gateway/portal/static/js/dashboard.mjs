@@ -133,6 +133,11 @@ gasPlot = timePlot("plot-gas", [{ label: "gas / request", color: "#dc2626" }], "
 
 const source = new EventSource("/dashboard/events");
 source.addEventListener("snapshot", (ev) => render(JSON.parse(ev.data)));
+source.addEventListener("problem", (ev) => {
+  // The server could not read the store this time (it keeps trying): say so.
+  statusEl.textContent = `store unreadable: ${JSON.parse(ev.data).error} (retrying)`;
+  statusEl.className = "err";
+});
 source.addEventListener("error", () => {
   // EventSource reconnects by itself; say so instead of showing stale numbers as live.
   statusEl.textContent = "disconnected: reconnecting…";
