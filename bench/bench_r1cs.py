@@ -81,17 +81,97 @@ def _mlp(sizes: list[int], path: Path, seed: int = 0) -> None:
     onnx.save(model, str(path))
 
 
+def _cnn(hw: int, c1: int, c2: int, path: Path, seed: int = 0) -> int:
+    """cnn-HW-C1-C2: 1xHWxHW -> Conv C1@5x5 -> Relu -> Conv C2@5x5 stride 2 -> Relu -> Flatten ->
+    Gemm 10 (strided convolutions, no pooling: the operators the compiler had before pools)."""
+    rng = np.random.default_rng(seed)
+    h1 = hw - 4
+    h2 = (h1 - 5) // 2 + 1
+    flat = c2 * h2 * h2
+
+    def t(a: np.ndarray[Any, Any], n: str) -> onnx.TensorProto:
+        return numpy_helper.from_array(a.astype(np.float32), n)
+
+    inits = [t(rng.normal(0, 1 / 5, (c1, 1, 5, 5)), "K1"), t(rng.normal(0, 0.1, c1), "B1"),
+             t(rng.normal(0, 1 / (5 * np.sqrt(c1)), (c2, c1, 5, 5)), "K2"), t(rng.normal(0, 0.1, c2), "B2"),
+             t(rng.normal(0, 1 / np.sqrt(flat), (flat, 10)), "W3"), t(rng.normal(0, 0.1, 10), "B3"),
+             numpy_helper.from_array(np.array([1, -1], np.int64), "shape")]
+    nodes = [helper.make_node("Conv", ["x", "K1", "B1"], ["c1"], name="conv1"),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("Conv", ["r1", "K2", "B2"], ["c2"], name="conv2", strides=[2, 2]),
+             helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+             helper.make_node("Reshape", ["r2", "shape"], ["f"], name="flatten"),
+             helper.make_node("Gemm", ["f", "W3", "B3"], ["y"], name="fc")]
+    graph = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, hw, hw])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return hw * hw
+
+
+def _lenet(path: Path, seed: int = 0) -> int:
+    """lenet-max: LeNet-5's layout with today's usual order, 1x28x28 -> Conv 6@5x5 -> BN -> Relu ->
+    MaxPool 2x2 -> Conv 16@5x5 -> BN -> Relu -> MaxPool 2x2 -> Flatten -> Gemm 120 -> Relu ->
+    Gemm 84 -> Relu -> Gemm 10 (random weights; the compiler pools before the relus)."""
+    rng = np.random.default_rng(seed)
+
+    def t(a: Any, n: str) -> onnx.TensorProto:
+        a = np.asarray(a)
+        return numpy_helper.from_array(a.astype(np.int64 if a.dtype.kind == "i" else np.float32), n)
+
+    inits = [t(rng.normal(0, 1 / 5, (6, 1, 5, 5)), "K1"), t(rng.normal(0, 0.1, 6), "B1"),
+             t(rng.normal(0, 1 / (5 * np.sqrt(6)), (16, 6, 5, 5)), "K2"), t(rng.normal(0, 0.1, 16), "B2"),
+             t(rng.normal(0, 1 / 16, (256, 120)), "W3"), t(rng.normal(0, 0.1, 120), "B3"),
+             t(rng.normal(0, 1 / 11, (120, 84)), "W4"), t(rng.normal(0, 0.1, 84), "B4"),
+             t(rng.normal(0, 1 / 9, (84, 10)), "W5"), t(rng.normal(0, 0.1, 10), "B5"),
+             t(np.array([1, -1]), "shape")]
+    for i, c in ((1, 6), (2, 16)):
+        inits += [t(rng.uniform(0.5, 1.5, c), f"g{i}"), t(rng.normal(0, 0.1, c), f"b{i}"),
+                  t(rng.normal(0, 0.1, c), f"m{i}"), t(rng.uniform(0.5, 1.5, c), f"v{i}")]
+    pool = {"kernel_shape": [2, 2], "strides": [2, 2]}
+    nodes = [helper.make_node("Conv", ["x", "K1", "B1"], ["c1"], name="conv1"),
+             helper.make_node("BatchNormalization", ["c1", "g1", "b1", "m1", "v1"], ["n1"], name="bn1"),
+             helper.make_node("Relu", ["n1"], ["r1"], name="relu1"),
+             helper.make_node("MaxPool", ["r1"], ["p1"], name="pool1", **pool),
+             helper.make_node("Conv", ["p1", "K2", "B2"], ["c2"], name="conv2"),
+             helper.make_node("BatchNormalization", ["c2", "g2", "b2", "m2", "v2"], ["n2"], name="bn2"),
+             helper.make_node("Relu", ["n2"], ["r2"], name="relu2"),
+             helper.make_node("MaxPool", ["r2"], ["p2"], name="pool2", **pool),
+             helper.make_node("Reshape", ["p2", "shape"], ["f"], name="flatten"),
+             helper.make_node("Gemm", ["f", "W3", "B3"], ["h3"], name="fc1"),
+             helper.make_node("Relu", ["h3"], ["r3"], name="relu3"),
+             helper.make_node("Gemm", ["r3", "W4", "B4"], ["h4"], name="fc2"),
+             helper.make_node("Relu", ["h4"], ["r4"], name="relu4"),
+             helper.make_node("Gemm", ["r4", "W5", "B5"], ["y"], name="fc3")]
+    graph = helper.make_graph(nodes, "lenet", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 28, 28])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return 28 * 28
+
+
 def source(name: str) -> tuple[Path, Path]:
-    """ONNX + calibration file for a model name (mlp-* are generated, deterministically)."""
-    if not name.startswith("mlp-"):
+    """ONNX + calibration file for a model name (mlp-* and cnn-* are generated, deterministically)."""
+    if not name.startswith(("mlp-", "cnn-", "lenet-max")):
         d = ROOT / "models" / name
         return d / "model.onnx", d / "calibration.json"
-    sizes = [int(v) for v in name.split("-")[1:]]
+    sizes = [int(v) for v in name.split("-")[1:] if v.isdigit()]
     d = OUT / "src"
     d.mkdir(parents=True, exist_ok=True)
     onnx_path, calib = d / f"{name}.onnx", d / f"{name}.calibration.json"
-    _mlp(sizes, onnx_path)
-    calib.write_text(json.dumps({"input": default_calibration(sizes[0]).tolist()}))
+    if name.startswith("mlp-"):
+        _mlp(sizes, onnx_path)
+        n_in = sizes[0]
+    elif name == "lenet-max":
+        n_in = _lenet(onnx_path)
+    else:
+        n_in = _cnn(*sizes, onnx_path)
+    # Pixel-like calibration for the CNNs: k/16 in [0, 1] (scale 4, narrow input checks).
+    calib_x = default_calibration(n_in) if name.startswith("mlp-") else \
+        np.round(np.random.default_rng(0).uniform(0, 1, (64, n_in)) * 16) / 16
+    calib.write_text(json.dumps({"input": calib_x.tolist()}))
     return onnx_path, calib
 
 
@@ -151,8 +231,8 @@ class _Ticker:
 
 
 def circom_refusal(qm: QuantizedModel) -> str | None:
-    fan_in = max(int(np.count_nonzero(w, axis=1).max()) for ly in qm.layers for w in ly.terms.values())
-    macs = sum(int(np.count_nonzero(w)) for ly in qm.layers for w in ly.terms.values())
+    fan_in = max(int(np.diff(w.indptr).max()) for ly in qm.layers for w in ly.terms.values())
+    macs = sum(int(w.nnz) for ly in qm.layers for w in ly.terms.values())
     if fan_in > CIRCOM_MAX_TERMS:
         return f"a neuron sums {fan_in} terms (> ~{CIRCOM_MAX_TERMS}: circom2 crashes)"
     if macs > CIRCOM_MAX_MACS:
@@ -203,8 +283,7 @@ def bench_one(name: str, generator: str, onnx_path: Path, calib: Path, cache: Pa
         return {
             "model": name, "generator": generator,
             "constraints": st["constraints"], "nonlinear": nonlinear, "linear": st["constraints"] - nonlinear,
-            "wires": st["wires"], "multiply_adds": sum(int(np.count_nonzero(w)) for ly in qm.layers
-                                                     for w in ly.terms.values()),
+            "wires": st["wires"], "multiply_adds": sum(int(w.nnz) for ly in qm.layers for w in ly.terms.values()),
             "ab_terms": int((cs.mat < 2).sum()), "c_terms": int((cs.mat == 2).sum()),
             "ptau_power": st["ptau_power"],
             "lowering_s": st.get("lowering_seconds"), "r1cs_write_s": st.get("r1cs_write_seconds"),
@@ -239,34 +318,68 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 SCALING_MODELS = ["mlp-64-128-10", "mlp-64-256-256-10", "mlp-256-512-512-10", "mlp-784-1024-1024-10",
-                  "mlp-1024-2048-2048-10"]
+                  "mlp-1024-2048-2048-10", "cnn-28-6-16", "cnn-48-8-16", "lenet-max"]
+
+
+def _scale_one(name: str, q: multiprocessing.Queue[str]) -> None:
+    """One model in a forked child: its peak RSS (ru_maxrss) is this model's alone."""
+    onnx_path, calib = source(name)
+    t0 = time.perf_counter()
+    qm = _qm(onnx_path, calib)                       # load + trace + quantize (+ _bounds)
+    tq = time.perf_counter()
+    tracemalloc.start()
+    t0l = time.perf_counter()
+    plan = Plan(qm, packed=True)
+    cs = plan.constraints()
+    t1 = time.perf_counter()
+    size = write_r1cs(OUT / f"scaling-{name}.r1cs", cs)
+    t2 = time.perf_counter()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    (OUT / f"scaling-{name}.r1cs").unlink()
+    x = [0] * qm.input_size
+    t3 = time.perf_counter()
+    plan.witness(x, 1)
+    wit_ms = (time.perf_counter() - t3) * 1e3
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    q.put(f"{name:24s} {plan.macs:9d} {cs.n_constraints:12d} {cs.n_terms:10d} {tq - t0:10.2f} {t1 - t0l:8.2f}"
+          f" {t2 - t1:8.2f} {peak / 2**20:9.0f} {rss:8.0f} {(t2 - t0l) / plan.macs * 1e6:7.2f}"
+          f" {peak / plan.macs:10.0f}   (r1cs {size / 2**20:.0f} MiB, witness {wit_ms:.0f} ms)")
 
 
 def scaling(models: list[str]) -> None:
-    """Lowering + .r1cs write alone (no ceremony, no setup) against model size: the part the
-    direct generator replaces circom with should grow linearly in multiply-adds."""
-    print("model                        MACs  constraints      terms  lower s  write s  peak MiB"
-          "  us/MAC  bytes/MAC")
+    """quantize (load + trace + quantize) and lowering + .r1cs write (no ceremony, no setup)
+    against model size, each model in its own forked process (peak RSS = that model's): both
+    should grow linearly in multiply-adds."""
+    print("model                        MACs  constraints      terms quantize s  lower s  write s"
+          "  peak MiB  RSS MiB  us/MAC  bytes/MAC")
+    ctx = multiprocessing.get_context("fork")
     for name in models:
-        onnx_path, calib = source(name)
-        qm = _qm(onnx_path, calib)
-        tracemalloc.start()
-        t0 = time.perf_counter()
-        plan = Plan(qm, packed=True)
-        cs = plan.constraints()
-        t1 = time.perf_counter()
-        size = write_r1cs(OUT / "scaling.r1cs", cs)
-        t2 = time.perf_counter()
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        (OUT / "scaling.r1cs").unlink()
-        x = [0] * qm.input_size
-        t3 = time.perf_counter()
-        plan.witness(x, 1)
-        wit_ms = (time.perf_counter() - t3) * 1e3
-        print(f"{name:24s} {plan.macs:9d} {cs.n_constraints:12d} {cs.n_terms:10d} {t1 - t0:8.2f} {t2 - t1:8.2f}"
-              f" {peak / 2**20:9.0f} {(t2 - t0) / plan.macs * 1e6:7.2f} {peak / plan.macs:10.0f}"
-              f"   (r1cs {size / 2**20:.0f} MiB, witness {wit_ms:.0f} ms)")
+        q: multiprocessing.Queue[str] = ctx.Queue()
+        proc = ctx.Process(target=_scale_one, args=(name, q))
+        proc.start()
+        proc.join()
+        print(q.get() if proc.exitcode == 0 else f"{name:24s} FAILED (exit code {proc.exitcode})", flush=True)
+
+
+def commute(models: list[str]) -> None:
+    """Constraints with activation -> MaxPool traced as MaxPool -> activation (the default) and
+    in graph order: the rewrite runs the activation's range checks on the pooled tensor."""
+    from oracle.circuits.affine import trace
+    from oracle.circuits.onnx_graph import load_graph
+    from oracle.circuits.quantize import QuantSettings, load_calibration, quantize
+
+    print("model                 pool first: constraints  steps   graph order: constraints  steps   saved")
+    for name in models:
+        onnx_path, calib_path = source(name)
+        graph = load_graph(onnx_path)
+        res = {}
+        for first in (True, False):
+            prog = trace(graph, commute_pools=first)
+            qm = quantize(prog, load_calibration(calib_path, prog.input_size), QuantSettings())
+            res[first] = (Plan(qm, packed=True).constraints().n_constraints, len(prog.steps))
+        (a, sa), (b, sb) = res[True], res[False]
+        print(f"{name:20s} {a:24d} {sa:6d} {b:25d} {sb:6d}  {1 - a / b:6.1%}")
 
 
 def main() -> None:
@@ -277,8 +390,14 @@ def main() -> None:
     ap.add_argument("--force-circom", action="store_true", help="run circom even past its known limits")
     ap.add_argument("--scaling", nargs="*", metavar="MODEL",
                     help="only lowering + r1cs write vs size (no ceremony); default models up to 8.5 M MACs")
+    ap.add_argument("--commute", nargs="*", metavar="MODEL",
+                    help="only constraints with MaxPool before / after its activation (default lenet-max)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if a.commute is not None:
+        OUT.mkdir(parents=True, exist_ok=True)
+        commute(a.commute or ["lenet-max"])
+        return
     if a.scaling is not None:
         OUT.mkdir(parents=True, exist_ok=True)
         scaling(a.scaling or SCALING_MODELS)
@@ -294,7 +413,7 @@ def main() -> None:
         power = ptau.power_for(cs.n_constraints, cs.n_pub_out + cs.n_pub_in)
         plans[name] = (onnx_path, calib, qm, power)
         log.info("%s: %d multiply-adds, %d constraints (direct) -> 2^%d", name,
-                 sum(int(np.count_nonzero(w)) for ly in qm.layers for w in ly.terms.values()),
+                 sum(int(w.nnz) for ly in qm.layers for w in ly.terms.values()),
                  cs.n_constraints, power)
     cache = prepare_ptau([p for *_, p in plans.values()])
 

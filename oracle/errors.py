@@ -50,9 +50,11 @@ class BackendError(UserError):
 
 
 class UnsupportedOperator(BackendError):
-    def __init__(self, op_type: str, node_name: str, backend: str) -> None:
+    def __init__(self, op_type: str, node_name: str, backend: str, hint: str = "") -> None:
+        # ``hint``: what to do instead (another backend, a replacement operator, slicing).
         super().__init__(
             f"operator {op_type!r} (node {node_name!r}) is not supported by the {backend} backend"
+            + (f": {hint}" if hint else "")
         )
         self.op_type = op_type
         self.node_name = node_name

@@ -345,7 +345,8 @@ def test_unsupported_operator_fails_compile(groth16_backend: Groth16Backend,
     w = numpy_helper.from_array(np.ones((3, 2), np.float32), "W")
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "W"], ["h"], name="dense"),
-         helper.make_node("Softmax", ["h"], ["y"], name="probs", axis=1)],
+         helper.make_node("Softmax", ["h"], ["p"], name="probs", axis=1),     # only allowed last
+         helper.make_node("Neg", ["p"], ["y"], name="neg")],
         "sm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], [w])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])

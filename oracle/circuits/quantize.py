@@ -28,15 +28,17 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from oracle.circuits.affine import ActKind, FloatProgram, trace
 from oracle.circuits.onnx_graph import load_graph
+from oracle.circuits.pending import Sparse
 from oracle.errors import BackendError
 
 I64 = NDArray[np.int64]
@@ -64,7 +66,7 @@ class QuantSettings:
 
 @dataclass
 class QLayer:
-    terms: dict[int, I64]          # base -> integer weights (out x in)
+    terms: dict[int, Sparse]       # base -> integer weights (out x in), int64 csr_array
     bias: I64
     shift: int
     act: ActKind
@@ -114,7 +116,7 @@ class QuantizedModel:
         for ly in self.layers:
             acc = np.tile(ly.bias, (len(x), 1))
             for b, w in ly.terms.items():
-                acc = acc + vals[b] @ w.T
+                acc = acc + np.asarray(w @ vals[b].T).T      # int64 sparse x int64: exact
             q = acc >> ly.shift        # numpy's >> on int64 is an arithmetic shift = floor
             if ly.act == "relu":
                 q = np.maximum(q, 0)
@@ -127,9 +129,12 @@ class QuantizedModel:
         return vals[-1]
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        """Terms as CSR ({"shape", "indptr", "indices", "data"}): size follows the MACs."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "layers"}
+        d["settings"] = asdict(self.settings)
         d["layers"] = [
-            {**asdict(ly), "terms": {str(b): w.tolist() for b, w in ly.terms.items()},
+            {**{f.name: getattr(ly, f.name) for f in fields(ly)},
+             "terms": {str(b): _csr_json(w) for b, w in ly.terms.items()},
              "bias": ly.bias.tolist()}
             for ly in self.layers
         ]
@@ -137,11 +142,12 @@ class QuantizedModel:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> QuantizedModel:
+        """Reads the CSR terms and the older dense (list of rows) ones."""
         layers = []
         for ly in d["layers"]:
             ly = dict(ly)
-            ly["terms"] = {int(b): np.array(w, dtype=np.int64) for b, w in ly["terms"].items()}
             ly["bias"] = np.array(ly["bias"], dtype=np.int64)
+            ly["terms"] = {int(b): _csr_load(w, len(ly["bias"])) for b, w in ly["terms"].items()}
             layers.append(QLayer(**ly))
         return cls(**{**d, "layers": layers, "settings": QuantSettings(**d["settings"])})
 
@@ -151,6 +157,29 @@ class QuantizedModel:
     @classmethod
     def load(cls, path: Path) -> QuantizedModel:
         return cls.from_json(json.loads(path.read_text()))
+
+
+def _csr_json(w: Sparse) -> dict[str, Any]:
+    w = sp.csr_array(w)
+    return {"shape": list(w.shape), "indptr": w.indptr.tolist(), "indices": w.indices.tolist(),
+            "data": w.data.tolist()}
+
+
+def _csr_load(w: Any, rows: int) -> Sparse:
+    if isinstance(w, dict):
+        return sp.csr_array((np.array(w["data"], dtype=np.int64), np.array(w["indices"], dtype=np.int64),
+                             np.array(w["indptr"], dtype=np.int64)), shape=tuple(w["shape"]))
+    dense = np.array(w, dtype=np.int64).reshape(rows, -1)       # the format before CSR
+    return _canonical(sp.csr_array(dense))
+
+
+def _canonical(w: Sparse) -> Sparse:
+    """int64 CSR, no explicit zeros, sorted indices: row-major nonzeros, as np.nonzero lists them."""
+    w = sp.csr_array(w, dtype=np.int64)
+    w.eliminate_zeros()
+    w.sum_duplicates()
+    w.sort_indices()
+    return w
 
 
 def quantized_forward(model: QuantizedModel, input_fixed: list[int]) -> list[int]:
@@ -219,21 +248,18 @@ def quantize(program: FloatProgram, calib: F64, st: QuantSettings) -> QuantizedM
     xin = np.round(calib * (1 << s_in)).astype(np.int64)
     input_bits = signed_bits(min(0, int(xin.min())), int(xin.max())) + st.input_headroom_bits
     scales = [s_in]
-    lo_b: list[list[int]] = [[-(1 << (input_bits - 1))] * program.input_size]
-    hi_b: list[list[int]] = [[(1 << (input_bits - 1)) - 1] * program.input_size]
+    lo_b: list[I64] = [np.full(program.input_size, -(1 << (input_bits - 1)), dtype=np.int64)]
+    hi_b: list[I64] = [np.full(program.input_size, (1 << (input_bits - 1)) - 1, dtype=np.int64)]
     layers: list[QLayer] = []
     n_steps = len(program.steps)
     for i, step in enumerate(program.steps):
         is_last = i == n_steps - 1
-        wmax = max(float(np.max(np.abs(m))) if m.size else 0.0 for m in step.terms.values())
+        wmax = max(float(np.max(np.abs(m.data))) if m.nnz else 0.0 for m in step.terms.values())
         s_max = max(scales[b] for b in step.terms)
-        exact = _is_exact_identity(step.terms, step.bias, scales)
-        s_w = 0 if exact else _fit_scale(wmax, st.weight_bits, st.max_weight_scale)
+        s_fit = _fit_scale(wmax, st.weight_bits, st.max_weight_scale)
+        s_w = _exact_scale(step.terms, step.bias, scales, s_max, s_fit)
         s_acc = s_w + s_max
-        terms = {
-            b: np.round(m * float(1 << (s_acc - scales[b]))).astype(np.int64)
-            for b, m in step.terms.items()
-        }
+        terms = {b: _round_terms(m, float(1 << (s_acc - scales[b]))) for b, m in step.terms.items()}
         bias = np.round(step.bias * float(1 << s_acc)).astype(np.int64)
         if is_last and st.output_scale is not None:
             s_out = st.output_scale
@@ -250,8 +276,8 @@ def quantize(program: FloatProgram, calib: F64, st: QuantSettings) -> QuantizedM
         hi_i = None if step.hi is None else round(step.hi * (1 << s_out))
         ly = QLayer(terms, bias, s_acc - s_out, step.act, lo_i, hi_i, s_acc, s_out, s_w, step.node)
         _bounds(ly, lo_b, hi_b)
-        lo_b.append(ly.out_lo)
-        hi_b.append(ly.out_hi)
+        lo_b.append(np.array(ly.out_lo, dtype=np.int64))
+        hi_b.append(np.array(ly.out_hi, dtype=np.int64))
         scales.append(s_out)
         layers.append(ly)
     last = layers[-1]
@@ -267,52 +293,62 @@ def quantize(program: FloatProgram, calib: F64, st: QuantSettings) -> QuantizedM
         settings=st,
     )
     qm.calibration = _calibration_summary(program, qm, calib, float_vals[-1])
+    if program.notes:
+        qm.calibration["notes"] = list(program.notes)
     return qm
 
 
-def _is_exact_identity(terms: dict[int, F64], bias: F64, scales: list[int]) -> bool:
-    """A bare activation on an already materialized vector needs no weights (scale 0)."""
-    if len(terms) != 1 or np.any(bias != 0):
-        return False
-    (m,) = terms.values()
-    return m.shape[0] == m.shape[1] and bool(np.array_equal(m, np.eye(m.shape[0])))
+def _round_terms(m: Sparse, factor: float) -> Sparse:
+    q = sp.csr_array(m, dtype=np.float64, copy=True)
+    q.data = np.round(q.data * factor)
+    return _canonical(q)
 
 
-def _bounds(ly: QLayer, lo_b: list[list[int]], hi_b: list[list[int]]) -> None:
-    """Worst-case interval arithmetic (exact Python ints) for every neuron of a layer."""
-    acc_lo = [int(v) for v in ly.bias]
-    acc_hi = list(acc_lo)
-    worst = [abs(v) for v in acc_lo]
+def _exact_scale(terms: dict[int, Sparse], bias: F64, scales: list[int], s_max: int, s_fit: int) -> int:
+    """The smallest weight scale <= s_fit at which every weight and the bias are exact integers
+    (0 for a bare activation on a materialized vector, 0 for MaxPool's +-1 differences, 2 for a
+    2x2 average): no rounding, and narrower accumulators than s_fit. Else s_fit."""
+    for s in range(0, s_fit):
+        ok = all(_integral(m.data * float(1 << (s + s_max - scales[b]))) for b, m in terms.items())
+        if ok and _integral(bias * float(1 << (s + s_max))):
+            return s
+    return s_fit
+
+
+def _integral(v: F64) -> bool:
+    return bool(np.all(np.abs(v) < 2.0**52) and np.array_equal(v, np.round(v)))
+
+
+def _bounds(ly: QLayer, lo_b: list[I64], hi_b: list[I64]) -> None:
+    """Worst-case interval arithmetic for every neuron of a layer, vectorised: W = W+ + W-, so
+    acc_lo = bias + W+ lo + W- hi and acc_hi = bias + W+ hi + W- lo. The worst case
+    |bias| + |W| max(|lo|, |hi|) is checked in float64 against 2^62 first, so the int64 sums
+    that follow cannot wrap (every partial sum is below the worst case) and are exact."""
+    bias = np.asarray(ly.bias, dtype=np.int64)
+    worst = np.abs(bias).astype(np.float64)
     for b, w in ly.terms.items():
-        lo, hi = lo_b[b], hi_b[b]
-        for j, row in enumerate(w.tolist()):
-            for wi, a, c in zip(row, lo, hi, strict=True):
-                if wi > 0:
-                    acc_lo[j] += wi * a
-                    acc_hi[j] += wi * c
-                elif wi < 0:
-                    acc_lo[j] += wi * c
-                    acc_hi[j] += wi * a
-                worst[j] += abs(wi) * max(abs(a), abs(c))
-    if max(worst, default=0) >= INT64_SAFE:
+        mag = np.maximum(np.abs(lo_b[b]), np.abs(hi_b[b])).astype(np.float64)
+        worst = worst + abs(w).astype(np.float64) @ mag
+    if len(worst) and float(worst.max()) >= INT64_SAFE:
         raise BackendError(
             f"step {ly.node!r}: worst-case accumulator exceeds 2^62; lower the scales "
             "(max_scale / weight_bits) or the input range"
         )
-    ly.acc_lo, ly.acc_hi = acc_lo, acc_hi
-    out_lo = [v >> ly.shift for v in acc_lo]
-    out_hi = [v >> ly.shift for v in acc_hi]
+    acc_lo, acc_hi = bias.copy(), bias.copy()
+    for b, w in ly.terms.items():
+        pos, neg = w.maximum(0), w.minimum(0)
+        acc_lo = acc_lo + pos @ lo_b[b] + neg @ hi_b[b]
+        acc_hi = acc_hi + pos @ hi_b[b] + neg @ lo_b[b]
+    out_lo, out_hi = acc_lo >> ly.shift, acc_hi >> ly.shift     # floor, like the circuit
     if ly.act == "relu":
-        out_lo = [max(v, 0) for v in out_lo]
-        out_hi = [max(v, 0) for v in out_hi]
+        out_lo, out_hi = np.maximum(out_lo, 0), np.maximum(out_hi, 0)
     elif ly.act == "clip":
         if ly.lo is not None:
-            out_lo = [max(v, ly.lo) for v in out_lo]
-            out_hi = [max(v, ly.lo) for v in out_hi]
+            out_lo, out_hi = np.maximum(out_lo, ly.lo), np.maximum(out_hi, ly.lo)
         if ly.hi is not None:
-            out_lo = [min(v, ly.hi) for v in out_lo]
-            out_hi = [min(v, ly.hi) for v in out_hi]
-    ly.out_lo, ly.out_hi = out_lo, out_hi
+            out_lo, out_hi = np.minimum(out_lo, ly.hi), np.minimum(out_hi, ly.hi)
+    ly.acc_lo, ly.acc_hi = acc_lo.tolist(), acc_hi.tolist()
+    ly.out_lo, ly.out_hi = out_lo.tolist(), out_hi.tolist()
 
 
 def _calibration_summary(program: FloatProgram, qm: QuantizedModel, calib: F64,

@@ -22,6 +22,12 @@ KEY_FILE = ".build-key"
 _SOURCES = [
     "oracle/circuits/onnx_graph.py",
     "oracle/circuits/affine.py",
+    "oracle/circuits/ops_common.py",
+    "oracle/circuits/ops_linear.py",
+    "oracle/circuits/ops_nonlinear.py",
+    "oracle/circuits/pending.py",
+    "oracle/circuits/windows.py",
+    "oracle/circuits/pwl.py",
     "oracle/circuits/quantize.py",
     "oracle/proving/groth16/circuit.py",
     "oracle/proving/groth16/backend.py",

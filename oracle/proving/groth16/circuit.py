@@ -154,7 +154,8 @@ class CircuitStats:
 def _expr(ly: QLayer, j: int, names: dict[int, str], const_adjust: int = 0) -> str:
     parts: list[str] = []
     for b, w in ly.terms.items():
-        for i, wi in enumerate(w[j].tolist()):
+        lo, hi = int(w.indptr[j]), int(w.indptr[j + 1])         # row j of the csr weights
+        for i, wi in zip(w.indices[lo:hi].tolist(), w.data[lo:hi].tolist(), strict=True):
             if wi == 0:
                 continue
             sign = "-" if wi < 0 else "+"

@@ -255,7 +255,7 @@ class Plan:
         for li, ly in enumerate(qm.layers):
             self.steps.append(self._plan_step(ly, last=li == len(qm.layers) - 1))
         self._plan_outputs()
-        self.macs = sum(int(np.count_nonzero(w)) for ly in qm.layers for w in ly.terms.values())
+        self.macs = sum(int(w.nnz) for ly in qm.layers for w in ly.terms.values())   # canonical csr: no zeros
 
     def alloc(self, n: int) -> I64:
         w = np.arange(self.n_wires, self.n_wires + n, dtype=np.int64)
@@ -396,13 +396,14 @@ class Plan:
         bound = np.abs(ly.bias).astype(np.float64)
         for base, w in ly.terms.items():
             vw, vc = values[base]
-            j, i = np.nonzero(w)
+            nz = w.tocoo()                  # the sparse weights' nonzeros, row-major
+            j, i, wd = nz.row.astype(np.int64), nz.col.astype(np.int64), nz.data.astype(np.int64)
             live = vw[i] >= 0
             rows.append(j[live])
             wires.append(vw[i[live]])
-            mants.append(w[j[live], i[live]].astype(np.int64))
-            const = const + w.astype(np.int64) @ vc
-            bound = bound + np.abs(w).astype(np.float64) @ np.abs(vc).astype(np.float64)
+            mants.append(wd[live])
+            const = const + np.asarray(w @ vc, dtype=np.int64)
+            bound = bound + abs(w).astype(np.float64) @ np.abs(vc).astype(np.float64)
         if len(bound) and float(bound.max()) >= 2.0**62:
             raise BackendError(f"step {ly.node!r}: accumulator constant beyond 2^62")
         row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
@@ -551,7 +552,7 @@ class Plan:
             ly = st.ly
             acc = ly.bias.astype(np.int64).copy()
             for base, wt in ly.terms.items():
-                acc = acc + wt @ vals[base]
+                acc = acc + np.asarray(wt @ vals[base], dtype=np.int64)
             y = self._witness_step(st, acc, w)
             if li < len(self.steps) - 1:
                 w[st.mat_w] = y[st.mat]
