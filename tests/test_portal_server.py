@@ -5,6 +5,7 @@ is unknown, and the dashboard's server-sent events following the store."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,16 +13,25 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_account import Account
 
+from oracle.chain.anvil import DEV_KEYS, Anvil
+from oracle.chain.client import Chain
+from oracle.chain.deploy import deploy_all
 from oracle.gateway.app import create_app
-from oracle.gateway.config import GatewaySettings
+from oracle.gateway.config import ChainEndpoint, GatewaySettings
 from oracle.gateway.context import GatewayContext
 from oracle.gateway.portal.assets import AssetsMissing, vendor_files
+from oracle.gateway.portal.dashboard import reader_of, snapshot
 from oracle.gateway.server import GatewayServer
 from oracle.paths import NODE_MODULES
 from oracle.store import repo
 
-ZERO = "0x" + "00" * 20
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -93,3 +103,30 @@ def test_dashboard_events_follow_the_store(gateway: tuple[str, GatewayContext]) 
         assert name == "snapshot" and time.monotonic() - t0 < 5
         assert second["totals"] == {"confirmed": 2} and second["states"] == {"offchain": {"confirmed": 2}}
         assert len(second["latency"]["t"]) == 2 and second["latency"]["fulfilled"] == [None, None]
+
+
+def test_dashboard_relayer_rows_read_the_chains(tmp_path: Path, anvil: Anvil, chain: Chain) -> None:
+    """Balances and nonces come from the chain the gateway reads; a chain whose RPC is down
+    shows as unreachable on its row, it does not break the snapshot."""
+    d = deploy_all(chain)
+    relayer = Account.from_key(DEV_KEYS[5]).address
+    dead = f"http://127.0.0.1:{free_port()}"       # nothing listens there
+    models = tmp_path / "models"
+    models.mkdir()
+    settings = GatewaySettings(database_url=f"sqlite:///{tmp_path / 'g.db'}", models_dir=models, chain_timeout=2,
+                               chains=[ChainEndpoint(name="down", rpc_url=dead, oracle=d.oracle),
+                                       ChainEndpoint(name="anvil", rpc_url=anvil.url, oracle=d.oracle)])
+    ctx = GatewayContext.open(settings)
+    try:
+        with ctx.db.session() as s:
+            repo.reserve_nonce(s, chain.chain_id, relayer, 0)
+            repo.reserve_nonce(s, 999, relayer, 0)              # a chain no configured RPC serves
+        rows = {r["chain_id"]: r for r in snapshot(ctx.db, reader_of(ctx))["relayers"]}
+        up = rows[chain.chain_id]
+        assert up["error"] is None and up["next_nonce"] == 1
+        assert int(up["balance_wei"]) == chain.w3.eth.get_balance(relayer)
+        assert up["chain_nonce"] == chain.w3.eth.get_transaction_count(relayer)
+        other = rows[999]
+        assert other["balance_wei"] is None and "chain unreachable (down: " in other["error"]
+    finally:
+        ctx.close()

@@ -58,7 +58,7 @@ class CachedChainReader:
         try:
             st = self._reader.account_state(chain_id, account)
         except Exception as e:  # a chain outage must not stop the dashboard; shown per row
-            st = AccountState(None, None, f"chain unreachable: {e}")
+            st = AccountState(None, None, f"chain unreachable ({_short(e)})")
         self._cache[key] = (now, st)
         return st
 
@@ -70,15 +70,24 @@ class ChainViewsReader:
         self._views = list(views)
 
     def account_state(self, chain_id: int, account: str) -> AccountState:
+        down: list[str] = []
         for v in self._views:
             try:
                 if v.chain_id != chain_id:
                     continue
-            except Exception:  # that chain is down: it cannot be the one asked for
+            except Exception as e:  # that chain's RPC is down: it may be the one asked for
+                down.append(f"{v.name}: {_short(e)}")
                 continue
             addr = v.w3.to_checksum_address(account)
             return AccountState(int(v.w3.eth.get_balance(addr)), int(v.w3.eth.get_transaction_count(addr)))
+        if down:
+            return AccountState(None, None, f"chain unreachable ({'; '.join(down)})")
         return AccountState(None, None, f"chain {chain_id} is not configured in this gateway")
+
+
+def _short(e: Exception, limit: int = 160) -> str:
+    text = f"{type(e).__name__}: {e}"
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def reader_of(ctx: Any) -> ChainReader | None:
