@@ -46,11 +46,25 @@ def test_find_submit_prove_verify_and_tamper(page: Page, stack: Stack) -> None:
     expect(card.locator("table.deployments")).to_contain_text("anvil")
     screenshot(page, "catalog")
 
+    # the fee quote follows the callback gas asked for: the oracle contract's own quoteFee
+    page.fill("input[name=callback_gas]", "500000")
+    page.click("text=Quote fees")
+    expect(page).to_have_url(re.compile(r"callback_gas=500000"))
+    oracle = stack.chain.contract("InferenceOracle", stack.deployment.oracle)
+    fee = int(oracle.functions.quoteFee(bytes.fromhex(stack.model_id[2:]), 500_000).call())
+    table = page.locator("article.model table.deployments")
+    expect(table).to_contain_text("Fee (500,000 callback gas)")
+    expect(table).to_contain_text(f"({fee:,} wei)")
+
     # search and filter run on the page
     page.fill("#q", "no-such-model")
     expect(card).to_be_hidden()
     expect(page.locator("#no-match")).to_be_visible()
     page.fill("#q", m.circuit_id[2:12])
+    expect(card).to_be_visible()
+    page.check("#ceremony-only")                 # the test circuit has development keys
+    expect(card).to_be_hidden()
+    page.uncheck("#ceremony-only")
     expect(card).to_be_visible()
 
     card.locator("a.button", has_text="Try it").click()
