@@ -22,6 +22,7 @@ estimates for this 2-core box, not promises: a loaded box is slower.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,9 +53,10 @@ SETUP_RSS_MIB = (176.0, 0.0, 2.6e-3, 1.7e-4)     # node peak RSS of groth16 setu
 PROVE_MS = (88.0, 4.0e-3, 3.8e-3, 2.4e-3)        # warm snarkjs prove in the daemon
 PROVE_RSS_MIB = (176.0, 0.0, 2.6e-3, 1.7e-4)     # the prover daemon holds the same key material
 # Lowering + .r1cs write (bench_r1cs.py --scaling, up to 6.3 M multiply-adds): ~1.2 us and
-# ~280 bytes per multiply-add, over a Python process of ~150 MiB (numpy, onnx loaded).
+# ~280 bytes per multiply-add, over a Python process of ~45 MiB measured (80 assumed: onnx,
+# onnxruntime or the CLI's other imports may be loaded too).
 LOWER_S_PER_MAC, LOWER_S_PER_CONSTRAINT = 1.2e-6, 5e-6
-LOWER_BYTES_PER_MAC, LOWER_BYTES_PER_CONSTRAINT, PYTHON_BASE_MIB = 280, 2_000, 150.0
+LOWER_BYTES_PER_MAC, LOWER_BYTES_PER_CONSTRAINT, PYTHON_BASE_MIB = 280, 2_000, 80.0
 # circom2: ~1 ms and 8-10 KB per multiply-add (docs/toolchain.md); --O2 leaves ~3 A+B terms each.
 CIRCOM_S_PER_MAC, CIRCOM_BYTES_PER_MAC, CIRCOM_AB_PER_MAC = 1e-3, 10_000, 3.0
 VERIFIER_S = 3.0                                  # export + solc of the Solidity verifier
@@ -178,6 +180,12 @@ def plan_compile(qm: QuantizedModel, generator: str = "direct", packed: bool = T
         public = plan.n_pub_out + plan.n_pub_in
     power = ptau.power_for(n, public)
     notes: list[str] = []
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > cores:
+        # The model is fitted on an idle box; measured on this 2-core box at load ~18, setup ran
+        # 2.5-8x slower (bench/bench_plan.py), so say so rather than pretend.
+        notes.append(f"this box is loaded (load average {load:.1f} on {cores} cores): times may be up to "
+                     f"~{load / cores:.0f}x the estimates")
     if generator == "circom":
         ab, c_terms = int(CIRCOM_AB_PER_MAC * macs) + 2 * n, n // 10
         notes.append("circom --O2 merges linear rows: its constraint count is a few % below this one")
