@@ -527,6 +527,31 @@ contract SlicedAdapterTest is Test {
         assertEq(oracle.fulfillBatch(ids, outs, payee, prs), 3, "one by one");
     }
 
+    /// Two requests' proofs of the same slice tampered so their errors cancel in any check
+    /// that weights them equally: C + G in one, C - G in the other (G the G1 generator). Each
+    /// pairing equation is off by e(G, delta_1) and e(-G, delta_1): only independent weights
+    /// r_{n,j} (Fiat-Shamir) refuse the pair.
+    function test_batchWeightsAreIndependent() public view {
+        Req memory a = _req(j4, 0);
+        Req memory b = _req(j4, 1);
+        uint256 Qm = 21888242871839275222246405745257275088696311157297823662689037894645226208583;
+        (a.proofs[1][6], a.proofs[1][7]) = _ecAdd(a.proofs[1][6], a.proofs[1][7], 1, 2);
+        (b.proofs[1][6], b.proofs[1][7]) = _ecAdd(b.proofs[1][6], b.proofs[1][7], 1, Qm - 2);
+        int256[][] memory ins = new int256[][](2);
+        int256[][] memory outs = new int256[][](2);
+        bytes[] memory prs = new bytes[](2);
+        (ins[0], outs[0], prs[0]) = (a.input, a.output, _enc(a));
+        (ins[1], outs[1], prs[1]) = (b.input, b.output, _enc(b));
+        assertFalse(a4.verifyBatch(ins, outs, payee, prs), "cancelling errors refused");
+        assertFalse(_verify(a4, a), "each one refused alone");
+    }
+
+    function _ecAdd(uint256 x1, uint256 y1, uint256 x2, uint256 y2) internal view returns (uint256, uint256) {
+        (bool ok, bytes memory r) = address(6).staticcall(abi.encode(x1, y1, x2, y2));
+        assertTrue(ok, "ecAdd");
+        return abi.decode(r, (uint256, uint256));
+    }
+
     function test_provenResults() public {
         ProvenResults results = new ProvenResults(registry);
         Req memory r = _req(j4, 0);
