@@ -175,6 +175,15 @@ def test_dashboard_live_and_onchain_request_page(page: Page, stack: Stack) -> No
 def test_unknown_pages_say_why(page: Page, stack: Stack) -> None:
     page.goto(stack.url + "/inferences/12345")
     expect(page.locator("h1")).to_contain_text("404")
-    expect(page.locator("#error-message")).not_to_be_empty()
+    expect(page.locator("#error-message")).to_have_text("no off-chain inference 12345")
+
+    # a request page opened before the oracle has read the request shows it once it has
+    m = Manifest.load(stack.circuit)
+    o = stack.chain.contract("InferenceOracle", stack.deployment.oracle)
+    rid = int(o.functions.nextRequestId().call())
+    page.goto(f"{stack.url}/requests/{stack.chain.chain_id}/{rid}")
+    expect(page.locator("#follow")).to_be_visible()
+    assert _request_onchain(stack, account_chain(stack.chain, 4), [1] * m.input_size) == rid
+    expect(page.locator("h1")).to_have_text(f"Request {rid} on chain {stack.chain.chain_id}", timeout=60_000)
     page.goto(stack.url + "/models/0x" + "ab" * 32)
     expect(page.locator("h1")).to_contain_text("404")

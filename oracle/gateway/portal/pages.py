@@ -91,10 +91,14 @@ class Pages:
         return HTMLResponse(self.env.get_template(name).render(**ctx), status_code=http_status,
                             headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"})
 
-    def error(self, e: PageError) -> HTMLResponse:
+    def error(self, e: PageError, follow_api: str | None = None) -> HTMLResponse:
+        """An error page. ``follow_api``: for a request not known (yet), the API URL the page
+        polls to show it as soon as the oracle has seen it (a request page opened right after
+        its transaction was sent)."""
         titles = {400: "Bad request", 404: "Not found", 502: "Bad answer from the API", 503: "Unavailable"}
         return self.render("error.html", http_status=e.status, nav="", status=e.status,
-                           title=titles.get(e.status, "Error"), message=e.message)
+                           title=titles.get(e.status, "Error"), message=e.message,
+                           follow_api=follow_api if e.status == 404 else None)
 
     def encoding(self, circuit_id: str | None) -> dict[str, Any] | None:
         """How this circuit's public signals are built (what the page's verifier rebuilds), from
@@ -132,7 +136,7 @@ class Pages:
             try:
                 r = await api.inference(iid)
             except PageError as e:
-                return self.error(e)
+                return self.error(e, f"/api/v1/inferences/{iid}")
             return await self._request_page(api, r, f"Inference {iid}", f"/api/v1/inferences/{iid}")
 
     async def onchain(self, request: Request) -> Response:
@@ -141,7 +145,7 @@ class Pages:
             try:
                 r = await api.request(chain_id, rid)
             except PageError as e:
-                return self.error(e)
+                return self.error(e, f"/api/v1/requests/{chain_id}/{rid}")
             return await self._request_page(api, r, f"Request {rid} on chain {chain_id}",
                                             f"/api/v1/requests/{chain_id}/{rid}")
 
