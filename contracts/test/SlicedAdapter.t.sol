@@ -7,6 +7,8 @@ import {Decimal} from "../utils/Decimal.sol";
 import {ModelRegistry} from "../ModelRegistry.sol";
 import {InferenceOracle} from "../InferenceOracle.sol";
 import {ProvenResults} from "../crosschain/ProvenResults.sol";
+import {CrossChainInbox} from "../crosschain/CrossChainInbox.sol";
+import {RecordingCrossChainConsumer} from "./utils/CrossChainMocks.sol";
 import {SlicedGroth16Adapter} from "../verifiers/SlicedGroth16Adapter.sol";
 import {PackedGroth16Adapter} from "../verifiers/PackedGroth16Adapter.sol";
 import {SignalPacking} from "../verifiers/SignalPacking.sol";
@@ -562,6 +564,32 @@ contract SlicedAdapterTest is Test {
         (int256[] memory out, bool proven) = results.provenOutput(M4, r.input);
         assertTrue(proven, "proven");
         assertEq(out, r.output, "output");
+    }
+
+    /// The same sliced proof delivered to another chain's inbox (its registry holds the model
+    /// with the same adapter): verified there and handed to the consumer; a broken chain is not.
+    function test_crossChainDelivery() public {
+        CrossChainInbox inbox = new CrossChainInbox(registry);
+        RecordingCrossChainConsumer consumer = new RecordingCrossChainConsumer();
+        Req memory r = _req(j4, 0);
+        Req memory b = _req(j4, 2);
+        CrossChainInbox.Message memory m = CrossChainInbox.Message({
+            srcChainId: uint64(block.chainid + 1),
+            srcOracle: address(0x5EC),
+            requestId: 7,
+            modelId: M4,
+            consumer: address(consumer),
+            gasLimit: 1_000_000, // the recording consumer stores 11 values
+            payee: payee
+        });
+        Req memory broken = _req(j4, 0);
+        broken.proofs[3] = b.proofs[3];
+        broken.commitments[2] = b.commitments[2];
+        vm.expectRevert();
+        inbox.deliver(m, r.input, r.output, _enc(broken));
+        inbox.deliver(m, r.input, r.output, _enc(r));
+        assertEq(consumer.calls(), 1, "delivered once");
+        assertEq(consumer.lastOutput(), r.output, "the proven output");
     }
 
     // --- gas ---------------------------------------------------------------------------------
