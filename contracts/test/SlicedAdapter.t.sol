@@ -512,6 +512,16 @@ contract SlicedAdapterTest is Test {
             ins[i] = _req(j4, i).input;
         }
         assertTrue(a4.verifyBatch(ins, outs, payee, prs), "batch check");
+        uint256 g = gasleft();
+        a4.verifyBatch(ins, outs, payee, prs);
+        g -= gasleft();
+        assertLt(g, a4.batchVerifyGas(3), "the batch floor covers a batch of 3");
+        assertLt(a4.batchVerifyGas(3), 3 * a4.minVerifyGas(), "and is below 3 single checks");
+        (bool ok, bytes memory ret) = address(a4).call{gas: a4.batchVerifyGas(3) - 10_000}(
+            abi.encodeCall(a4.verifyBatch, (ins, outs, payee, prs))
+        );
+        assertFalse(ok, "short of gas: reverts");
+        assertEq(bytes4(ret), SlicedGroth16Adapter.InsufficientVerificationGas.selector, "named error");
         assertFalse(a4.verifyBatch(ins, outs, COPIER, prs), "batch check, other payee");
         uint256 snap = vm.snapshotState();
         assertEq(oracle.fulfillBatch(ids, outs, payee, prs), 3, "all three");

@@ -92,6 +92,8 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
     uint256 public immutable minVerifyGas;
     /// @dev Number of words of the stored key.
     uint256 private immutable _vkWords;
+    /// @dev ecMul calls per request (the first request of a check saves 3: r_0 = 1).
+    uint256 private immutable _ecMulsPerEntry;
 
     /// @notice A sliced model needs at least 2 slices (one slice is a plain packed circuit).
     error TooFewSlices(uint256 slices);
@@ -178,6 +180,7 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
         // ecMul 6,000 + ecAdd 150 each (EIP-1108), the pairing, and the rest (measured ~20 k +
         // ~7 k per slice; SlicedAdapter.t.sol checks the floor covers a real verification).
         minVerifyGas = Bn254.pairingGas(2 * k + 2) + 6_150 * ecMuls + BASE_GAS + GAS_PER_SLICE * k;
+        _ecMulsPerEntry = ecMuls + 3;
     }
 
     /// @dev The keys' words in storage layout, after checking sizes and the shared setup.
@@ -232,6 +235,15 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
     function numSignals(uint256 slice) public view returns (uint256) {
         if (slice >= numSlices) revert NoSuchSlice(slice, numSlices);
         return _signalsOf(slice, numSlices, inputWords, outputWords + (payeeOwnWord ? 1 : 0));
+    }
+
+    /// @notice Gas `verifyBatch` needs for n requests (it reverts with
+    ///         InsufficientVerificationGas below this): n*k + k + 2 pairings and the ecMuls.
+    /// @param n Number of requests in the batch.
+    /// @return The gas floor.
+    function batchVerifyGas(uint256 n) public view returns (uint256) {
+        uint256 k = numSlices;
+        return Bn254.pairingGas(n * k + k + 2) + n * (6_150 * _ecMulsPerEntry + BASE_GAS + GAS_PER_SLICE * k);
     }
 
     /// @notice Slice `slice`'s verification key in the constructor's word layout.
@@ -330,6 +342,8 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
         if (n == 0 || inputs.length != n || outputs.length != n) {
             revert BatchLengthMismatch(inputs.length, outputs.length, n);
         }
+        uint256 required = batchVerifyGas(n);
+        if (gasleft() < required) revert InsufficientVerificationGas(required, gasleft());
         Entry[] memory es = new Entry[](n);
         bytes32[] memory hashes = new bytes32[](n);
         for (uint256 i; i < n; ++i) {
