@@ -59,10 +59,12 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
     /// @notice Words of alpha, beta and gamma at the start of the stored key.
     uint256 private constant SHARED_WORDS = 10;
     /// @notice Gas of verify besides the precompiles (decoding, packing, hashing, memory), with
-    ///         margin: BASE_GAS + GAS_PER_SLICE * k; part of `minVerifyGas`.
+    ///         margin: BASE_GAS + GAS_PER_SLICE * k + GAS_PER_VALUE * values; part of `minVerifyGas`.
     uint256 public constant BASE_GAS = 30_000;
     /// @notice Per-slice part of the gas besides the precompiles.
     uint256 public constant GAS_PER_SLICE = 8_000;
+    /// @notice Per input and output value: range check and packing (~450 measured), with margin.
+    uint256 public constant GAS_PER_VALUE = 600;
 
     /// @notice Number of slices k (>= 2).
     uint256 public immutable numSlices;
@@ -94,6 +96,8 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
     uint256 private immutable _vkWords;
     /// @dev ecMul calls per request (the first request of a check saves 3: r_0 = 1).
     uint256 private immutable _ecMulsPerEntry;
+    /// @dev Gas per request besides the precompiles (decoding, packing, bookkeeping).
+    uint256 private immutable _perEntryGas;
 
     /// @notice A sliced model needs at least 2 slices (one slice is a plain packed circuit).
     error TooFewSlices(uint256 slices);
@@ -179,7 +183,8 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
         uint256 ecMuls = 3 * (k - 1) + 1 + (1 + inW) + 2 * (k - 2) + (outW + (own ? 1 : 0) + 1);
         // ecMul 6,000 + ecAdd 150 each (EIP-1108), the pairing, and the rest (measured ~20 k +
         // ~7 k per slice; SlicedAdapter.t.sol checks the floor covers a real verification).
-        minVerifyGas = Bn254.pairingGas(2 * k + 2) + 6_150 * ecMuls + BASE_GAS + GAS_PER_SLICE * k;
+        _perEntryGas = BASE_GAS + GAS_PER_SLICE * k + GAS_PER_VALUE * (numInputs_ + numOutputs_);
+        minVerifyGas = Bn254.pairingGas(2 * k + 2) + 6_150 * ecMuls + _perEntryGas;
         _ecMulsPerEntry = ecMuls + 3;
     }
 
@@ -243,7 +248,7 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
     /// @return The gas floor.
     function batchVerifyGas(uint256 n) public view returns (uint256) {
         uint256 k = numSlices;
-        return Bn254.pairingGas(n * k + k + 2) + n * (6_150 * _ecMulsPerEntry + BASE_GAS + GAS_PER_SLICE * k);
+        return Bn254.pairingGas(n * k + k + 2) + n * (6_150 * _ecMulsPerEntry + _perEntryGas);
     }
 
     /// @notice Slice `slice`'s verification key in the constructor's word layout.
