@@ -106,6 +106,9 @@ def test_find_submit_prove_verify_and_tamper(page: Page, stack: Stack) -> None:
     expect(verdict).to_contain_text("Proof verified in your browser", timeout=60_000)
     expect(page.locator("ul.checks li.bad")).to_have_count(0)
     expect(page.locator("ul.checks")).to_contain_text("verification key = circuit id (catalog)")
+    # ... and the id the chain's ModelRegistry holds for the model (read by the gateway)
+    registry = f"verification key = circuit id (registry on anvil ({stack.chain.chain_id}))"
+    expect(page.locator("ul.checks li.ok")).to_contain_text([f"{registry}: sha256 of the key {m.circuit_id}"])
     screenshot(page, "inference-verified")
     page.locator("#proof").screenshot(path=str(screenshot_dir() / "proof-verified-card.png"))
 

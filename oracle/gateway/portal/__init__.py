@@ -34,7 +34,7 @@ def mount(app: FastAPI, ctx: Any, *, event_interval: float = EVENT_INTERVAL) -> 
     """Adds the portal to ``app``. ``ctx``: the gateway's context (``db``, ``catalog``, and the
     chains it reads); AssetsMissing when the npm packages the portal serves are not installed."""
     vendor = vendor_files()
-    pages = Pages(ApiReader(app), ctx.catalog)
+    pages = Pages(ApiReader(app), ctx.catalog, getattr(ctx, "chains", ()))
     app.include_router(router(pages, interval=event_interval, window_minutes=int(dash.WINDOW_SECONDS // 60)))
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="portal-static")
 

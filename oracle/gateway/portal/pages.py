@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.concurrency import run_in_threadpool
 
 from oracle.circuits.catalog import CircuitCatalog
 from oracle.gateway.portal.data import ApiReader, ApiSession, PageError
@@ -82,9 +84,10 @@ def example_input(m: ModelDetail) -> str:
 
 
 class Pages:
-    def __init__(self, api: ApiReader, catalog: CircuitCatalog) -> None:
+    def __init__(self, api: ApiReader, catalog: CircuitCatalog, chains: Sequence[Any] = ()) -> None:
         self.api = api
         self.catalog = catalog
+        self.chains = list(chains)        # the gateway's read-only chain views (ChainView)
         self.env = make_env()
 
     def render(self, name: str, http_status: int = 200, **ctx: Any) -> HTMLResponse:
@@ -162,10 +165,11 @@ class Pages:
         verify_data = None
         encoding = self.encoding(circuit_id)
         if r.proof is not None and m is not None and encoding is not None:
+            registered = await run_in_threadpool(self.registered_ids, m.model_id)
             verify_data = {
                 "snarkjs_url": f"{VENDOR_PREFIX}/snarkjs.min.js",
                 "vk_url": m.verification_key_url,
-                "expected_ids": _expected_ids(m, r),
+                "expected_ids": _expected_ids(m, r, registered),
                 "encoding": encoding,
                 "input_fixed": r.input_fixed,
                 "output_fixed": r.output_fixed,
@@ -174,18 +178,28 @@ class Pages:
         return self.render("request.html", nav="", r=r, m=m, title=title, api_url=api_url,
                            encoding=encoding, verify_data=verify_data)
 
+    def registered_ids(self, model_id: str) -> list[dict[str, str]]:
+        """The circuit id each configured chain's ModelRegistry holds for ``model_id``, read from
+        the chain (the views cache entries for a few seconds). A chain that does not answer is
+        left out (logged): the page then compares with the ids it has."""
+        out = []
+        for v in self.chains:
+            try:
+                entry = v.model(model_id)
+                if entry is not None:
+                    out.append({"source": f"registry on {v.name} ({v.chain_id})", "id": str(entry.circuit_id)})
+            except Exception as e:  # RPC down or not a registry: the other checks still run
+                log.warning("circuit id of %s on chain %s unreadable: %s", model_id, v.name, e)
+        return out
+
     async def dashboard(self, request: Request, interval: float, window_minutes: int) -> Response:
         return self.render("dashboard.html", nav="dashboard", interval=interval, window_minutes=window_minutes)
 
 
-def _expected_ids(m: ModelDetail, r: InferenceView) -> list[dict[str, str]]:
-    """The circuit ids the verification key must hash to: the catalog's, and the one each chain's
-    registry holds for the model (when the API reports it)."""
-    ids = [{"source": "catalog", "id": m.circuit_id}]
-    for d in m.deployments:
-        registered = getattr(d, "circuit_id", None)
-        if d.registered and registered:
-            ids.append({"source": f"registry on {d.name} ({d.chain_id})", "id": str(registered)})
+def _expected_ids(m: ModelDetail, r: InferenceView, registered: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The circuit ids the verification key must hash to: the catalog's, the one each configured
+    chain's registry holds for the model, and the request's own when it names another."""
+    ids = [{"source": "catalog", "id": m.circuit_id}, *registered]
     if r.circuit_id and r.circuit_id.lower() != m.circuit_id.lower():
         ids.append({"source": "the request's circuit", "id": r.circuit_id})
     return ids
