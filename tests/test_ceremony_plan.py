@@ -160,6 +160,10 @@ def test_a_waiting_build_reports_the_holder_then_takes_over(tmp_path: Path, capl
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(d)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        # The plan of a compile that needs this ceremony says it is being built, and by whom.
+        plan = Groth16Backend().plan(RISK, CompileOptions(calibration=RISK_CAL, cache_dir=tmp_path))
+        assert not plan.ptau_cached and any(f"being built right now by pid {holder.pid} (step 5/5" in n
+                                            for n in plan.notes), plan.notes
         threading.Timer(3.0, holder.kill).start()        # the holder dies mid-ceremony
         seen: list[dict[str, object]] = []
         stop = threading.Event()
@@ -208,7 +212,7 @@ def test_the_plan_counts_what_the_compile_builds(risk_on_pot11: tuple[Path, Path
 @pytest.mark.parametrize(("sizes", "message"), [
     ([600, 8, 2], r"a neuron sums \d+ terms: circom2 crashes .* use --generator direct"),
     ([400, 400, 400, 10], r"[\d,]+ multiply-adds: .* V8's function size limit .* use --generator direct"),
-    ([400, 400, 400, 400, 400, 10], r"[\d,]+ multiply-adds: circom2 runs out of its 4 GB .* use --generator direct"),
+    ([400, 400, 400, 400, 10], r"[\d,]+ multiply-adds: circom2 runs out of its 4 GB .* use --generator direct"),
 ])
 def test_circom_limits_are_refused_up_front(tmp_path: Path, sizes: list[int], message: str) -> None:
     onnx_path = _mlp(tmp_path / "m.onnx", sizes)
@@ -218,7 +222,9 @@ def test_circom_limits_are_refused_up_front(tmp_path: Path, sizes: list[int], me
         Groth16Backend(generator="circom").compile(onnx_path, out, CompileOptions())
     assert time.monotonic() - t0 < REFUSE_WITHIN
     assert not out.exists()                              # nothing written, circom never ran
-    # The direct generator takes the same model.
+    # The plan (which lowers) finds the same reason; the direct generator takes the model.
+    with pytest.raises(CompileRefused, match=message):
+        check(Groth16Backend(generator="circom").plan(onnx_path, CompileOptions()))
     check(Groth16Backend(generator="direct").plan(onnx_path, CompileOptions()))
 
 

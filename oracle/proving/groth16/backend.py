@@ -213,6 +213,8 @@ class Groth16Backend(ProofBackend):
         t_start = time.monotonic()
         qm, calib, calib_src, packing = self._quantized(onnx_path, options)
         ptau_power = self._ptau_power(options)
+        if self.generator == "circom":
+            estimate.check_circom(qm)           # before even the lowering the plan counts with
         # Plan before any long work: sizes, ceremony, memory, time; refuse what cannot finish.
         plan, lowered = estimate.plan_compile(qm, self.generator, packing is not None,
                                               cache_dir=options.cache_dir, ptau_power=ptau_power,

@@ -151,6 +151,33 @@ def fan_in(qm: QuantizedModel) -> int:
     return best
 
 
+def multiply_adds(qm: QuantizedModel) -> int:
+    """Nonzero weights over all steps (what ``Plan.macs`` counts), without building a Plan."""
+    return sum(int(w.count_nonzero()) if hasattr(w, "indptr") else int(np.count_nonzero(w))
+               for ly in qm.layers for w in ly.terms.values())
+
+
+def _circom_refusal(max_fan_in: int, macs: int) -> str | None:
+    direct = "use --generator direct (no circom limits)"
+    if max_fan_in > CIRCOM_MAX_FAN_IN:
+        return (f"a neuron sums {max_fan_in} terms: circom2 crashes on expressions of more than "
+                f"~{CIRCOM_MAX_FAN_IN} terms; {direct}")
+    if macs > CIRCOM_MAX_MACS_MEMORY:
+        return (f"{macs:,} multiply-adds: circom2 runs out of its 4 GB WebAssembly memory beyond "
+                f"~{CIRCOM_MAX_MACS_MEMORY:,}; {direct}")
+    if macs > CIRCOM_MAX_MACS:
+        return (f"{macs:,} multiply-adds: circom's witness calculator would exceed V8's function size "
+                f"limit beyond ~{CIRCOM_MAX_MACS:,} (every proof would fail); {direct}")
+    return None
+
+
+def check_circom(qm: QuantizedModel) -> None:
+    """circom's limits from the model alone (no lowering): the first thing a circom compile does."""
+    why = _circom_refusal(fan_in(qm), multiply_adds(qm))
+    if why:
+        raise CompileRefused(why)
+
+
 def plan_compile(qm: QuantizedModel, generator: str = "direct", packed: bool = True, *,
                  cache_dir: Path | None = None, ptau_power: int | None = None,
                  setup_file: Path | None = None) -> tuple[CompilePlan, Lowered | None]:
@@ -194,6 +221,12 @@ def plan_compile(qm: QuantizedModel, generator: str = "direct", packed: bool = T
     fits = power <= ptau.MAX_POWER
     choice = ptau.choose(power, cache_dir, power=ptau_power, setup_file=setup_file) if fits else None
     ceremony_s = 0.0 if choice is None or choice.cached else ptau.expected_ceremony_seconds(choice.power)
+    if choice is not None and not choice.cached:
+        building = ptau.read_status(choice.power, cache_dir)
+        if building is not None:
+            notes.append(f"the 2^{choice.power} ceremony is being built right now by pid {building.get('pid')} "
+                         f"(step {building.get('step_index')}/{building.get('steps')} "
+                         f"{building.get('step')!r}): this compile would wait for it")
     setup_s = _linear(SETUP_S, n, ab, c_terms)
     setup_mib = _linear(SETUP_RSS_MIB, n, ab, c_terms)
     prove_mib = _linear(PROVE_RSS_MIB, n, ab, c_terms)
@@ -228,20 +261,9 @@ def check(p: CompilePlan, max_ceremony_seconds: float | None = None) -> None:
         raise CompileRefused(
             f"{p.constraints:,} constraints need powers of tau 2^{p.power}, beyond the largest "
             f"supported 2^{ptau.MAX_POWER}: {smaller}")
-    if p.generator == "circom":
-        direct = "use --generator direct (no circom limits)"
-        if p.max_fan_in > CIRCOM_MAX_FAN_IN:
-            raise CompileRefused(
-                f"a neuron sums {p.max_fan_in} terms: circom2 crashes on expressions of more than "
-                f"~{CIRCOM_MAX_FAN_IN} terms; {direct}")
-        if p.multiply_adds > CIRCOM_MAX_MACS_MEMORY:
-            raise CompileRefused(
-                f"{p.multiply_adds:,} multiply-adds: circom2 runs out of its 4 GB WebAssembly memory "
-                f"beyond ~{CIRCOM_MAX_MACS_MEMORY:,}; {direct}")
-        if p.multiply_adds > CIRCOM_MAX_MACS:
-            raise CompileRefused(
-                f"{p.multiply_adds:,} multiply-adds: circom's witness calculator would exceed V8's "
-                f"function size limit beyond ~{CIRCOM_MAX_MACS:,} (every proof would fail); {direct}")
+    why = _circom_refusal(p.max_fan_in, p.multiply_adds) if p.generator == "circom" else None
+    if why:
+        raise CompileRefused(why)
     if p.memory_mib["peak"] > p.available_mib:
         raise CompileRefused(
             f"this compile needs ~{p.memory_mib['peak']:,.0f} MiB at its peak "
