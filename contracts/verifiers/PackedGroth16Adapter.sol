@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {IInferenceVerifier} from "../Verifier.sol";
 import {SnarkjsVerifierAbi} from "./SnarkjsVerifierAbi.sol";
 import {VerifierAdapterBase} from "./VerifierAdapterBase.sol";
+import {SignalPacking} from "./SignalPacking.sol";
 
 /// @title PackedGroth16Adapter
 /// @notice Calls a snarkjs-generated verifier whose circuit takes its public values PACKED:
@@ -140,47 +141,29 @@ contract PackedGroth16Adapter is VerifierAdapterBase {
         bool own = payeeOwnWord;
         uint256 outWords = outputWords;
         words = new uint256[](outWords + (own ? 1 : 0) + inputWords);
-        uint256 b = outputBits;
-        uint256 k = perWordOut;
-        int256 half = int256(1 << (b - 1));
-        for (uint256 i; i < output.length; ++i) {
-            int256 v = output[i];
-            if (v < -half || v >= half) revert PackedOutputOutOfRange(i, v);
-            // v + half is in [0, 2^b): no carry into the next value's bits.
-            words[i / k] |= uint256(v + half) << (b * (i % k));
-        }
+        uint256 bad = SignalPacking.packInto(words, 0, output, outputBits);
+        if (bad < output.length) revert PackedOutputOutOfRange(bad, output[bad]);
         // Above the value bits (or alone): the word stays below 2^253 < r, so it is unique.
         if (own) words[outWords] = uint256(uint160(payee));
         else words[outWords - 1] |= uint256(uint160(payee)) << payeeShift;
-        uint256 base = own ? outWords + 1 : outWords;
-        b = inputBits;
-        k = perWordIn;
-        half = int256(1 << (b - 1));
-        for (uint256 i; i < input.length; ++i) {
-            int256 v = input[i];
-            if (v < -half || v >= half) revert PackedInputOutOfRange(i, v);
-            words[base + i / k] |= uint256(v + half) << (b * (i % k));
-        }
+        bad = SignalPacking.packInto(words, own ? outWords + 1 : outWords, input, inputBits);
+        if (bad < input.length) revert PackedInputOutOfRange(bad, input[bad]);
     }
 
     /// @dev Public signals: value words plus a payee word when the last output word has no room.
     function _signals(uint256 nIn, uint256 nOut, uint256 inBits, uint256 outBits) internal pure returns (uint256) {
         uint256 n = _words(nIn, inBits) + _words(nOut, outBits);
-        return _lastOutputWordBits(nOut, outBits) + PAYEE_BITS > WORD_BITS ? n + 1 : n;
+        return SignalPacking.payeeOwnWord(nOut, outBits) ? n + 1 : n;
     }
 
     /// @dev Bits used by the values of the last output word.
     function _lastOutputWordBits(uint256 nOut, uint256 outBits) internal pure returns (uint256) {
-        uint256 k = WORD_BITS / outBits;
-        uint256 inLast = nOut - (_words(nOut, outBits) - 1) * k;
-        return inLast * outBits;
+        return SignalPacking.lastWordBits(nOut, outBits);
     }
 
     /// @dev Words needed for n values of `bits` bits; reverts on an unpackable width (also used
     ///      in constructor base arguments, where immutables cannot be read yet).
     function _words(uint256 n, uint256 bits) internal pure returns (uint256) {
-        if (bits == 0 || bits > WORD_BITS) revert InvalidPackingBits(bits);
-        uint256 k = WORD_BITS / bits;
-        return (n + k - 1) / k;
+        return SignalPacking.words(n, bits);
     }
 }
