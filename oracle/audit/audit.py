@@ -231,15 +231,77 @@ class _Auditor:
             for name in ARTIFACT_CHECKS[1:]:
                 r.add(name, SKIP, "no matching circuit folder (see circuit_id)")
             return
-        r.add("circuit_id", PASS, f"registered {registered} = manifest circuit_id = sha256 of {loc.vk_name}")
+        if loc.manifest.slices:
+            r.add("circuit_id", PASS, f"registered {registered} = manifest model id = sha256 over its "
+                                      f"{len(loc.manifest.slices)} slices' circuit ids, each the sha256 of that "
+                                      "slice's verification key")
+        else:
+            r.add("circuit_id", PASS, f"registered {registered} = manifest circuit_id = sha256 of {loc.vk_name}")
         bad = registration_mismatches(loc.manifest, m)
         if bad:
             r.add("registration", FAIL, "registered model differs from the manifest: " + "; ".join(bad))
         else:
             r.add("registration", PASS, f"proof system ({loc.manifest.backend}), sizes, scales and bit widths "
                                         "equal the manifest's")
+        if loc.manifest.slices:
+            self._sliced_adapter_keys(loc)
+            self._sliced_offchain(loc, entry)
+            return
         self._verifier_code(loc)
         self._offchain(loc, entry)
+
+    def _sliced_adapter_keys(self, loc: Located) -> None:
+        """A sliced model's adapter verifies with its own copy of every slice's key: each must
+        equal that slice's verification key in the artifacts, and there must be no extra one."""
+        r = self.report
+        assert r.model is not None and loc.dir is not None and loc.manifest is not None and loc.manifest.slices
+        adapter = self.chain.contract("SlicedGroth16Adapter", r.model.verifier)
+        k = len(loc.manifest.slices)
+        for j in range(k + 1):
+            try:
+                words = [int(w) for w in adapter.functions.verificationKey(j).call(block_identifier=self.head)]
+            except (ContractLogicError, ContractCustomError, BadFunctionCallOutput, ValueError) as exc:
+                if j == k:
+                    break                  # NoSuchSlice: exactly k slices
+                r.add("verifier_code", FAIL, f"sliced adapter {r.model.verifier} has no key for slice {j} ({exc})")
+                return
+            if j == k:
+                r.add("verifier_code", FAIL, f"sliced adapter {r.model.verifier} holds more than the model's {k} "
+                                             "slice keys")
+                return
+            if words != groth16_vk_words(loc.manifest.slice_vk(loc.dir, j)):
+                r.add("verifier_code", FAIL, f"sliced adapter {r.model.verifier} holds another key than slice "
+                                             f"{j}'s verification key")
+                return
+        r.add("verifier_code", PASS, f"sliced adapter {r.model.verifier} holds exactly the {k} slices' "
+                                     "verification keys of the artifacts, in order")
+
+    def _sliced_offchain(self, loc: Located, entry: Entry) -> None:
+        """Slice by slice: each proof under its slice's key with the public signals rebuilt from
+        the request's input, the submitted output, the payee and the commitments in the proof
+        bytes; then the chaining (c_j out of slice j-1 is c_j into slice j, for every j)."""
+        from oracle.proving.groth16 import slice_jobs
+        from oracle.proving.groth16.slice_jobs import groth16_pool
+
+        r = self.report
+        assert loc.dir is not None
+        try:
+            proof = slice_jobs.from_calldata(loc.dir, r.input, entry.output, "0x" + entry.proof.hex(), entry.payee)
+            results, why = slice_jobs.slice_results(loc.dir, proof, groth16_pool())
+        except (BackendError, ManifestError) as exc:
+            r.add("offchain_verify", FAIL, f"sliced proof: {exc}")
+            return
+        for j, ok, detail in results:
+            r.add(f"slice_{j}", PASS if ok else FAIL, detail)
+        n = len(proof.public_signals)
+        if why is None:
+            r.add("chaining", PASS, f"{n} boundary commitment(s) chain the {n + 1} slices from the request's input "
+                                    "to the submitted output for the payee")
+            r.add("offchain_verify", PASS, f"sliced proof valid: {n + 1} slice proofs, one computation of the model "
+                                           "on the request's input")
+        else:
+            r.add("chaining", FAIL, why)
+            r.add("offchain_verify", FAIL, f"sliced proof rejected: {why}")
 
     def _verifier_code(self, loc: Located) -> None:
         """The registered circuit id is only a label: what the chain verifies with is the code

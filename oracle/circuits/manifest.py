@@ -18,6 +18,7 @@ from oracle.circuits.payee import payee_int, place_payee
 from oracle.errors import UserError
 
 MANIFEST_FILE = "manifest.json"
+SLICE_VK = "verification_key.json"       # in each slice folder of a sliced model
 FORMAT_VERSION = 1
 
 Backend = Literal["groth16", "ezkl"]
@@ -146,14 +147,47 @@ class Manifest:
             raise ManifestError(f"{p}: manifest format {m.format}, expected {FORMAT_VERSION}")
         return m
 
+    def slice_vk(self, circuit_dir: Path, j: int) -> Path:
+        """Slice j's verification key file (sliced models: ``<dir>/verification_key.json``)."""
+        assert self.slices is not None
+        return circuit_dir / str(self.slices[j]["dir"]) / SLICE_VK
+
+    def held_slices(self, circuit_dir: Path) -> list[int]:
+        """The slices whose folders are present here (a miner may hold only some of them)."""
+        return [j for j in range(len(self.slices or [])) if self.slice_vk(circuit_dir, j).exists()]
+
     def check_circuit_id(self, circuit_dir: Path) -> None:
-        """The circuit id must be the hash of the verification key actually on disk."""
+        """The circuit id must be the hash of the verification key actually on disk. A sliced
+        model's id must be the hash over its slices' ids, and every slice present here must
+        have the key its id names (a miner's copy may hold only the slices it proves)."""
+        if self.slices:
+            self._check_sliced_ids(circuit_dir)
+            return
         actual = circuit_id_of(self.path(circuit_dir, "vk"))
         if actual != self.circuit_id:
             raise ManifestError(
                 f"{circuit_dir}: verification key hash {actual} != manifest circuit_id "
                 f"{self.circuit_id} (corrupt or tampered vk)"
             )
+
+    def _check_sliced_ids(self, circuit_dir: Path) -> None:
+        assert self.slices is not None
+        try:
+            ids = [str(s["circuit_id"]) for s in self.slices]
+            raw = b"".join(bytes.fromhex(cid.removeprefix("0x")) for cid in ids)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ManifestError(f"{circuit_dir}: malformed 'slices' entry ({e})") from e
+        # oracle.circuits.slicing.model_id (not imported: slicing imports the quantizer).
+        if len(raw) != 32 * len(ids) or len(ids) < 2 or "0x" + hashlib.sha256(raw).hexdigest() != self.circuit_id:
+            raise ManifestError(f"{circuit_dir}: model id {self.circuit_id} is not the hash of its slices' ids")
+        held = self.held_slices(circuit_dir)
+        if not held:
+            raise ManifestError(f"{circuit_dir}: sliced model with none of its {len(ids)} slices present")
+        for j in held:
+            actual = circuit_id_of(self.slice_vk(circuit_dir, j))
+            if actual != ids[j]:
+                raise ManifestError(f"{circuit_dir}: slice {j}'s verification key hash {actual} != its id {ids[j]} "
+                                    "(corrupt or tampered vk)")
 
 
 def circuit_id_of(vk_file: Path) -> str:

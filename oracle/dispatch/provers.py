@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from oracle.circuits.catalog import Circuit
 from oracle.proving.base import Proof
+from oracle.proving.groth16.slice_jobs import groth16_pool
 from oracle.proving.registry import get_backend
 
 
@@ -36,6 +37,10 @@ class LocalProver(Prover):
 
     def prove(self, circuit: Circuit, input_fixed: list[int], *, timeout: float,
               payee: str | None = None) -> ProveResult:
+        if circuit.manifest.slices:
+            from oracle.proving.groth16.slice_jobs import prove_whole
+
+            return ProveResult(proof=prove_whole(circuit.dir, input_fixed, payee, groth16_pool()), prover="local")
         backend = get_backend(circuit.manifest.backend)
         return ProveResult(proof=backend.prove(circuit.dir, input_fixed, payee), prover="local")
 
@@ -51,6 +56,12 @@ def verify_offchain(circuit: Circuit, proof: Proof, input_fixed: list[int], paye
         return "proof is for another input"
     if len(proof.output_fixed) != circuit.manifest.output_size:
         return f"proof has {len(proof.output_fixed)} outputs, expected {circuit.manifest.output_size}"
+    if circuit.manifest.slices:
+        # k slice proofs chained by their commitments (docs/sliced-models.md), decoded from the
+        # calldata itself: what is verified is what goes on-chain.
+        from oracle.proving.groth16.slice_jobs import why_not_proof
+
+        return why_not_proof(circuit.dir, proof, groth16_pool())
     if not get_backend(circuit.manifest.backend).verify(circuit.dir, proof):
         return "proof does not verify"
     return None

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from oracle.proving.base import Proof
 
 PROVE_PATH = "/prove"
+PROVE_SLICE_PATH = "/prove_slice"     # one slice of a sliced model (docs/sliced-models.md)
 CAPACITY_PATH = "/capacity"
 HEALTH_PATH = "/health"
 CIRCUITS_PATH = "/circuits"          # validator side: GET /circuits/{circuit_id} -> tar.gz
@@ -31,6 +32,34 @@ class ProveRequest(BaseModel):
     # The fee recipient the proof must be made for (bound into it when the circuit binds a
     # payee): a proof for anyone else is worthless to the validator and counts as invalid.
     payee: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
+
+
+class SliceRequest(BaseModel):
+    """One slice of a sliced model for one request: prove slice ``slice_index`` (circuit
+    ``slice_circuit_id``) of model ``model_id`` on ``input_fixed``, its input activation as
+    fixed-point ints (slice 0: the request's input; slice j: boundary j's values, the
+    validator's work plan). The last slice binds ``payee``."""
+
+    request_id: str = Field(min_length=1, max_length=128)
+    model_id: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+    slice_index: int = Field(ge=0, le=1024)
+    slice_circuit_id: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+    input_fixed: list[int] = Field(max_length=65_536)
+    timeout: float = Field(default=60.0, gt=0, le=3600)
+    payee: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
+
+
+class SliceResponse(BaseModel):
+    request_id: str
+    request_nonce: int          # X-Bittensor-Nonce of the request this answers
+    miner_hotkey: str
+    model_id: str
+    slice_index: int
+    slice_circuit_id: str
+    proof: Any                  # the snarkjs Groth16 proof object
+    public_signals: list[str]   # snarkjs order: [c_{j+1} | output words], [input words | c_j]
+    output_fixed: list[int]     # boundary j+1's values, or the model's output (last slice)
+    prove_seconds: float = 0.0
 
 
 class ProofBody(BaseModel):
@@ -74,6 +103,8 @@ class Capacity(BaseModel):
     max_concurrent: int
     in_flight: int
     can_fetch: bool             # the miner fetches unknown circuits from the validator
+    # Sliced models: model id -> the slice indices this miner holds (their keys are here).
+    slices: dict[str, list[int]] = Field(default_factory=dict)
 
 
 class ErrorBody(BaseModel):

@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,8 @@ from oracle.subnet.metagraph import Metagraph, MinerInfo
 from oracle.subnet.scoring import Outcome, Scoreboard
 
 log = logging.getLogger(__name__)
+
+Ask = Callable[[MinerInfo, float], Coroutine[Any, Any, "Attempt"]]    # (miner, time budget) -> checked answer
 
 
 DEFAULT_CAPACITY = 2          # proofs at once per miner until its /capacity says otherwise
@@ -83,13 +86,22 @@ class SubnetError(TransientError):
     """No miner produced a valid proof (transient: the dispatcher retries)."""
 
 
+SLICE_PROOF_BYTES = 256       # one slice's Groth16 proof on-chain (8 words)
+
+
 @dataclass(frozen=True)
 class Attempt:
     miner: MinerInfo
     outcome: Outcome
     latency: float = 0.0
     reason: str = ""
-    proof: Any = None            # oracle.proving.base.Proof when verified
+    proof: Any = None            # oracle.proving.base.Proof when verified (a slice: SliceResponse)
+
+    def proof_bytes(self) -> int:
+        calldata = getattr(self.proof, "calldata", None)
+        if isinstance(calldata, str):
+            return (len(calldata) - 2) // 2
+        return SLICE_PROOF_BYTES if self.proof is not None else 0
 
 
 @dataclass(frozen=True)
@@ -175,6 +187,8 @@ class SubnetProver(Prover):
             # The request's fault, not any miner's: refuse it before a miner is scored for it.
             raise BackendError(f"payee {payee!r} is not a 0x-prefixed 20-byte hex address")
         self._last_real = time.monotonic()
+        if circuit.manifest.slices:
+            return self._prove_sliced(circuit, list(input_fixed), timeout, payee)
         fut = self._run(self._hedged(circuit, list(input_fixed), timeout, payee))
         try:
             attempt = fut.result(timeout + 10)
@@ -189,6 +203,26 @@ class SubnetProver(Prover):
         finally:
             self._last_real = time.monotonic()
         return ProveResult(proof=attempt.proof, prover=attempt.miner.hotkey, verified=True)
+
+    def _prove_sliced(self, circuit: Circuit, input_fixed: list[int], timeout: float,
+                      payee: str | None) -> ProveResult:
+        """A sliced model: its slices on different miners at once (``SlicedDispatch``)."""
+        from oracle.subnet.sliced import SlicedDispatch  # it builds on this module's classes
+
+        fut = self._run(SlicedDispatch(self, circuit, input_fixed, timeout, payee).run())
+        try:
+            proof, prover = fut.result(timeout + 10)
+        except TimeoutError:
+            fut.cancel()
+            raise
+        except SubnetError:
+            if self.fallback is None:
+                raise
+            log.warning("a slice of %s found no miner: proving every slice locally", circuit.circuit_id)
+            return self.fallback.prove(circuit, input_fixed, timeout=timeout, payee=payee)
+        finally:
+            self._last_real = time.monotonic()
+        return ProveResult(proof=proof, prover=prover, verified=True)
 
     def close(self) -> None:
         if self._stop.is_set():
@@ -219,9 +253,16 @@ class SubnetProver(Prover):
     def _full(self, hotkey: str) -> bool:
         return self._inflight.get(hotkey, 0) >= self._capacity.get(hotkey, DEFAULT_CAPACITY)
 
-    def _plan(self) -> tuple[list[MinerInfo], list[MinerInfo]]:
-        """(miners to ask at once, the rest in order of preference)."""
-        ranked = self.ranked()[: self.cfg.max_attempts]
+    def _plan(self, rotate: int = 0, ranked: list[MinerInfo] | None = None) -> tuple[list[MinerInfo], list[MinerInfo]]:
+        """(miners to ask at once, the rest in order of preference). ``rotate`` = j starts
+        ``ranked`` (one ranking shared by the slices of a request) at its j-th miner: slice j of
+        a sliced model goes first to a different miner than the other slices whenever there
+        are enough miners."""
+        ranked = list(ranked) if ranked is not None else self.ranked()
+        if ranked and rotate:
+            r = rotate % len(ranked)
+            ranked = ranked[r:] + ranked[:r]
+        ranked = ranked[: self.cfg.max_attempts]
         first, rest = ranked[: self.cfg.k], ranked[self.cfg.k:]
         if rest and self._rng.random() < self.cfg.exploration:
             # A probe in addition to the best k: it never displaces them, so exploring costs
@@ -233,10 +274,18 @@ class SubnetProver(Prover):
 
     async def _hedged(self, circuit: Circuit, input_fixed: list[int], timeout: float,
                       payee: str | None) -> Attempt:
+        return await self._hedge(circuit.circuit_id,
+                                 lambda m, budget: self._ask(m, circuit, input_fixed, budget, payee), timeout)
+
+    async def _hedge(self, label: str, ask: Ask, timeout: float, rotate: int = 0,
+                     ranked: list[MinerInfo] | None = None) -> Attempt:
+        """One unit of work (a whole request, or one slice of one), hedged over the miners:
+        the first ``k`` at once, one more after ``hedge_delay``, a failed or busy one replaced;
+        the first VERIFIED attempt wins and the others are cancelled."""
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         deadline = t0 + timeout
-        first, rest = self._plan()
+        first, rest = self._plan(rotate, ranked)
         if not first:
             raise SubnetError("no miners in the metagraph")
         # (ready_at, miner): the candidates not asked yet, and busy miners to ask again later.
@@ -248,7 +297,7 @@ class SubnetProver(Prover):
 
         def launch(m: MinerInfo) -> None:
             budget = max(0.1, min(self.cfg.miner_timeout, deadline - loop.time()))
-            pending[loop.create_task(self._ask(m, circuit, input_fixed, budget, payee))] = m
+            pending[loop.create_task(ask(m, budget))] = m
             asked.append(m.hotkey)
 
         def launch_ready() -> bool:
@@ -302,34 +351,40 @@ class SubnetProver(Prover):
             for t in pending:
                 t.cancel()                                   # losers: closes their connections
         elapsed = loop.time() - t0
-        self.history.append(Dispatch(circuit.circuit_id, asked, winner.miner.hotkey if winner else None,
-                                     elapsed, failures))
+        self.history.append(Dispatch(label, asked, winner.miner.hotkey if winner else None, elapsed, failures))
         if winner is None:
             why = "; ".join(failures[-6:]) or f"no answer within {timeout:.0f} s"
             raise SubnetError(f"no valid proof after asking {len(asked)} time(s): {why}")
         if any("invalid" in f or "timeout" in f or "error" in f for f in failures):
-            log.info("circuit %s: proof from %s after failure(s): %s", circuit.circuit_id[:10],
-                     winner.miner.hotkey[:8], "; ".join(failures))
+            log.info("%s: proof from %s after failure(s): %s", label[:24], winner.miner.hotkey[:8],
+                     "; ".join(failures))
         return winner
 
     async def _ask(self, m: MinerInfo, circuit: Circuit, input_fixed: list[int], timeout: float,
                    payee: str | None) -> Attempt:
         """One miner, one answer, fully checked and scored. Never raises (except cancellation)."""
+        return await self._scored(m, circuit.circuit_id,
+                                  lambda: self._ask_unscored(m, circuit, input_fixed, timeout, payee))
+
+    async def _scored(self, m: MinerInfo, circuit_id: str, exchange: Callable[[], Awaitable[Attempt]]) -> Attempt:
+        """Runs one exchange with ``m`` (its in-flight count held meanwhile) and scores its
+        outcome under ``circuit_id`` (a slice's own id for a slice: one slice = one unit of
+        work, its latency compared with the same slice's median)."""
         if m.hotkey not in self._capacity_asked:
             self._capacity_asked.add(m.hotkey)
             self._background.add(t := asyncio.get_running_loop().create_task(self._learn_capacity(m)))
             t.add_done_callback(self._background.discard)
         self._inflight[m.hotkey] = self._inflight.get(m.hotkey, 0) + 1
         try:
-            a = await self._ask_unscored(m, circuit, input_fixed, timeout, payee)
+            a = await exchange()
         except asyncio.CancelledError:
             raise
         except Exception as e:  # e.g. an undecodable miner hotkey: that miner's problem only
             a = Attempt(m, Outcome.ERROR, 0.0, f"{type(e).__name__}: {e}")
         finally:
             self._inflight[m.hotkey] -= 1
-        proof_bytes = (len(a.proof.calldata) - 2) // 2 if a.proof is not None else 0
-        self.scores.record(m.hotkey, a.outcome, circuit_id=circuit.circuit_id, latency=a.latency,
+        proof_bytes = a.proof_bytes()
+        self.scores.record(m.hotkey, a.outcome, circuit_id=circuit_id, latency=a.latency,
                            proof_bytes=proof_bytes, reason=a.reason)
         if a.outcome == Outcome.INVALID:
             log.warning("miner %s (%s) sent an invalid answer: %s", m.hotkey, m.url, a.reason)
@@ -438,7 +493,10 @@ class SubnetProver(Prover):
         miners = self.metagraph.miners()
         if not miners:
             return None
-        ids = self.catalog.ids()
+        # Whole circuits only: a synthetic request for a sliced model would cost one miner k proofs.
+        ids = [cid for cid in self.catalog.ids() if not (c := self.catalog.get(cid)) or not c.manifest.slices]
+        if not ids:
+            return None
         circuit = self.catalog.get(ids[turn % len(ids)])
         assert circuit is not None
         m = miners[turn % len(miners)]

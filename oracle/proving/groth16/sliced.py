@@ -293,6 +293,7 @@ class SlicedModel:
     cuts: list[int]
     plans: list[SlicePlan]
     dirs: list[Path]
+    held: list[int] = field(default_factory=list)
 
     @property
     def k(self) -> int:
@@ -305,16 +306,19 @@ class SlicedModel:
         return self.dirs[j] / SLICE_FILES["zkey"]
 
 
-_loaded: dict[Path, tuple[float, SlicedModel]] = {}
+_loaded: dict[Path, tuple[tuple[float, tuple[str, ...]], SlicedModel]] = {}
 _load_lock = threading.Lock()
 
 
 def load(folder: Path) -> SlicedModel:
-    """A sliced model folder, its ids checked (each vk hashes to its slice id, the model id is
-    the hash of those ids); cached until its manifest changes."""
+    """A sliced model folder, its ids checked (each vk present hashes to its slice id, the model
+    id is the hash of those ids); cached until its manifest changes. ``held`` lists the slices
+    present (all of them in a compiled folder, some in a miner's fetched copy)."""
     d = folder.resolve()
     try:
-        stamp = (d / "manifest.json").stat().st_mtime
+        # A slice fetched into a miner's copy changes what is held, not the manifest.
+        stamp = ((d / "manifest.json").stat().st_mtime,
+                 tuple(sorted(str(p) for p in d.glob(f"{SLICES_DIR}/*/{SLICE_FILES['vk']}"))))
     except FileNotFoundError as e:
         raise ManifestError(f"{d}: not a model folder (no manifest.json)") from e
     with _load_lock:
@@ -328,13 +332,11 @@ def load(folder: Path) -> SlicedModel:
     cuts = [int(m.slices[0]["layers"][0]), *(int(s["layers"][1]) for s in m.slices)]
     check_cuts(qm, cuts)
     dirs = [d / str(s["dir"]) for s in m.slices]
-    for s, sd in zip(m.slices, dirs, strict=True):
-        actual = circuit_id_of(sd / SLICE_FILES["vk"])
-        if actual != s["circuit_id"]:
-            raise ManifestError(f"{sd}: verification key hash {actual} != slice circuit id {s['circuit_id']}")
-    if model_id([str(s["circuit_id"]) for s in m.slices]) != m.circuit_id:
-        raise ManifestError(f"{d}: model id {m.circuit_id} is not the hash of its slices' circuit ids")
-    sm = SlicedModel(d, m, qm, cuts, [SlicePlan(qm, cuts, j) for j in range(len(dirs))], dirs)
+    # The model id is the hash of every slice id; each slice present has the key its id names.
+    # A miner's copy may hold only some slices (the others are never proven there).
+    m.check_circuit_id(d)
+    sm = SlicedModel(d, m, qm, cuts, [SlicePlan(qm, cuts, j) for j in range(len(dirs))], dirs,
+                     m.held_slices(d))
     with _load_lock:
         _loaded[d] = (stamp, sm)
     return sm
@@ -368,6 +370,8 @@ def encode_sliced(commitments: Sequence[int], proofs: Sequence[dict[str, Any]]) 
 def prove_sliced(folder: Path, input_fixed: Sequence[int], payee: str, pool: ProverPool) -> SlicedProof:
     """Prove every slice for ``input_fixed`` (all in flight at once on the pool's daemons)."""
     sm = load(folder)
+    if len(sm.held) != sm.k:
+        raise BackendError(f"{sm.folder}: holds slices {sm.held} of {sm.k}: cannot prove them all here")
     try:
         payee_n = normalize(payee)
         pv = payee_int(payee_n)
@@ -440,6 +444,8 @@ def why_not(folder: Path, input_fixed: Sequence[int], output_fixed: Sequence[int
     ``payee``; None when every slice verifies with the signals rebuilt from the arguments."""
     sm = load(folder)
     k = sm.k
+    if len(sm.held) != k:
+        raise BackendError(f"{sm.folder}: holds slices {sm.held} of {k}: cannot verify them all here")
     if len(proofs) != k:
         return f"{len(proofs)} slice proofs for a model of {k} slices"
     if len(commitments) != k - 1:

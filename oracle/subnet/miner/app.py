@@ -43,6 +43,8 @@ from starlette.routing import Route
 from oracle.circuits.catalog import Circuit, CircuitCatalog
 from oracle.circuits.manifest import ManifestError
 from oracle.proving.base import BackendError, Proof
+from oracle.proving.groth16 import slice_jobs
+from oracle.proving.groth16.slice_jobs import groth16_pool
 from oracle.proving.registry import get_backend
 from oracle.subnet import protocol as P
 from oracle.subnet.auth import AuthFailure, Policy, RequestVerifier, hotkey_of
@@ -69,7 +71,27 @@ class ProofHook(Protocol):
 
 
 def prove_honestly(circuit: Circuit, input_fixed: list[int], payee: str | None) -> Proof:
+    if circuit.manifest.slices:     # a whole request for a sliced model: every slice here
+        return slice_jobs.prove_whole(circuit.dir, input_fixed, payee, groth16_pool())
     return get_backend(circuit.manifest.backend).prove(circuit.dir, input_fixed, payee)
+
+
+def prove_slice_honestly(circuit: Circuit, req: P.SliceRequest) -> slice_jobs.SliceProof:
+    return slice_jobs.prove_slice(circuit.dir, req.slice_index, list(req.input_fixed), req.payee, groth16_pool())
+
+
+class SliceHook(Protocol):
+    """How a miner proves one slice (``ProofHook.prove_slice`` when the hook has it; tests'
+    misbehaving miners supply their own)."""
+
+    async def prove_slice(self, circuit: Circuit, req: P.SliceRequest, pool: Executor) -> slice_jobs.SliceProof:
+        """The proof of slice ``req.slice_index`` on ``req.input_fixed``, inside a proving slot."""
+
+
+class HonestSliceHook:
+    async def prove_slice(self, circuit: Circuit, req: P.SliceRequest, pool: Executor) -> slice_jobs.SliceProof:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(pool, prove_slice_honestly, circuit, req)
 
 
 class HonestHook:
@@ -104,6 +126,7 @@ class MinerState:
     in_flight: int = 0
     proofs_started: int = 0
     proofs_done: int = 0
+    slices_done: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     fetch_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -158,7 +181,8 @@ def build_app(state: MinerState) -> Starlette:
         return JSONResponse({
             "status": "ok", "hotkey": state.hotkey, "circuits": sorted(state.circuits),
             "in_flight": state.in_flight, "proofs_started": state.proofs_started,
-            "proofs_done": state.proofs_done, "rejected": dict(state.rejected),
+            "proofs_done": state.proofs_done, "slices_done": state.slices_done,
+            "rejected": dict(state.rejected),
         })
 
     async def capacity(request: Request) -> Response:
@@ -167,7 +191,7 @@ def build_app(state: MinerState) -> Starlette:
             return auth
         cap = P.Capacity(hotkey=state.hotkey, circuits=sorted(state.circuits),
                          max_concurrent=state.settings.workers, in_flight=state.in_flight,
-                         can_fetch=state.settings.validator_url is not None)
+                         can_fetch=state.settings.validator_url is not None, slices=held_slices(state))
         return JSONResponse(cap.model_dump())
 
     async def prove(request: Request) -> Response:
@@ -214,8 +238,56 @@ def build_app(state: MinerState) -> Starlette:
                                  path=P.PROVE_PATH, body=out, receiver_ss58=caller.hotkey_ss58)
         return Response(out, media_type="application/json", headers=headers)
 
+    async def prove_slice(request: Request) -> Response:
+        auth = await _authenticate(state, request)
+        if isinstance(auth, Response):
+            return auth
+        caller, body = auth
+        try:
+            req = P.SliceRequest.model_validate_json(body)
+        except ValidationError as e:
+            return _error(400, "bad_request", "invalid_body", f"invalid slice request: {e.errors()[:3]}")
+        if state.in_flight >= state.settings.workers:
+            state.rejected["busy"] += 1
+            return _error(503, "busy", "at_capacity",
+                          f"at capacity: {state.in_flight} of {state.settings.workers} proofs in flight")
+        state.in_flight += 1
+        try:
+            circuit = _held(state, req)
+            if circuit is None:
+                if state.settings.validator_url is None:
+                    return _error(404, "unknown_circuit", "not_served",
+                                  f"this miner does not hold slice {req.slice_index} of {req.model_id}")
+                try:
+                    circuit = await run_in_threadpool(_fetch_slice, state, req)
+                except (ManifestError, OSError, ValueError) as e:
+                    return _error(404, "unknown_circuit", "fetch_failed", str(e))
+            state.proofs_started += 1
+            hook: SliceHook = state.hook if hasattr(state.hook, "prove_slice") else HonestSliceHook()  # type: ignore[assignment]
+            try:
+                sp = await hook.prove_slice(circuit, req, state.pool)
+            except BackendError as e:
+                return _error(422, "bad_request", "bad_input", str(e))
+            except Exception as e:  # prover crash: an error answer, the miner lives on
+                log.exception("proving slice %d of %s failed", req.slice_index, req.request_id)
+                return _error(500, "prove_failed", "prover_error", f"{type(e).__name__}: {e}")
+            state.proofs_done += 1
+            state.slices_done += 1
+        finally:
+            state.in_flight -= 1
+        answer = P.SliceResponse(
+            request_id=req.request_id, request_nonce=caller.nonce_ns, miner_hotkey=state.hotkey,
+            model_id=req.model_id, slice_index=sp.index, slice_circuit_id=sp.circuit_id, proof=sp.proof,
+            public_signals=sp.public_signals, output_fixed=sp.output, prove_seconds=sp.ms.get("wall", 0.0) / 1e3,
+        )
+        out = P.dumps(answer)
+        headers = http_auth.sign(state.wallet, method=P.RESPONSE_METHOD, path=P.PROVE_SLICE_PATH, body=out,
+                                 receiver_ss58=caller.hotkey_ss58)
+        return Response(out, media_type="application/json", headers=headers)
+
     return Starlette(routes=[
         Route(P.PROVE_PATH, prove, methods=["POST"]),
+        Route(P.PROVE_SLICE_PATH, prove_slice, methods=["POST"]),
         Route(P.CAPACITY_PATH, capacity, methods=["GET"]),
         Route(P.HEALTH_PATH, health, methods=["GET"]),
     ])
@@ -231,6 +303,38 @@ def _fetch(state: MinerState, circuit_id: str) -> Circuit:
         assert state.settings.validator_url is not None
         c = fetch_circuit(state.settings.validator_url, circuit_id, state.settings.models_dir / FETCHED_DIR)
         state.circuits[c.circuit_id.lower()] = c
+        return c
+
+
+def held_slices(state: MinerState) -> dict[str, list[int]]:
+    """Sliced models here -> the slices this miner holds (advertised in /capacity)."""
+    return {cid: c.manifest.held_slices(c.dir) for cid, c in sorted(state.circuits.items()) if c.manifest.slices}
+
+
+def _held(state: MinerState, req: P.SliceRequest) -> Circuit | None:
+    """The sliced model folder holding the asked slice, if this miner has it (the slice id
+    asked must be the one the model's manifest lists at that index)."""
+    c = state.circuits.get(req.model_id.lower())
+    if c is None or not c.manifest.slices or req.slice_index >= len(c.manifest.slices):
+        return None
+    if str(c.manifest.slices[req.slice_index]["circuit_id"]).lower() != req.slice_circuit_id.lower():
+        return None
+    return c if req.slice_index in c.manifest.held_slices(c.dir) else None
+
+
+def _fetch_slice(state: MinerState, req: P.SliceRequest) -> Circuit:
+    from oracle.subnet.circuits import fetch_slice
+
+    with state.fetch_lock:
+        have = _held(state, req)
+        if have is not None:
+            return have
+        assert state.settings.validator_url is not None
+        c = fetch_slice(state.settings.validator_url, req.model_id, req.slice_index, req.slice_circuit_id,
+                        state.settings.models_dir / FETCHED_DIR)
+        state.circuits[c.circuit_id.lower()] = c
+        if _held(state, req) is None:
+            raise ManifestError(f"fetched slice {req.slice_index} of {req.model_id} is not the one asked")
         return c
 
 
@@ -251,6 +355,10 @@ def warm_up(state: MinerState) -> None:
     their keys now, not on the first real request (seconds, which a validator would count as a
     timeout)."""
     for cid, c in state.circuits.items():
+        if c.manifest.slices:
+            # k proofs per model at start-up is too dear: a slice's keys load on its first job.
+            log.info("sliced model %s: slices %s held, not warmed up", cid, c.manifest.held_slices(c.dir))
+            continue
         t0 = time.monotonic()
         try:
             prove_honestly(c, [0] * c.manifest.input_size, WARM_UP_PAYEE)
