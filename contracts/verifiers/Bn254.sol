@@ -18,6 +18,22 @@ library Bn254 {
     uint256 internal constant ECADD_GAS = 1_000;
     uint256 internal constant ECMUL_GAS = 10_000;
 
+    /// @dev (x1, y1) + (x2, y2).
+    function add(uint256 x1, uint256 y1, uint256 x2, uint256 y2) internal view returns (uint256 rx, uint256 ry) {
+        bool ok;
+        assembly ("memory-safe") {
+            let m := mload(0x40) // scratch above the free memory pointer, not allocated
+            mstore(m, x1)
+            mstore(add(m, 32), y1)
+            mstore(add(m, 64), x2)
+            mstore(add(m, 96), y2)
+            ok := staticcall(ECADD_GAS, 6, m, 128, m, 64)
+            rx := mload(m)
+            ry := mload(add(m, 32))
+        }
+        if (!ok) revert Groth16ProofErrors.MalformedProof(0);
+    }
+
     /// @dev s * (x, y).
     function mul(uint256 x, uint256 y, uint256 s) internal view returns (uint256 rx, uint256 ry) {
         bool ok;

@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {IBatchInferenceVerifier} from "../Verifier.sol";
 import {FieldEncoding} from "./FieldEncoding.sol";
 import {Groth16ProofErrors} from "./Groth16ProofErrors.sol";
+import {Bn254} from "./Bn254.sol";
 
 /// @title Groth16BatchVerifier
 /// @notice Verifies a batch of Groth16 proofs of the same circuit with one pairing check, using a
@@ -21,12 +22,8 @@ import {Groth16ProofErrors} from "./Groth16ProofErrors.sol";
 ///      signal of the batch (Fiat-Shamir), so a prover cannot choose proofs after seeing r.
 abstract contract Groth16BatchVerifier is IBatchInferenceVerifier {
     /// @dev Base field of BN254 (coordinates).
-    uint256 private constant Q = 21888242871839275222246405745257275088696311157297823662689037894645226208583;
+    uint256 private constant Q = Bn254.Q;
     uint256 private constant R = FieldEncoding.R;
-    /// @dev Precompile gas caps (EIP-1108 prices 150 and 6000, with margin): a call on an
-    ///      invalid point fails and burns its whole allowance, so the allowance is bounded.
-    uint256 private constant ECADD_GAS = 1_000;
-    uint256 private constant ECMUL_GAS = 10_000;
 
     /// @notice Code address holding the verification key words (see `_vkWords` layout).
     address public immutable vkPointer;
@@ -199,37 +196,18 @@ abstract contract Groth16BatchVerifier is IBatchInferenceVerifier {
         }
     }
 
+    /// @dev Precompile calls with bounded gas (Bn254): a point off the curve reverts MalformedProof.
     function _ecAdd(uint256[2] memory p1, uint256[2] memory p2) private view returns (uint256[2] memory r) {
-        uint256[4] memory input = [p1[0], p1[1], p2[0], p2[1]];
-        bool ok;
-        assembly {
-            ok := staticcall(ECADD_GAS, 6, input, 128, r, 64)
-        }
-        if (!ok) revert Groth16ProofErrors.MalformedProof(0);
+        (r[0], r[1]) = Bn254.add(p1[0], p1[1], p2[0], p2[1]);
     }
 
     function _ecMul(uint256[2] memory p, uint256 s) private view returns (uint256[2] memory r) {
-        uint256[3] memory input = [p[0], p[1], s];
-        bool ok;
-        assembly {
-            ok := staticcall(ECMUL_GAS, 7, input, 96, r, 64)
-        }
-        if (!ok) revert Groth16ProofErrors.MalformedProof(0);
+        (r[0], r[1]) = Bn254.mul(p[0], p[1], s);
     }
 
+    /// @dev A failed precompile call (invalid G2 point, or out of gas) is "not valid": the
+    ///      oracle then falls back to verifying one by one, where the gas floor applies.
     function _pairing(uint256[] memory words) private view returns (bool) {
-        uint256 len = words.length * 32;
-        // 45k + 34k per pair (EIP-1108), with margin; a failing precompile burns what it gets.
-        uint256 g = 60_000 + 40_000 * (words.length / 6);
-        bool ok;
-        uint256 result;
-        assembly {
-            let out := mload(0x40)
-            ok := staticcall(g, 8, add(words, 32), len, out, 32)
-            result := mload(out)
-        }
-        // A failed precompile call (invalid G2 point, or out of gas) is "not valid": the
-        // oracle then falls back to verifying one by one, where the gas floor applies.
-        return ok && result == 1;
+        return Bn254.pairing(words);
     }
 }
