@@ -272,9 +272,10 @@ def waiting_message(power: int, doc: dict[str, Any] | None, waited: float, now: 
     in_step = now - float(doc.get("step_started_at") or now)
     later = sum(expected[n] for n in names[names.index(step) + 1:])
     left = max(expected[step] - in_step, 0.0) + later
+    eta = (f"whole ceremony ETA ~{left:.0f} s" if left > 0 else
+           "the estimate is exceeded: it assumes an idle box, so expect several times more when loaded")
     return (f"{head}, built by pid {pid} since {since}{dead}: step {idx}/{len(names)} '{step}' "
-            f"{progress.eta_text(in_step, expected[step])}; whole ceremony ETA ~{left:.0f} s "
-            f"(estimates from measured figures; a loaded box is slower)")
+            f"{progress.eta_text(in_step, expected[step])}; {eta} (estimates from measured figures)")
 
 
 def _lock_or_wait(lock: Any, power: int, cache_dir: Path | None, final: Path, poll: float) -> None:
