@@ -1,5 +1,6 @@
 # Two commands set up everything on a fresh machine (Python 3.11, Node 20):
 #   make demo   - install what is missing, run the end-to-end demo on a local anvil chain
+#                 (with the LeNet-class CNN: its 2^15 ceremony is built once, ~30 min, when none is cached)
 #   make test   - install what is missing, run forge and pytest
 # Installs are project-local (.venv/, node_modules/) and pinned (constraints.txt,
 # package-lock.json); stamps make the second run skip them in well under a second.
@@ -52,7 +53,7 @@ test-py: setup chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py --with-lenet
 
 bench: setup
 	$(PY) bench/bench_gas.py

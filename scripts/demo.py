@@ -8,6 +8,11 @@ signed HTTP) and the oracle service as their validator (its own process), then:
   3. plain accounts request inferences;
   4. a request made on chain A is answered on chain B (a second anvil, another chain id): the
      oracle fulfils it on A and delivers the same proof to B's CrossChainInbox;
+  5. with --with-lenet (``make demo`` passes it): the LeNet-class CNN of models/lenet (1x28x28
+     digits, ~29 k constraints) is compiled, registered next to the risk model and asked to
+     classify held-out digit images; the proven logits are checked against the integer reference.
+     Its circuit needs a 2^15 ceremony: when no cached one fits, the demo builds it first (about
+     30 min on a 2-core box, once, cached in .cache/ptau) and shows its progress;
 and prints each request's journey and a summary. Everything it starts is stopped at the end.
 """
 
@@ -35,8 +40,8 @@ from oracle.chain.anvil import DEV_KEYS, Anvil  # noqa: E402
 from oracle.chain.client import Chain  # noqa: E402
 from oracle.chain.deploy import DEFAULT_GAS_PRICE_WEI, deploy_all, deploy_cross_chain  # noqa: E402
 from oracle.chain.registration import register_circuit  # noqa: E402
-from oracle.circuits.quantize import QuantizedModel, quantized_forward  # noqa: E402
-from oracle.proving.groth16 import Groth16Backend  # noqa: E402
+from oracle.circuits.quantize import QuantizedModel, load_calibration, quantize_onnx, quantized_forward  # noqa: E402
+from oracle.proving.groth16 import Groth16Backend, estimate  # noqa: E402
 from oracle.proving.groth16.cache import compile_cached  # noqa: E402
 from oracle.store import repo  # noqa: E402
 from oracle.store.db import Database  # noqa: E402
@@ -46,6 +51,7 @@ RELAYER_KEY = DEV_KEYS[5]
 RELAYER_ADDRESS = Account.from_key(RELAYER_KEY).address
 NO_CALLBACK = "0x" + "00" * 20
 CHAIN_B = 31338
+LENET = ROOT / "models" / "lenet"
 log = logging.getLogger("demo")
 
 
@@ -70,9 +76,11 @@ def banner(text: str) -> None:
 
 
 class Demo:
-    def __init__(self, workdir: Path, plain_requests: int) -> None:
+    def __init__(self, workdir: Path, plain_requests: int, lenet_digits: int = 0) -> None:
         self.workdir = workdir
         self.plain_requests = plain_requests
+        self.lenet_digits = lenet_digits
+        self.lenet: Path | None = None
         self.journeys: list[Journey] = []
 
     def run(self) -> int:
@@ -85,6 +93,8 @@ class Demo:
                                           ROOT / "models/risk/calibration.json",
                                           ROOT / ".cache/demo-circuits/risk-groth16")
             print(f"circuit folder {self.circuit} ready in {time.perf_counter() - t:.1f} s")
+            if self.lenet_digits:
+                self._compile_lenet(backend)
         finally:
             backend.close()
         self.qm = QuantizedModel.load(self.circuit / "quantized.json")
@@ -93,6 +103,31 @@ class Demo:
             print(f"anvil on {node.url} (1 s blocks); chain B (id {CHAIN_B}) on {node_b.url}")
             self.node_b = node_b
             return self._on_chain(node)
+
+    def _compile_lenet(self, backend: Groth16Backend) -> None:
+        banner("compile the LeNet-class CNN (models/lenet: ONNX -> R1CS -> Groth16 keys; cached)")
+        qm = quantize_onnx(LENET / "model.onnx", load_calibration(LENET / "calibration.json", 784))
+        plan, _ = estimate.plan_compile(qm, "direct")
+        print(f"{plan.multiply_adds:,} multiply-adds -> {plan.constraints:,} constraints: needs a 2^{plan.power} "
+              f"ceremony; {'cached: ' + plan.ptau_file if plan.ptau_cached else 'none cached'}")
+        if not plan.ptau_cached:
+            print(f"building the local 2^{plan.power} ceremony once (expected ~{plan.seconds['ceremony'] / 60:.0f} "
+                  "min on a 2-core box; cached in .cache/ptau for every later run); progress below. "
+                  "Run scripts/demo.py without --with-lenet to skip the CNN.", flush=True)
+        # The ceremony and the setup report their progress at INFO: show it for this compile.
+        loud = [logging.getLogger(n) for n in ("oracle.proving.groth16.progress", "oracle.proving.groth16.ptau")]
+        for lg in loud:
+            lg.setLevel(logging.INFO)
+        t = time.perf_counter()
+        try:
+            self.lenet = compile_cached(backend, LENET / "model.onnx", LENET / "calibration.json",
+                                        ROOT / ".cache/demo-circuits/lenet-groth16")
+        finally:
+            for lg in loud:
+                lg.setLevel(logging.NOTSET)
+        self.lenet_qm = QuantizedModel.load(self.lenet / "quantized.json")
+        print(f"circuit folder {self.lenet} ready in {time.perf_counter() - t:.1f} s "
+              f"(compile estimate without ceremony: ~{plan.seconds['total'] - plan.seconds['ceremony']:.0f} s)")
 
     def _setup_chain_b(self) -> None:
         """Chain B: its own registry, oracle, verifier and inbox; the same circuit registered under
@@ -139,6 +174,11 @@ class Demo:
             owner.w3.eth.send_transaction({"from": me, "to": d.vault, "value": 2 * ETH}))
         print(f"vault holds {self._assets():.1f} rstETH from 3 depositors; allocations {self._alloc()}")
         self._setup_chain_b()
+        if self.lenet is not None:
+            lreg = register_circuit(owner, d.registry, self.lenet, rpc_url=node.url)
+            self.lenet_id = bytes.fromhex(lreg.model_id[2:])
+            print(f"LeNet model id {lreg.model_id} (verifier {lreg.verifier}, adapter {lreg.adapter}, "
+                  f"{self.lenet_qm.input_size} inputs of {self.lenet_qm.input_bits} bits, 10 logits)")
 
         db_url = f"sqlite:///{self.workdir / 'oracle.db'}"
         for f in self.workdir.glob("oracle.db*"):
@@ -148,6 +188,11 @@ class Demo:
         link = models / "risk-groth16"
         if not link.exists():
             link.symlink_to(self.circuit.resolve(), target_is_directory=True)
+        lenet_link = models / "lenet-groth16"
+        if self.lenet is not None and not lenet_link.exists():
+            lenet_link.symlink_to(self.lenet.resolve(), target_is_directory=True)
+        elif self.lenet is None and lenet_link.is_symlink():
+            lenet_link.unlink()      # a previous --with-lenet run: serve only what is registered
         banner("start 3 miners (Bittensor hotkeys, signed HTTP) and the oracle service as their validator")
         from oracle.subnet.auth import hotkey_of, load_or_create_wallet
         from oracle.subnet.local import start_local_miners, stop_local_miners
@@ -159,10 +204,11 @@ class Demo:
         for m in miners:
             print(f"miner {m.hotkey[:12]}.. on {m.url} (pid {m.proc.pid})")
         config = self.workdir / "oracle.toml"
+        miner_timeout = 60.0 if self.lenet else 20.0     # a CNN proof takes seconds on a loaded box
         config.write_text(
             f'[database]\nurl = "{db_url}"\n\n[prover]\nmodels_dir = "{models}"\nworkers = 4\n\n'
             f'[subnet]\nmetagraph = "{subnet_dir / "miners.json"}"\nwallet_name = "validator"\n'
-            f'wallet_path = "{wallet_dir}"\nk = 2\nminer_timeout = 20.0\nhedge_delay = 2.0\n\n'
+            f'wallet_path = "{wallet_dir}"\nk = 2\nminer_timeout = {miner_timeout}\nhedge_delay = 2.0\n\n'
             f'[[chains]]\nname = "A"\nrpc_url = "{node.url}"\noracle = "{d.oracle}"\nconfirmations = 1\n\n'
             f'[[chains]]\nname = "B"\nrpc_url = "{self.node_b.url}"\noracle = "{self.oracle_b}"\n'
             f'inbox = "{self.inbox.address}"\nconfirmations = 1\n'
@@ -227,6 +273,9 @@ class Demo:
         self._plain_round()
         banner(f"4. a request on chain A (id {self.chain.chain_id}) answered on chain B (id {CHAIN_B})")
         delivered = self._cross_chain_round()
+        if self.lenet is not None:
+            banner(f"5. {self.lenet_digits} held-out digit images classified by the LeNet-class CNN, proven")
+            self._lenet_round()
         self._summary(db_url)
         return 0 if delivered and all(j.output is not None for j in self.journeys) else 1
 
@@ -270,6 +319,38 @@ class Demo:
         out, proven = self.results.functions.provenOutput(self.model_id, x).call()
         print(f"ProvenResults on B: provenOutput(model, input) = {[int(v) for v in out]}, proven={proven}")
         return bool(ev["args"]["callbackSucceeded"]) and got == ref and bool(proven)
+
+    def _lenet_round(self) -> None:
+        sys.path.insert(0, str(LENET))
+        from train import data  # models/lenet/train.py: the held-out split it reports accuracy on
+
+        _, x_test, _, y_test = data()
+        qm = self.lenet_qm
+        idx = random.Random(11).sample(range(len(y_test)), self.lenet_digits)
+        fee = int(self.oracle.functions.quoteFee(self.lenet_id, 0).call())
+        deadline = int(self.chain.w3.eth.get_block("latest")["timestamp"]) + 600
+        user = Chain(w3=self.chain.w3, account=Account.from_key(DEV_KEYS[3]), artifacts=self.chain.artifacts)
+        o = user.contract("InferenceOracle", self.d.oracle)
+        pending: list[tuple[Journey, list[int], int]] = []
+        for i in idx:
+            x = [int(v) for v in (x_test[i].reshape(-1) * (1 << qm.input_scale)).round()]
+            r = user.transact(o.functions.requestInference(self.lenet_id, x, NO_CALLBACK, 0, deadline), value=fee)
+            pending.append((self._journey(f"digit #{i} (label {y_test[i]})", r), x, int(y_test[i])))
+            print(f"requested digit #{i}: 784 pixels, request gas {int(r['gasUsed']):,}")
+        self._wait([j for j, _, _ in pending], timeout=300.0)
+        ok = right = 0
+        for j, x, label in pending:
+            ref = quantized_forward(qm, x)
+            match = j.output == ref
+            ok += match
+            out = j.output or []
+            digit = max(range(len(out)), key=out.__getitem__) if out else None
+            right += digit == label
+            print(f"request {j.request_id:>3} {j.label}: proven digit {'-' if digit is None else digit} "
+                  f"{'== numpy reference' if match else '!= reference ' + str(ref)}  gas {j.fulfil_gas:,}  "
+                  f"{j.latency:.1f} s")
+        print(f"{ok}/{len(pending)} proven logits equal the integer reference bit for bit; "
+              f"{right}/{len(pending)} digits classified right")
 
     def _vault_round(self, label: str) -> None:
         before = self._alloc()
@@ -388,9 +469,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--requests", type=int, default=8, help="plain-account requests")
     ap.add_argument("--workdir", type=Path, default=ROOT / "build" / "demo")
+    ap.add_argument("--with-lenet", action="store_true",
+                    help="also compile, register and query the LeNet-class CNN (models/lenet); builds its 2^15 "
+                         "ceremony first when none is cached (~30 min here, once)")
+    ap.add_argument("--digits", type=int, default=3, help="digit images the CNN classifies (with --with-lenet)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return Demo(a.workdir, a.requests).run()
+    return Demo(a.workdir, a.requests, a.digits if a.with_lenet else 0).run()
 
 
 if __name__ == "__main__":

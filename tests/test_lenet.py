@@ -4,9 +4,10 @@ The committed model.onnx keeps its BatchNormalization and AveragePool nodes (tra
 them un-folded), so these tests exercise the compiler's folding on a trained network: the graph
 traces into one step per Relu, the integer reference keeps the held-out accuracy, the circuit
 fits a 2^15 ceremony, and a real Groth16 proof of one held-out image verifies (snarkjs and the
-generated verifier contract on anvil) with the integer reference's output.
+generated verifier contract on anvil) with the integer reference's output, and a request for
+it is fulfilled through the oracle within the gas the relayer budgets from its registration.
 
-The proof test needs a cached local ceremony of power >= 15 (~30 min to build on a 2-core box,
+The proof tests need a cached local ceremony of power >= 15 (~30 min to build on a 2-core box,
 ``make demo`` builds one); without it, it is skipped with that reason and the other tests still
 check the quantized reference and the constraint count.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -23,10 +25,15 @@ import numpy as np
 import onnx
 import pytest
 from eth_abi.abi import decode
+from hexbytes import HexBytes
 from numpy.typing import NDArray
 from web3 import Web3
 
 from oracle.chain.anvil import Anvil
+from oracle.chain.client import Chain
+from oracle.chain.deploy import Deployment
+from oracle.chain.registration import register_circuit
+from oracle.chain.structs import RequestStatus, read_request
 from oracle.circuits.affine import trace
 from oracle.circuits.manifest import Manifest
 from oracle.circuits.onnx_graph import load_graph
@@ -34,6 +41,7 @@ from oracle.circuits.quantize import QuantizedModel, load_calibration, quantize_
 from oracle.proving.groth16 import Groth16Backend, ptau
 from oracle.proving.groth16.cache import compile_cached
 from oracle.proving.groth16.lowering import Plan
+from relayer.relayer import FULFIL_OVERHEAD_GAS, PROOF_BYTE_GAS
 
 ROOT = Path(__file__).resolve().parent.parent
 LENET = ROOT / "models" / "lenet"
@@ -106,27 +114,36 @@ def test_circuit_fits_a_2_15_ceremony(qm: QuantizedModel) -> None:
     assert ptau.power_for(cs.n_constraints, cs.n_pub_out + cs.n_pub_in) <= POWER
 
 
-@pytest.mark.skipif(not any(p >= POWER for p in ptau.cached_powers()),
-                    reason=f"needs a cached local ceremony of power >= {POWER} (~30 min to build here)")
-def test_real_proof_of_a_held_out_digit(
-        anvil: Anvil, qm: QuantizedModel,
-        held_out: tuple[NDArray[np.float64], NDArray[np.int64]]) -> None:
-    x, y = held_out
+needs_ceremony = pytest.mark.skipif(
+    not any(p >= POWER for p in ptau.cached_powers()),
+    reason=f"needs a cached local ceremony of power >= {POWER} (~30 min to build here)")
+
+
+@pytest.fixture(scope="module")
+def lenet_circuit() -> Iterator[tuple[Groth16Backend, Path]]:
     backend = Groth16Backend(pool_size=1)
     try:
-        circuit = compile_cached(backend, LENET / "model.onnx", LENET / "calibration.json",
-                                 ROOT / ".cache" / "test-circuits" / "lenet-direct")
-        m = Manifest.load(circuit)
-        assert m.settings["generator"] == "direct"
-        xs = _fixed(qm, x)
-        i = int(np.flatnonzero(np.argmax(qm.forward_batch(xs), axis=1) == y)[0])
-        xq = [int(v) for v in xs[i]]
-        p = backend.prove(circuit, xq, PAYEE)
-        assert p.output_fixed == quantized_forward(qm, xq)
-        assert int(np.argmax(p.output_fixed)) == int(y[i])
-        assert backend.verify(circuit, p)
+        yield backend, compile_cached(backend, LENET / "model.onnx", LENET / "calibration.json",
+                                      ROOT / ".cache" / "test-circuits" / "lenet-direct")
     finally:
         backend.close()
+
+
+@needs_ceremony
+def test_real_proof_of_a_held_out_digit(
+        anvil: Anvil, qm: QuantizedModel, lenet_circuit: tuple[Groth16Backend, Path],
+        held_out: tuple[NDArray[np.float64], NDArray[np.int64]]) -> None:
+    x, y = held_out
+    backend, circuit = lenet_circuit
+    m = Manifest.load(circuit)
+    assert m.settings["generator"] == "direct"
+    xs = _fixed(qm, x)
+    i = int(np.flatnonzero(np.argmax(qm.forward_batch(xs), axis=1) == y)[0])
+    xq = [int(v) for v in xs[i]]
+    p = backend.prove(circuit, xq, PAYEE)
+    assert p.output_fixed == quantized_forward(qm, xq)
+    assert int(np.argmax(p.output_fixed)) == int(y[i])
+    assert backend.verify(circuit, p)
 
     art = json.loads(m.path(circuit, "verifier_json").read_text())
     w3 = Web3(Web3.HTTPProvider(anvil.url))
@@ -140,3 +157,31 @@ def test_real_proof_of_a_held_out_digit(
     # Another output (the first output word) or another image (the last input word) fails.
     assert not verifier.functions.verifyProof(*words, [signals[0] + 1, *signals[1:]]).call({"gas": VERIFY_GAS})
     assert not verifier.functions.verifyProof(*words, [*signals[:-1], signals[-1] + 1]).call({"gas": VERIFY_GAS})
+
+
+@needs_ceremony
+def test_fulfilled_through_the_oracle_within_the_relayers_gas(
+        anvil: Anvil, chain: Chain, deployment: Deployment, qm: QuantizedModel,
+        lenet_circuit: tuple[Groth16Backend, Path],
+        held_out: tuple[NDArray[np.float64], NDArray[np.int64]]) -> None:
+    """784 inputs: the registered verification budget must cover the per-value work around the
+    verification (unpacking the stored input, re-encoding it), or the relayer's fulfilment,
+    sized from that budget, runs out of gas (it did, before GROTH16_GAS_PER_VALUE)."""
+    backend, circuit = lenet_circuit
+    reg = register_circuit(chain, deployment.registry, circuit, rpc_url=anvil.url)
+    oracle = chain.contract("InferenceOracle", deployment.oracle)
+    mid = bytes.fromhex(reg.model_id[2:])
+    x = [int(v) for v in _fixed(qm, held_out[0][:1])[0]]
+    deadline = int(chain.w3.eth.get_block("latest")["timestamp"]) + 3600
+    fee = int(oracle.functions.quoteFee(mid, 0).call())
+    chain.transact(oracle.functions.requestInference(mid, x, "0x" + "00" * 20, 0, deadline), value=fee)
+    rid = int(oracle.functions.nextRequestId().call()) - 1
+    me = chain.account.address  # type: ignore[union-attr]
+    p = backend.prove(circuit, x, me)
+    # The relayer's gas limit for one fulfilment without callback (relayer.Relayer._gas_for).
+    gas = (reg.verify_gas * 64 // 63 + 5_000 + FULFIL_OVERHEAD_GAS
+           + PROOF_BYTE_GAS * ((len(p.calldata) - 2) // 2))
+    r = chain.transact(oracle.functions.fulfill(rid, p.output_fixed, me, HexBytes(p.calldata)), gas=gas)
+    assert r["status"] == 1 and read_request(oracle, rid).status == RequestStatus.FULFILLED
+    (ev,) = oracle.events.InferenceFulfilled().process_receipt(r)
+    assert [int(v) for v in ev["args"]["output"]] == quantized_forward(qm, x)

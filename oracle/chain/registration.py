@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 # 8->16->1 MLP, so budget generously.
 GROTH16_BASE_GAS = 230_000
 GROTH16_GAS_PER_SIGNAL = 8_000
+# Every input and output value also costs gas around the verification: the oracle unpacks the
+# stored input, the adapter re-encodes each value into its public signals. Measured ~1.3 k per
+# value (models/lenet, 784 inputs + 10 outputs: fulfil 1,442,309 gas against a ~400 k
+# verification); small models never noticed, the CNN's fulfilment ran out of gas without it.
+GROTH16_GAS_PER_VALUE = 1_600
 HALO2_DEFAULT_GAS = 1_500_000
 
 
@@ -66,8 +71,10 @@ class Registration:
 
 def verify_gas_for(manifest: Manifest) -> int:
     if manifest.backend == "groth16":
-        # Packed circuits: words, not values (the adapter's gas floor is priced the same way).
-        return GROTH16_BASE_GAS + GROTH16_GAS_PER_SIGNAL * manifest.n_public_signals
+        # Packed circuits: words, not values (the adapter's gas floor is priced the same way),
+        # plus the per-value handling (the adapters' floors cover the verifier call only).
+        return (GROTH16_BASE_GAS + GROTH16_GAS_PER_SIGNAL * manifest.n_public_signals
+                + GROTH16_GAS_PER_VALUE * (manifest.input_size + manifest.output_size))
     measured = manifest.stats.get("verify_gas")
     return int(measured * 1.3) if isinstance(measured, int) else HALO2_DEFAULT_GAS
 
