@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/bench_sliced.py                      # costs only (seconds, no ceremony)
     .venv/bin/python bench/bench_sliced.py --prove FOLDER [--runs 3]   # + warm per-slice prove times
+    .venv/bin/python bench/bench_sliced.py --compare models/lenet --whole FOLDER --ks 2 4 8 \
+        [--compile] [--gas]                                     # whole vs sliced (issue #12)
 
 Costs (rows = R1CS constraints of the direct generator):
 * one 16-input Poseidon call (t = 17) in our gadget vs circomlib's Poseidon(16) under circom --O2
@@ -15,19 +17,25 @@ Costs (rows = R1CS constraints of the direct generator):
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from oracle.circuits.manifest import ManifestError  # noqa: E402
 from oracle.circuits.packing import n_words  # noqa: E402
-from oracle.circuits.quantize import quantize_onnx  # noqa: E402
+from oracle.circuits.quantize import quantize_onnx, quantized_forward  # noqa: E402
 from oracle.circuits.slicing import Boundary  # noqa: E402
+from oracle.proving.base import BackendError  # noqa: E402
 from oracle.proving.groth16 import poseidon, sliced  # noqa: E402
 from oracle.proving.groth16.pool import ProverPool  # noqa: E402
 from oracle.proving.groth16.slices import SlicePlan  # noqa: E402
@@ -72,11 +80,169 @@ def prove(folder: Path, runs: int) -> None:
                   f"{[round(m.get('prove', 0)) for m in p.slice_ms]}")
 
 
+# -- whole vs sliced -------------------------------------------------------------------------------
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads: snarkjs' worker threads included) of ``pid``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _measured(prove_one: Callable[[ProverPool], object]) -> dict[str, float]:
+    """One unit (a whole circuit or one slice) on a fresh single prover daemon: a warm-up proof
+    (the daemon reads the zkey), then a timed one: wall, the daemon's CPU time for it, and the
+    daemon's peak RSS (the memory one prover needs for this unit)."""
+    with ProverPool(1) as pool:
+        prove_one(pool)
+        pid = pool.pids()[0]
+        cpu0, t0 = _proc_cpu(pid), time.monotonic()
+        prove_one(pool)
+        wall, cpu = time.monotonic() - t0, _proc_cpu(pid) - cpu0
+        return {"wall_s": round(wall, 2), "prover_cpu_s": round(cpu, 2), "peak_rss_mb": round(_proc_peak_mb(pid), 1)}
+
+
+def _lpt(times: Sequence[float], miners: int) -> float:
+    """Makespan of the slices on ``miners`` one-at-a-time provers (longest first): the latency
+    with that many miners on machines of their own."""
+    load = [0.0] * miners
+    for t in sorted(times, reverse=True):
+        i = load.index(min(load))
+        load[i] += t
+    return max(load)
+
+
+def _gas(folder: Path, x: list[int], proof_calldata: str, output: list[int], payee: str) -> int:
+    """gasUsed of the model's registered adapter ``verify(input, output, payee, proof)`` sent as a
+    transaction on a fresh anvil (explicit gas: eth_estimateGas under-prices the pairing check)."""
+    from eth_account import Account
+
+    from oracle.chain.anvil import DEV_KEYS, Anvil
+    from oracle.chain.client import Chain
+    from oracle.chain.deploy import deploy_all
+    from oracle.chain.registration import register_circuit
+
+    with Anvil() as node:
+        chain = Chain.connect(node.url, Account.from_key(DEV_KEYS[0]))
+        d = deploy_all(chain)
+        reg = register_circuit(chain, d.registry, folder, rpc_url=node.url)
+        fn = chain.contract("IInferenceVerifier", reg.adapter).functions.verify(
+            x, output, payee, bytes.fromhex(proof_calldata.removeprefix("0x")))
+        assert fn.call({"gas": 10_000_000}) is True, "the adapter refuses the bench's own proof"
+        rc = chain.transact(fn, gas=10_000_000)
+        return int(rc["gasUsed"])
+
+
+def compare(model_dir: Path, name: str, ks: Sequence[int], whole: Path | None, do_compile: bool,
+            gas: bool) -> dict[str, Any]:
+    from oracle.circuits.quantize import load_calibration
+    from oracle.proving.base import CompileOptions
+    from oracle.proving.groth16 import direct, ptau, slice_jobs
+    from oracle.proving.groth16.calldata import encode_proof
+    from oracle.proving.groth16.lowering import Plan
+
+    onnx_path, calib = model_dir / "model.onnx", model_dir / "calibration.json"
+    import onnx
+
+    n_in = 1
+    for dim in onnx.load(str(onnx_path)).graph.input[0].type.tensor_type.shape.dim[1:]:
+        n_in *= int(dim.dim_value)
+    qm = quantize_onnx(onnx_path, load_calibration(calib, n_in))
+    cost = sliced.CostModel(qm)
+    plan_w = Plan(qm, True)
+    n_pub = len(plan_w.in_sizes) + len(plan_w.out_sizes) + 1
+    rows_whole = cost.input_rows + sum(cost.steps) + cost.output_rows
+    rng = np.random.default_rng(3)
+    lo, hi = qm.input_range()
+    x = [int(v) for v in rng.integers(lo, hi + 1, qm.input_size)]
+    payee = "0x" + "11" * 20
+    out: dict[str, Any] = {"model": name, "layers": len(qm.layers), "whole": {
+        "rows": rows_whole, "power": ptau.power_for(rows_whole, n_pub)}}
+    print(f"\n{name}: {len(qm.layers)} layers; whole circuit {rows_whole:,} rows -> 2^{out['whole']['power']}")
+    if whole is not None:
+        from oracle.circuits.manifest import Manifest
+        from oracle.proving.groth16.backend import Groth16Backend
+
+        mw = Manifest.load(whole)
+        c = Groth16Backend().load(whole)
+        pv = int(payee, 16)
+        w = _measured(lambda pool: direct.prove(pool, c.plan, c.zkey, c.vk, x, pv))
+        out["whole"].update({"compile_s": mw.stats.get("compile_seconds"), "setup_s": mw.stats.get("setup_seconds"),
+                             "measured_rows": mw.stats.get("constraints"), **w})
+        if gas:
+            with ProverPool(1) as pool:
+                resp = direct.prove(pool, c.plan, c.zkey, c.vk, x, pv)
+            out["whole"]["verify_gas"] = _gas(whole, x, encode_proof(resp["proof"]), quantized_forward(qm, x), payee)
+        print(f"  whole  compiled {out['whole']['compile_s']} s; prove {w}")
+    for k in ks:
+        cuts = sliced.choose_cuts(qm, k)
+        rows = [cost(a, e) for a, e in itertools.pairwise(cuts)]
+        pub = [2 if 0 < j < k - 1 else n_pub for j in range(k)]
+        entry: dict[str, Any] = {"k": k, "cuts": cuts, "rows": rows, "total_rows": sum(rows),
+                                 "power": max(ptau.power_for(r, p) for r, p in zip(rows, pub, strict=True))}
+        folder = ROOT / ".cache" / "bench-circuits" / f"{name}-k{k}"
+        ok = False
+        try:
+            sm = sliced.load(folder)
+            ok = sm.cuts == cuts and len(sm.held) == k
+        except (ManifestError, BackendError, FileNotFoundError):
+            pass
+        if not ok and do_compile:
+            t0 = time.monotonic()
+            sliced.compile_sliced(onnx_path, folder, CompileOptions(calibration=calib, name=f"{name}-k{k}",
+                                                                    cache_dir=ROOT / ".cache"), cuts=cuts)
+            print(f"  k={k}: compiled in {time.monotonic() - t0:.0f} s")
+            ok = True
+        print(f"  k={k}: cuts {cuts}, rows {rows} -> one ceremony of 2^{entry['power']}")
+        if ok:
+            sm = sliced.load(folder)
+            entry["compile_s"] = sm.manifest.stats.get("compile_seconds")
+            wp = slice_jobs.work_plan(sm, x)
+            per = [_measured(lambda pool, j=j, f=folder, w=wp: slice_jobs.prove_slice(f, j, w.inputs[j], payee, pool))
+                   for j in range(k)]
+            walls = [p["wall_s"] for p in per]
+            with ProverPool(2) as pool:
+                sliced.prove_sliced(folder, x, payee, pool)                 # warm
+                sp = sliced.prove_sliced(folder, x, payee, pool)
+            entry.update({
+                "slices": per, "prover_cpu_s": round(sum(p["prover_cpu_s"] for p in per), 2),
+                "peak_rss_mb": max(p["peak_rss_mb"] for p in per),
+                "latency_s": {str(mm): round(_lpt(walls, mm), 2) for mm in (1, 2, 4)},
+                "critical_path_s": max(walls), "measured_all_at_once_2_daemons_s": round(sp.prove_seconds, 2)})
+            if gas:
+                entry["verify_gas"] = _gas(folder, x, sp.calldata, sp.output_fixed, payee)
+            print(f"  k={k}: compile {entry['compile_s']} s; per-slice prove wall {walls} s; prover CPU "
+                  f"{entry['prover_cpu_s']} s; peak RSS per prover {entry['peak_rss_mb']} MB; latency 1/2/4 miners "
+                  f"{entry['latency_s']} s (critical path {entry['critical_path_s']} s); all slices at once on "
+                  f"2 daemons here: {entry['measured_all_at_once_2_daemons_s']} s"
+                  + (f"; verify gas {entry['verify_gas']:,}" if gas else ""))
+        out[f"k{k}"] = entry
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prove", type=Path, help="a compiled sliced model folder")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--compare", type=Path, help="a model folder (model.onnx + calibration.json): whole vs sliced")
+    ap.add_argument("--name", help="name for the compiled folders (.cache/bench-circuits/NAME-kK)")
+    ap.add_argument("--whole", type=Path, help="the model compiled whole (a circuit folder), if it fits")
+    ap.add_argument("--ks", type=int, nargs="+", default=[2, 4, 8])
+    ap.add_argument("--compile", action="store_true", help="compile the sliced folders that are missing")
+    ap.add_argument("--gas", action="store_true", help="verify gas of each on anvil (registered adapters)")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
     a = ap.parse_args()
+    if a.compare:
+        res = compare(a.compare, a.name or a.compare.name, a.ks, a.whole, a.compile, a.gas)
+        if a.json:
+            a.json.parent.mkdir(parents=True, exist_ok=True)
+            a.json.write_text(json.dumps(res, indent=1) + "\n")
+        return
     costs()
     if a.prove:
         prove(a.prove, a.runs)
