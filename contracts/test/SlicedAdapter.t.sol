@@ -385,7 +385,11 @@ contract SlicedAdapterTest is Test {
         vm.expectRevert(abi.encodeWithSelector(SlicedGroth16Adapter.PackedInputOutOfRange.selector, 5, int256(-2049)));
         a4.verify(x, r.output, payee, p);
         // Same selectors as the packed adapter's: one FulfillmentSkipped reason whatever the adapter.
-        assertEq(SlicedGroth16Adapter.PackedOutputOutOfRange.selector, PackedGroth16Adapter.PackedOutputOutOfRange.selector, "sel");
+        assertEq(
+            SlicedGroth16Adapter.PackedOutputOutOfRange.selector,
+            PackedGroth16Adapter.PackedOutputOutOfRange.selector,
+            "sel"
+        );
         assertEq(SlicedGroth16Adapter.MalformedProof.selector, PackedGroth16Adapter.MalformedProof.selector, "sel");
     }
 
@@ -412,7 +416,8 @@ contract SlicedAdapterTest is Test {
         new SlicedGroth16Adapter(30, 3, 12, 12, vks);
         // A key from another ceremony (the risk model's packed circuit, also 2 signals).
         vks[2] = vm.parseJsonUintArray(
-            vm.readFile(string.concat(vm.projectRoot(), "/contracts/test/fixtures/risk_groth16_packed.json")), ".vk_words"
+            vm.readFile(string.concat(vm.projectRoot(), "/contracts/test/fixtures/risk_groth16_packed.json")),
+            ".vk_words"
         );
         assertEq(vks[2].length, 20, "same size as a middle slice's key");
         vm.expectRevert(abi.encodeWithSelector(SlicedGroth16Adapter.SetupMismatch.selector, 2));
@@ -705,8 +710,7 @@ contract SlicedCompilerFixtureTest is Test {
         r.commitments = vm.parseJsonUintArray(jsons[k], string.concat(p, ".commitments"));
         r.proofs = new uint256[8][](k);
         for (uint256 j; j < k; ++j) {
-            uint256[] memory w =
-                vm.parseJsonUintArray(jsons[k], string.concat(p, ".proofs[", Decimal.toString(j), "]"));
+            uint256[] memory w = vm.parseJsonUintArray(jsons[k], string.concat(p, ".proofs[", Decimal.toString(j), "]"));
             for (uint256 t; t < 8; ++t) {
                 r.proofs[j][t] = w[t];
             }
@@ -728,9 +732,8 @@ contract SlicedCompilerFixtureTest is Test {
                 );
                 uint256[][] memory s = adapters[k].sliceSignals(r.input, r.output, payee, r.commitments);
                 for (uint256 j; j < k; ++j) {
-                    uint256[] memory want = vm.parseJsonUintArray(
-                        jsons[k], string.concat(p, ".public_signals[", Decimal.toString(j), "]")
-                    );
+                    uint256[] memory want =
+                        vm.parseJsonUintArray(jsons[k], string.concat(p, ".public_signals[", Decimal.toString(j), "]"));
                     assertEq(s[j].length, want.length, "count");
                     for (uint256 t; t < want.length; ++t) {
                         assertEq(s[j][t], want[t], "signal");
@@ -760,8 +763,9 @@ contract SlicedCompilerFixtureTest is Test {
         Req memory nc = _req(4, 0);
         nc.commitments[1] ^= 1;
         assertFalse(_ok(4, nc), "commitments do not chain");
-        assertFalse(adapters[4].verify(a.input, a.output, address(0xC0B1E5), abi.encode(a.commitments, a.proofs)),
-            "other payee");
+        assertFalse(
+            adapters[4].verify(a.input, a.output, address(0xC0B1E5), abi.encode(a.commitments, a.proofs)), "other payee"
+        );
         // k = 3 cuts [0,1,2,4], k = 4 cuts [0,1,2,3,4]: slices 0 and 1 are the same layers and the
         // same commitments c_1, c_2, but of another model (other keys).
         Req memory k3 = _req(3, 0);

@@ -114,9 +114,7 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
     ///         point in them is not on the curve (length 0) or has a coordinate >= the base field.
     error MalformedProof(uint256 length);
     /// @notice The proof does not carry k - 1 commitments and k slice proofs.
-    error SliceCountMismatch(
-        uint256 expectedCommitments, uint256 commitments, uint256 expectedProofs, uint256 proofs
-    );
+    error SliceCountMismatch(uint256 expectedCommitments, uint256 commitments, uint256 expectedProofs, uint256 proofs);
     /// @notice Commitment c_{index+1} is not a canonical field element (>= the BN254 scalar order).
     error NonCanonicalCommitment(uint256 index, uint256 value);
     /// @notice input[index] is outside [-2^(inputBits-1), 2^(inputBits-1)).
@@ -524,7 +522,8 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
                 // Q - y (Q: the BN254 base field)
                 if ay {
                     mstore(
-                        add(dst, 32), sub(21888242871839275222246405745257275088696311157297823662689037894645226208583, ay)
+                        add(dst, 32),
+                        sub(21888242871839275222246405745257275088696311157297823662689037894645226208583, ay)
                     )
                 }
                 calldatacopy(add(dst, 64), add(p, 64), 128) // B: x_im, x_re, y_im, y_re
@@ -545,11 +544,12 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
             let n := mload(s)
             for { let i := 0 } lt(i, n) { i := add(i, 1) } {
                 pt := add(pt, 64)
-                let t := mulmod(
-                    r,
-                    mload(add(s, shl(5, add(i, 1)))),
-                    21888242871839275222246405745257275088548364400416034343698204186575808495617
-                )
+                let t :=
+                    mulmod(
+                        r,
+                        mload(add(s, shl(5, add(i, 1)))),
+                        21888242871839275222246405745257275088548364400416034343698204186575808495617
+                    )
                 if t { ok := and(ok, mulAdd(x, mload(pt), mload(add(pt, 32)), t, m)) }
             }
         }
