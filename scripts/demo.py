@@ -13,7 +13,13 @@ signed HTTP) and the oracle service as their validator (its own process), then:
      classify held-out digit images; the proven logits are checked against the integer reference.
      Its circuit needs a 2^15 ceremony: when no cached one fits, the demo builds it first (about
      30 min on a 2-core box, once, cached in .cache/ptau) and shows its progress;
-and prints each request's journey and a summary. Everything it starts is stopped at the end.
+then submits an inference off-chain through the gateway's HTTP API (no wallet: an API key made
+with ``oracle gateway key create``) and checks it end to end (reference output, the proof by
+/api/v1/verify off-chain and by the chain's adapter, the vk's hash). The oracle process serves the
+gateway (``--api``): its URL (portal ``/``, dashboard ``/dashboard``, API docs ``/docs``) is printed
+before the requests start, so the dashboard shows them as they are processed; ``--serve`` keeps
+it up after the demo until Ctrl-C. It prints each request's journey and a summary. Everything it
+starts is stopped at the end.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from demo_gateway import listen_address, offchain_round, print_urls, wait_gateway  # noqa: E402
 from eth_account import Account  # noqa: E402
 from web3.logs import DISCARD  # noqa: E402
 
@@ -76,8 +83,11 @@ def banner(text: str) -> None:
 
 
 class Demo:
-    def __init__(self, workdir: Path, plain_requests: int, lenet_digits: int = 0) -> None:
+    def __init__(self, workdir: Path, plain_requests: int, lenet_digits: int = 0, api: str = "127.0.0.1:8000",
+                 serve: bool = False) -> None:
         self.workdir = workdir
+        self.api = api
+        self.serve = serve
         self.plain_requests = plain_requests
         self.lenet_digits = lenet_digits
         self.lenet: Path | None = None
@@ -216,15 +226,25 @@ class Demo:
         log_file = (self.workdir / "oracle.log").open("w")
         env = dict(os.environ, ORACLE_PRIVATE_KEY=RELAYER_KEY)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "oracle.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "oracle.cli", "run", "--config", str(config), "--api", self.api],
             stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
         )
         print(f"oracle pid {proc.pid} (validator {hotkey_of(validator)[:12]}..), "
               f"relayer {Account.from_key(RELAYER_KEY).address}, log {log_file.name}")
         try:
             self._wait_ready(proc, self.workdir / "oracle.log")
+            self.gateway = f"http://{self.api}"
+            wait_gateway(self.gateway)
+            print_urls(self.gateway)
             rc = self._scenario(db_url)
             self._miner_scores(db_url)
+            if self.serve:
+                print(f"\nserving until Ctrl-C: the requests above are on {self.gateway}/dashboard", flush=True)
+                try:
+                    while proc.poll() is None:
+                        time.sleep(1)
+                except KeyboardInterrupt:
+                    pass
             return rc
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -276,8 +296,13 @@ class Demo:
         if self.lenet is not None:
             banner(f"5. {self.lenet_digits} held-out digit images classified by the LeNet-class CNN, proven")
             self._lenet_round()
+        banner(f"{6 if self.lenet is not None else 5}. an off-chain inference through the gateway's API "
+               "(an API key, no wallet, never relayed)")
+        offchain_ok = offchain_round(self.gateway, db_url, "0x" + self.model_id.hex(), self.qm,
+                                     self._random_vault_state(random.Random(13)))
+        print_urls(self.gateway)
         self._summary(db_url)
-        return 0 if delivered and all(j.output is not None for j in self.journeys) else 1
+        return 0 if delivered and offchain_ok and all(j.output is not None for j in self.journeys) else 1
 
     def _cross_chain_round(self, timeout: float = 60.0) -> bool:
         x = self._random_vault_state(random.Random(4))
@@ -473,9 +498,14 @@ def main() -> int:
                     help="also compile, register and query the LeNet-class CNN (models/lenet); builds its 2^15 "
                          "ceremony first when none is cached (~30 min here, once)")
     ap.add_argument("--digits", type=int, default=3, help="digit images the CNN classifies (with --with-lenet)")
+    ap.add_argument("--api", metavar="HOST:PORT", default=None,
+                    help="where the oracle process serves the gateway (default 127.0.0.1:8000, or a free port when "
+                         "8000 is taken)")
+    ap.add_argument("--serve", action="store_true", help="keep the oracle and its gateway up after the demo until "
+                                                         "Ctrl-C (to browse the portal and the dashboard)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return Demo(a.workdir, a.requests, a.digits if a.with_lenet else 0).run()
+    return Demo(a.workdir, a.requests, a.digits if a.with_lenet else 0, a.api or listen_address(), a.serve).run()
 
 
 if __name__ == "__main__":
