@@ -430,6 +430,14 @@ contract SlicedAdapterTest is Test {
         new SlicedGroth16Adapter(8, 3, 0, 12, _vks(j4));
         vm.expectRevert(abi.encodeWithSelector(SlicedGroth16Adapter.NoSuchSlice.selector, 4, 4));
         a4.numSignals(4);
+        // 80 slices of 2 signals: 32 * (10 + 80 * 10) bytes of keys, over EIP-170's code limit.
+        uint256[][] memory many = new uint256[][](80);
+        vks = _vks(j4);
+        for (uint256 j; j < 80; ++j) {
+            many[j] = vks[j == 0 ? 0 : j == 79 ? 3 : 1];
+        }
+        vm.expectRevert(SlicedGroth16Adapter.VerificationKeyNotStored.selector);
+        new SlicedGroth16Adapter(8, 3, 12, 12, many);
     }
 
     /// Without room in the last output word the payee gets a word of its own right after the

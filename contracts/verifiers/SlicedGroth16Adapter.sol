@@ -106,7 +106,7 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
     /// @notice Slice `slice`'s alpha, beta or gamma differ from slice 0's: not the same ceremony,
     ///         so its pairing check cannot be combined with the others.
     error SetupMismatch(uint256 slice);
-    /// @notice The key could not be stored as code.
+    /// @notice The keys could not be stored as code (more than the 24,576 bytes of EIP-170).
     error VerificationKeyNotStored();
     /// @notice The input or output length is not the model's.
     error SignalCountMismatch(uint256 expectedInputs, uint256 gotInputs, uint256 expectedOutputs, uint256 gotOutputs);
@@ -209,8 +209,10 @@ contract SlicedGroth16Adapter is IInferenceVerifier, IBatchInferenceVerifier {
         }
     }
 
-    /// @dev Deploys `words` as the runtime code 0x00 (STOP, never executable) ++ words.
+    /// @dev Deploys `words` as the runtime code 0x00 (STOP, never executable) ++ words. At most
+    ///      24,576 bytes of code (EIP-170): about 75 slices of 2 public signals.
     function _store(bytes memory words) private returns (address ptr) {
+        if (words.length + 1 > 24_576) revert VerificationKeyNotStored();
         bytes memory init = abi.encodePacked(hex"61", uint16(words.length + 1), hex"80600a3d393df300", words);
         assembly {
             ptr := create(0, add(init, 32), mload(init))
