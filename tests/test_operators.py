@@ -256,6 +256,7 @@ def test_relu_before_maxpool_is_pooled_first(tmp_path: Path) -> None:
         acts = [st.node for st in prog.steps]
         assert acts.index("relu1") > acts.index("pool1") if commute else acts.index("relu1") < acts.index("pool1")
     assert counts[True] < 0.8 * counts[False], counts
+    assert [st.node for st in trace(graph).steps] == [st.node for st in trace(graph, commute_pools=True).steps]
     np.testing.assert_allclose(outs[True], outs[False], atol=0.05)
 
 
