@@ -18,6 +18,7 @@ from eth_account import Account
 from oracle.chain.anvil import DEV_KEYS, Anvil
 from oracle.chain.client import Chain
 from oracle.chain.deploy import deploy_all
+from oracle.gateway import portal
 from oracle.gateway.app import create_app
 from oracle.gateway.config import ChainEndpoint, GatewaySettings
 from oracle.gateway.context import GatewayContext
@@ -128,5 +129,25 @@ def test_dashboard_relayer_rows_read_the_chains(tmp_path: Path, anvil: Anvil, ch
         assert up["chain_nonce"] == chain.w3.eth.get_transaction_count(relayer)
         other = rows[999]
         assert other["balance_wei"] is None and "chain unreachable (down: " in other["error"]
+    finally:
+        ctx.close()
+
+
+def test_open_dashboard_streams_end_when_the_server_stops(tmp_path: Path) -> None:
+    """With ``portal.stopping(app)`` set, an open /dashboard/events stream ends within a fraction
+    of a second, so stopping the server is not held up for its grace period."""
+    models = tmp_path / "models"
+    models.mkdir()
+    ctx = GatewayContext.open(GatewaySettings(database_url=f"sqlite:///{tmp_path / 'g.db'}", models_dir=models))
+    app = create_app(ctx)
+    try:
+        with GatewayServer(app) as server, httpx.stream("GET", server.url + "/dashboard/events", timeout=10) as r:
+            lines = r.iter_lines()
+            assert next(lines) == "event: snapshot"
+            portal.stopping(app).set()
+            t0 = time.monotonic()
+            rest = list(lines)                      # the server ends the response
+            assert time.monotonic() - t0 < 1.5
+            assert not any(line.startswith("event:") for line in rest[1:])
     finally:
         ctx.close()

@@ -16,6 +16,7 @@ accounts. See docs/gateway.md, section "Portal".
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -28,6 +29,16 @@ from oracle.gateway.portal.data import ApiReader
 from oracle.gateway.portal.pages import STATIC_DIR, STATIC_PREFIX, VENDOR_PREFIX, Pages, router
 
 EVENT_INTERVAL = 1.0          # seconds between store reads of one open dashboard
+
+
+def stopping(app: FastAPI) -> threading.Event:
+    """Set it when the server shuts down: open dashboard streams then end within 0.2 s instead
+    of holding the shutdown for its grace period (``GatewayServer.stop`` sets it)."""
+    ev = getattr(app.state, "portal_stopping", None)
+    if not isinstance(ev, threading.Event):
+        ev = threading.Event()
+        app.state.portal_stopping = ev
+    return ev
 
 
 def mount(app: FastAPI, ctx: Any, *, event_interval: float = EVENT_INTERVAL) -> None:
@@ -47,13 +58,14 @@ def mount(app: FastAPI, ctx: Any, *, event_interval: float = EVENT_INTERVAL) -> 
     app.add_api_route(VENDOR_PREFIX + "/{name}", vendor_file, methods=["GET"], include_in_schema=False)
 
     chains = dash.reader_of(ctx)
+    stop = stopping(app)
 
     def take() -> dict[str, Any]:
         return dash.snapshot(ctx.db, chains)
 
     async def events(request: Request) -> StreamingResponse:
         return StreamingResponse(
-            dash.events(take, request.is_disconnected, event_interval),
+            dash.events(take, request.is_disconnected, event_interval, stop),
             media_type="text/event-stream",
             # no-transform/X-Accel-Buffering: proxies must pass each event on at once.
             headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},

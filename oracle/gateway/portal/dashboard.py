@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 WINDOW_SECONDS = 3600.0      # the plots' time window
 SERIES_LIMIT = 500           # points per plot
 HEARTBEAT_SECONDS = 15.0     # an SSE comment keeps proxies from closing an idle stream
+STOP_CHECK_SECONDS = 0.2     # how soon an open stream notices the server stopping
 
 
 @dataclass(frozen=True)
@@ -154,11 +156,13 @@ def _fingerprint(snap: dict[str, Any]) -> str:
 
 
 async def events(take: Callable[[], dict[str, Any]], is_disconnected: Callable[[], Awaitable[bool]],
-                 interval: float) -> AsyncIterator[str]:
+                 interval: float, stopping: threading.Event | None = None) -> AsyncIterator[str]:
     """Server-sent events: a ``snapshot`` event at once and after every change (the store is read
-    every ``interval`` seconds, in a worker thread), a comment line as heartbeat."""
+    every ``interval`` seconds, in a worker thread), a comment line as heartbeat. Ends when the
+    client goes away or ``stopping`` is set (the server shutting down: an open dashboard must not
+    hold the shutdown until its grace period runs out; the browser reconnects elsewhere)."""
     last, last_sent = "", time.monotonic()
-    while not await is_disconnected():
+    while not await is_disconnected() and not (stopping is not None and stopping.is_set()):
         try:
             snap = await run_in_threadpool(take)
         except Exception as e:  # a failed read (DB restarting) is reported, the stream goes on
@@ -172,4 +176,6 @@ async def events(take: Callable[[], dict[str, Any]], is_disconnected: Callable[[
             elif time.monotonic() - last_sent > HEARTBEAT_SECONDS:
                 last_sent = time.monotonic()
                 yield ": heartbeat\n\n"
-        await asyncio.sleep(interval)
+        end = time.monotonic() + interval
+        while time.monotonic() < end and not (stopping is not None and stopping.is_set()):
+            await asyncio.sleep(min(STOP_CHECK_SECONDS, interval))
