@@ -387,3 +387,29 @@ def test_sparse_terms_round_trip_and_old_dense_files_load(tmp_path: Path, models
         q2 = QuantizedModel.load(tmp_path / f)
         assert np.array_equal(q2.forward_batch(x), qm.forward_batch(x))
         assert Plan(q2, packed=True).constraints().n_constraints == Plan(qm, packed=True).constraints().n_constraints
+
+
+def test_vectorised_bounds_are_exact_and_refuse_past_2_62() -> None:
+    """quantize._bounds (W+/W- split, float64 guard, int64 sums) equals exact Python-int interval
+    arithmetic, also with accumulators near 2^61 where float64 alone would round."""
+    from oracle.circuits.quantize import QLayer, _bounds
+
+    rng = np.random.default_rng(3)
+    big = 1 << 46          # sums reach ~2^60: float64 (53-bit mantissa) alone would round them
+    w = sp.random_array((30, 50), density=0.3, rng=rng, data_sampler=lambda size: rng.integers(-1000, 1000, size))
+    w = sp.csr_array(w, dtype=np.int64)
+    lo = rng.integers(-big, 0, 50)
+    hi = lo + rng.integers(0, big, 50)
+    bias = rng.integers(-big, big, 30)
+    ly = QLayer({0: w}, bias, 3, "relu", None, None, 10, 7, 0, "n")
+    _bounds(ly, [lo], [hi])
+    dense = w.toarray().tolist()
+    for j in range(30):
+        a = int(bias[j]) + sum(wi * (int(lo[i]) if wi > 0 else int(hi[i])) for i, wi in enumerate(dense[j]))
+        c = int(bias[j]) + sum(wi * (int(hi[i]) if wi > 0 else int(lo[i])) for i, wi in enumerate(dense[j]))
+        assert (ly.acc_lo[j], ly.acc_hi[j]) == (a, c)
+        assert (ly.out_lo[j], ly.out_hi[j]) == (max(a >> 3, 0), max(c >> 3, 0))
+    huge = QLayer({0: sp.csr_array(np.array([[1 << 21, 1 << 21]], dtype=np.int64))}, np.array([0]), 0, "none",
+                  None, None, 0, 0, 0, "huge")
+    with pytest.raises(BackendError, match=r"'huge'.*2\^62"):
+        _bounds(huge, [np.array([-(1 << 41), 0])], [np.array([1 << 41, 1])])
