@@ -151,3 +151,25 @@ def test_open_dashboard_streams_end_when_the_server_stops(tmp_path: Path) -> Non
             assert not any(line.startswith("event:") for line in rest[1:])
     finally:
         ctx.close()
+
+
+def test_bad_query_values_get_the_apis_error(tmp_path: Path, risk_circuit: Path) -> None:
+    """A page passes query values on to the API: a bad one is refused with the API's 400 and
+    message, never replaced by a default."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "risk").symlink_to(risk_circuit.resolve(), target_is_directory=True)
+    ctx = GatewayContext.open(GatewaySettings(database_url=f"sqlite:///{tmp_path / 'g.db'}", models_dir=models))
+    model_id = ctx.catalog.ids()[0]
+    try:
+        with GatewayServer(create_app(ctx)) as server:
+            ok = httpx.get(f"{server.url}/models/{model_id}?callback_gas=300000")
+            assert ok.status_code == 200 and "Prove an inference" in ok.text
+            for bad in ("abc", "-5", str(2**40)):
+                for path in (f"/models/{model_id}?callback_gas={bad}", f"/?callback_gas={bad}"):
+                    r = httpx.get(server.url + path)
+                    assert r.status_code == 400 and "callback_gas" in r.text, (path, r.text[:300])
+            r = httpx.get(f"{server.url}/models/0x1234")
+            assert r.status_code == 400 and "is not 0x followed by 64 hex digits" in r.text
+    finally:
+        ctx.close()

@@ -116,7 +116,7 @@ class ApiSession:
     async def models(self) -> list[ModelSummary]:
         return (await self._one(ModelList, "/api/v1/models")).models
 
-    async def model(self, model_id: str, callback_gas: int | None = None) -> ModelDetail:
+    async def model(self, model_id: str, callback_gas: int | str | None = None) -> ModelDetail:
         params = {"callback_gas": callback_gas} if callback_gas is not None else None
         return await self._one(ModelDetail, f"/api/v1/models/{model_id}", params)
 

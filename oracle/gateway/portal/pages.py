@@ -115,7 +115,7 @@ class Pages:
     # ------------------------------------------------------------------ pages
 
     async def home(self, request: Request) -> Response:
-        callback_gas = _int_param(request, "callback_gas")
+        callback_gas = _param(request, "callback_gas")
         try:
             async with self._api(request) as api:
                 models = [await api.model(s.model_id, callback_gas) for s in await api.models()]
@@ -128,7 +128,7 @@ class Pages:
     async def model(self, request: Request) -> Response:
         try:
             async with self._api(request) as api:
-                m = await api.model(request.path_params["model_id"], _int_param(request, "callback_gas"))
+                m = await api.model(request.path_params["model_id"], _param(request, "callback_gas"))
         except PageError as e:
             return self.error(e)
         return self.render("model.html", nav="models", m=m, example=example_input(m))
@@ -205,14 +205,11 @@ def _expected_ids(m: ModelDetail, r: InferenceView, registered: list[dict[str, s
     return ids
 
 
-def _int_param(request: Request, name: str) -> int | None:
+def _param(request: Request, name: str) -> str | None:
+    """A query parameter passed on to the API as given: the API validates it, and a bad value
+    gets the API's 400 and message on the page (never silently replaced by a default)."""
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        return None
+    return None if raw is None or raw == "" else raw
 
 
 def router(pages: Pages, *, interval: float, window_minutes: int) -> APIRouter:
