@@ -254,7 +254,7 @@ def _compile_child(generator: str, onnx_path: Path, calib: Path, out: Path, name
             calibration=calib, name=name))
         res["wall_s"] = time.monotonic() - t0
     except OracleError as e:
-        res["error"] = str(e).splitlines()[0][:300]
+        res["error"] = " ".join(str(e).split())[:400]
     except Exception as e:    # circom2's WebAssembly failures surface as many types
         res["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
     res["py_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -371,6 +371,27 @@ def bench_groth16(name: str, generator: str, onnx_path: Path, calib: Path, qm: Q
 
 
 # -- EZKL in a child with a time budget -------------------------------------------------------
+_SPATIAL_DEFAULTS = {"Conv": ("strides", "pads", "dilations"), "MaxPool": ("pads",), "AveragePool": ("pads",)}
+
+
+def with_explicit_defaults(onnx_path: Path) -> Path:
+    """A copy whose Conv/pool nodes spell out ONNX's default strides, pads and dilations.
+
+    EZKL's ONNX reader (tract) refuses a Conv without them ("a node is missing required params:
+    stride") although ONNX defines the defaults; the copy computes the same function."""
+    model = onnx.load(str(onnx_path))
+    for n in model.graph.node:
+        have = {a.name for a in n.attribute}
+        for name in _SPATIAL_DEFAULTS.get(n.op_type, ()):
+            if name not in have:
+                value = [0, 0, 0, 0] if name == "pads" else [1, 1]
+                n.attribute.append(helper.make_attribute(name, value))
+    out = OUT / "src" / f"{onnx_path.stem}.{onnx_path.parent.name}.ezkl.onnx"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out))
+    return out
+
+
 def _ezkl_child(name: str, onnx_path: Path, calib: Path, runs: int, chain: bool,
                 q: multiprocessing.Queue[dict[str, Any]]) -> None:
     sys.path.insert(0, str(ROOT / "bench"))
@@ -411,29 +432,31 @@ def bench_ezkl(name: str, onnx_path: Path, calib: Path, runs: int, chain: bool, 
     ctx = multiprocessing.get_context("fork")
     q: multiprocessing.Queue[dict[str, Any]] = ctx.Queue()
     t = Ticker(f"{name}: ezkl (budget {budget:.0f} s)")
-    proc = ctx.Process(target=_ezkl_child, args=(name, onnx_path, calib, runs, chain, q))
+    proc = ctx.Process(target=_ezkl_child, args=(name, with_explicit_defaults(onnx_path), calib, runs, chain, q))
     proc.start()
     res: dict[str, Any] = {}
     end = time.monotonic() + budget
-    while time.monotonic() < end:
+    finished = False
+    while not finished and time.monotonic() < end:
         try:
             res = q.get(timeout=2)
-            if not res.get("partial"):
-                break
+            finished = not res.get("partial")
         except Exception:       # queue.Empty
             if not proc.is_alive() and q.empty():
-                res.setdefault("error", f"ezkl process died (exit code {proc.exitcode})")
-                res.pop("partial", None)
-                break
+                res = {"error": f"ezkl process died (exit code {proc.exitcode})"}
+                finished = True
     elapsed = t.done()
-    if proc.is_alive():
+    if not finished:
         proc.kill()
         proc.join()
         row.note = f"skipped: over budget ({budget:.0f} s)"
         if "logrows" in res:
             row.note += f"; compiled (logrows {res['logrows']}) in {res['compile_s']:.0f} s"
         return row
-    proc.join()
+    proc.join(60)
+    if proc.is_alive():          # the figures are in; a child stuck in teardown is not our concern
+        proc.kill()
+        proc.join()
     if "error" in res:
         row.note = f"failed after {elapsed:.0f} s: {res['error']}"
         return row
@@ -492,6 +515,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="warm proofs per model (median)")
     ap.add_argument("--skip-ezkl", action="store_true")
     ap.add_argument("--skip-circom", action="store_true")
+    ap.add_argument("--skip-direct", action="store_true", help="only size the models for the direct generator")
     ap.add_argument("--build-ceremonies", action="store_true",
                     help="build a missing local ceremony (tens of minutes each) instead of skipping")
     ap.add_argument("--ezkl-budget", type=float, default=900.0, help="seconds per model for EZKL")
@@ -522,7 +546,10 @@ def main() -> None:
             xs = sample_inputs(name, sized.calib, qm.input_size, a.runs + 1)
             ref = onnx_reference(sized.onnx_path, [1, *qm.input_shape[1:]], xs)
             ceremony = p.ptau_cached or a.build_ceremonies
-            if not ceremony:
+            if a.skip_direct:
+                rows.append(Row(name, "groth16-direct", f"{p.constraints:,}", f"{p.multiply_adds:,}",
+                                note="sized only (--skip-direct)"))
+            elif not ceremony:
                 rows.append(Row(name, "groth16-direct", f"{p.constraints:,}", f"{p.multiply_adds:,}",
                                 note=f"needs a 2^{p.power} ceremony, not cached (cached: "
                                      f"{ptau.cached_powers()}); {ceremony_estimate(p.power)} to build: "
