@@ -16,6 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from oracle.errors import UserError
+from oracle.gateway.portal import stopping
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class GatewayServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.host, self.port = host, int(self._sock.getsockname()[1])
+        self._app = app
         self._server = uvicorn.Server(uvicorn_config(app, host))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
                                         name="gateway", daemon=True)
@@ -81,6 +83,9 @@ class GatewayServer:
 
     def stop(self) -> None:
         """Stops accepting, lets requests in flight finish (up to 3 s), joins the thread."""
+        # Open dashboard event streams never finish by themselves: tell them first, or uvicorn
+        # holds the shutdown for its whole grace period and then cancels them with an error.
+        stopping(self._app).set()
         self._server.should_exit = True
         if self._thread.is_alive():
             self._thread.join(timeout=10)
