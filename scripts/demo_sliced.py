@@ -9,7 +9,7 @@ the largest ceremony cached here. Cut in 8 slices (7.7 k - 15.5 k rows each) it 
 ceremony shared by all slices (a fresh 2-core machine builds 2^14 in ~17 min, 2^16 in ~27 min;
 on this box the cached 2^16 file serves them). Then:
 
-1. compile the sliced model (cached in .cache/demo-circuits/deep-mlp-k8), start anvil, deploy,
+1. compile the sliced model (cached in .cache/bench-circuits/deep-mlp-k8), start anvil, deploy,
    register it behind one SlicedGroth16Adapter;
 2. start N miners (separate processes, Bittensor hotkeys, signed HTTP, one proving worker each)
    and the oracle service as their validator;
@@ -49,7 +49,7 @@ from oracle.proving.base import BackendError, CompileOptions  # noqa: E402
 from oracle.proving.groth16 import sliced  # noqa: E402
 
 MODEL = ROOT / "models" / "deep-mlp"
-FOLDER = ROOT / ".cache" / "demo-circuits" / "deep-mlp-k8"
+FOLDER = ROOT / ".cache" / "bench-circuits" / "deep-mlp-k8"   # shared with bench/bench_sliced.py --compare
 SLICES = 8
 RELAYER_KEY = DEV_KEYS[5]
 NO_CALLBACK = "0x" + "00" * 20

@@ -5,9 +5,11 @@ One request for a model cut into k slices becomes k units of work proven at once
 1. The integer forward pass runs once (``slice_jobs.work_plan``): every slice's input
    activation and the commitments c_1..c_{k-1} they hash to. It is only a work plan.
 2. Slice j goes to the miners hedged exactly as a whole request does (``SubnetProver._hedge``:
-   the best ``k`` at once, one more after ``hedge_delay``, a failed, busy or late miner
-   replaced), starting at the j-th miner of the ranking, so the slices land on different miners
-   whenever there are enough.
+   the best ``k`` at once, one more after ``hedge_delay``, a failed or late miner replaced),
+   starting at the j-th miner of the ranking, so the slices land on different miners whenever
+   there are enough. With more slices in flight than free proving slots, a slice answered
+   "busy" waits for a slot until its deadline (asking again at most every 0.5 s; busy answers
+   are not scored: the validator itself queued them), instead of giving up after a few tries.
 3. Each answer is checked as it arrives: signed by the miner asked, for this request, nonce,
    model and slice; its public signals equal the ones the verifier rebuilds (the request input
    for slice 0, c_j and c_{j+1} of the work plan, the claimed output and the payee for the last
@@ -109,7 +111,8 @@ class SlicedDispatch:
         sid = slice_jobs.slice_circuit_id(self.sm, j)
         label = f"{self.circuit.circuit_id}#slice{j}"
         return await self.v._hedge(label, lambda m, budget: self.v._scored(
-            m, sid, lambda: self._ask(m, j, sid, budget)), self.timeout, rotate=j, ranked=ranked)
+            m, sid, lambda: self._ask(m, j, sid, budget), score_busy=False), self.timeout, rotate=j, ranked=ranked,
+            patient=True)
 
     async def _ask(self, m: MinerInfo, j: int, sid: str, timeout: float) -> Attempt:
         """Slice j to miner ``m``: one answer, fully checked. Never raises (but cancellation)."""

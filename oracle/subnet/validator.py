@@ -52,6 +52,7 @@ Ask = Callable[[MinerInfo, float], Coroutine[Any, Any, "Attempt"]]    # (miner, 
 DEFAULT_CAPACITY = 2          # proofs at once per miner until its /capacity says otherwise
 BUSY_BACKOFF = 0.05           # seconds before asking a busy miner again (doubling)
 MAX_BUSY_RETRIES = 6
+PATIENT_BACKOFF_CAP = 0.5     # a slice waiting for a free miner asks again at most this often
 PAYEE_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")     # as ProveRequest.payee
 ERROR_BODY_CAP = 4096         # bytes of a non-200 answer kept (for the reason line)
 CAPACITY_CAP = 64 * 1024      # a /capacity answer is a few hundred bytes
@@ -278,7 +279,7 @@ class SubnetProver(Prover):
                                  lambda m, budget: self._ask(m, circuit, input_fixed, budget, payee), timeout)
 
     async def _hedge(self, label: str, ask: Ask, timeout: float, rotate: int = 0,
-                     ranked: list[MinerInfo] | None = None) -> Attempt:
+                     ranked: list[MinerInfo] | None = None, patient: bool = False) -> Attempt:
         """One unit of work (a whole request, or one slice of one), hedged over the miners:
         the first ``k`` at once, one more after ``hedge_delay``, a failed or busy one replaced;
         the first VERIFIED attempt wins and the others are cancelled."""
@@ -341,12 +342,17 @@ class SubnetProver(Prover):
                     if a.outcome == Outcome.VERIFIED:
                         winner = winner or a
                         continue
-                    failures.append(f"{a.miner.hotkey[:8]}: {a.outcome.value} ({a.reason})")
+                    if not (patient and a.outcome == Outcome.BUSY):     # waiting is not a failure
+                        failures.append(f"{a.miner.hotkey[:8]}: {a.outcome.value} ({a.reason})")
                     n = busy_retries.get(a.miner.hotkey, 0)
-                    if a.outcome == Outcome.BUSY and n < MAX_BUSY_RETRIES:
-                        # Busy is honest and transient: ask it again shortly (backing off).
+                    if a.outcome == Outcome.BUSY and (n < MAX_BUSY_RETRIES or patient):
+                        # Busy is honest and transient: ask it again shortly (backing off). A
+                        # patient job (a slice: k of them queue for the same miners at once)
+                        # waits for a free slot until its deadline, asking at most every
+                        # PATIENT_BACKOFF_CAP seconds.
                         busy_retries[a.miner.hotkey] = n + 1
-                        queue.append((loop.time() + BUSY_BACKOFF * 2 ** n, a.miner))
+                        delay = BUSY_BACKOFF * 2 ** min(n, 8)
+                        queue.append((loop.time() + (min(delay, PATIENT_BACKOFF_CAP) if patient else delay), a.miner))
         finally:
             for t in pending:
                 t.cancel()                                   # losers: closes their connections
@@ -355,9 +361,12 @@ class SubnetProver(Prover):
         if winner is None:
             why = "; ".join(failures[-6:]) or f"no answer within {timeout:.0f} s"
             raise SubnetError(f"no valid proof after asking {len(asked)} time(s): {why}")
-        if any("invalid" in f or "timeout" in f or "error" in f for f in failures):
+        # Busy answers are honest and expected when slices queue up: only the others are news.
+        # (Matched on the outcome, not on the miner's text: a busy body contains '"error"'.)
+        news = [f for f in failures if ": busy (" not in f]
+        if news:
             log.info("%s: proof from %s after failure(s): %s", label[:24], winner.miner.hotkey[:8],
-                     "; ".join(failures))
+                     "; ".join(news[-6:]))
         return winner
 
     async def _ask(self, m: MinerInfo, circuit: Circuit, input_fixed: list[int], timeout: float,
@@ -366,10 +375,13 @@ class SubnetProver(Prover):
         return await self._scored(m, circuit.circuit_id,
                                   lambda: self._ask_unscored(m, circuit, input_fixed, timeout, payee))
 
-    async def _scored(self, m: MinerInfo, circuit_id: str, exchange: Callable[[], Awaitable[Attempt]]) -> Attempt:
+    async def _scored(self, m: MinerInfo, circuit_id: str, exchange: Callable[[], Awaitable[Attempt]],
+                      *, score_busy: bool = True) -> Attempt:
         """Runs one exchange with ``m`` (its in-flight count held meanwhile) and scores its
         outcome under ``circuit_id`` (a slice's own id for a slice: one slice = one unit of
-        work, its latency compared with the same slice's median)."""
+        work, its latency compared with the same slice's median). ``score_busy=False``: a busy
+        answer is not scored (the slices of one request queue for the same miners: their being
+        full is the validator's doing, not theirs)."""
         if m.hotkey not in self._capacity_asked:
             self._capacity_asked.add(m.hotkey)
             self._background.add(t := asyncio.get_running_loop().create_task(self._learn_capacity(m)))
@@ -383,6 +395,8 @@ class SubnetProver(Prover):
             a = Attempt(m, Outcome.ERROR, 0.0, f"{type(e).__name__}: {e}")
         finally:
             self._inflight[m.hotkey] -= 1
+        if a.outcome == Outcome.BUSY and not score_busy:
+            return a
         proof_bytes = a.proof_bytes()
         self.scores.record(m.hotkey, a.outcome, circuit_id=circuit_id, latency=a.latency,
                            proof_bytes=proof_bytes, reason=a.reason)
