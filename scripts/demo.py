@@ -13,6 +13,12 @@ signed HTTP) and the oracle service as their validator (its own process), then:
      classify held-out digit images; the proven logits are checked against the integer reference.
      Its circuit needs a 2^15 ceremony: when no cached one fits, the demo builds it first (about
      30 min on a 2-core box, once, cached in .cache/ptau) and shows its progress;
+  6. with --with-sliced (``--with-lenet`` implies it): scripts/demo_sliced.py, a model too large
+     for one circuit (models/deep-mlp, 65.8 k rows > 2^16) cut into 8 slices that share ONE
+     2^14 ceremony (served by the 2^15 file step 5 builds, so no second ceremony; its compile
+     took ~20 min on this loaded box, once, cached), registered behind a SlicedGroth16Adapter,
+     proven slice-parallel by 4 miners, fulfilled, checked against the integer reference and
+     audited slice by slice; it prints latency, slice miners, fulfil gas and the audit;
 then submits an inference off-chain through the gateway's HTTP API (no wallet: an API key made
 with ``oracle gateway key create``) and checks it end to end (reference output, the proof by
 /api/v1/verify off-chain and by the chain's adapter, the vk's hash). The oracle process serves the
@@ -503,9 +509,18 @@ def main() -> int:
                          "8000 is taken)")
     ap.add_argument("--serve", action="store_true", help="keep the oracle and its gateway up after the demo until "
                                                          "Ctrl-C (to browse the portal and the dashboard)")
+    ap.add_argument("--with-sliced", action="store_true",
+                    help="also run scripts/demo_sliced.py (a model too large for one circuit, proven slice-parallel); "
+                         "implied by --with-lenet")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return Demo(a.workdir, a.requests, a.digits if a.with_lenet else 0, a.api or listen_address(), a.serve).run()
+    rc = Demo(a.workdir, a.requests, a.digits if a.with_lenet else 0, a.api or listen_address(), a.serve).run()
+    if (a.with_sliced or a.with_lenet) and not a.serve:
+        banner("6. a model too large for one circuit, sliced and proven across miners (scripts/demo_sliced.py)")
+        sliced = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo_sliced.py"), "--digits", str(a.digits),
+                                 "--workdir", str(a.workdir / "sliced")], cwd=ROOT)
+        rc = rc or sliced.returncode
+    return rc
 
 
 if __name__ == "__main__":
