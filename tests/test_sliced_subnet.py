@@ -58,6 +58,13 @@ def _prover(tmp: Path, miners: list[MinerProcess], catalog: CircuitCatalog, **kw
     return SubnetProver(wallet, LocalMetagraph(cfg.metagraph), cfg, catalog=catalog, seed=1)  # type: ignore[arg-type]
 
 
+def _slice_job(p: SubnetProver, m: MinerProcess, req: P.SliceRequest) -> httpx.Response:
+    body = P.dumps(req)
+    headers = http_auth.sign(p.wallet, method="POST", path=P.PROVE_SLICE_PATH, body=body, receiver_ss58=m.hotkey)
+    return httpx.post(m.url + P.PROVE_SLICE_PATH, content=body, timeout=60,
+                      headers={**headers, "Content-Type": "application/json"})
+
+
 def _capacity(p: SubnetProver, m: MinerProcess) -> P.Capacity:
     headers = http_auth.sign(p.wallet, method="GET", path=P.CAPACITY_PATH, receiver_ss58=m.hotkey)
     r = httpx.get(m.url + P.CAPACITY_PATH, headers=headers, timeout=5)
@@ -104,6 +111,22 @@ def test_slices_proven_in_parallel_on_different_miners(k3: Path, tmp_path: Path,
             assert verify_offchain(circuit, proof, x, PAYEE) is None
             assert proof.calldata == sliced.encode_sliced(*slice_jobs.decode_sliced(proof.calldata))
             assert verify_offchain(circuit, proof, [*x[:-1], x[-1] ^ 1], PAYEE) is not None  # another input
+        # Bad slice jobs get a clear, specific refusal (and nothing is proven for them).
+        plan = slice_jobs.work_plan(sm, xs[0])
+        sid = slice_jobs.slice_circuit_id(sm, 1)
+        job = P.SliceRequest(request_id="r", model_id=sm.manifest.circuit_id, slice_index=1, slice_circuit_id=sid,
+                             input_fixed=plan.inputs[1])
+        r = _slice_job(p, miners[0], job.model_copy(update={"slice_circuit_id": slice_jobs.slice_circuit_id(sm, 2)}))
+        assert r.status_code == 404 and r.json()["error"] == "unknown_circuit", r.text   # id of another slice
+        r = _slice_job(p, miners[0], job.model_copy(update={"input_fixed": plan.inputs[1][:-1]}))
+        assert r.status_code == 422 and "boundary 1" in r.json()["reason"], r.text      # wrong-size activation
+        r = _slice_job(p, miners[0], job.model_copy(update={"slice_index": 7}))
+        assert r.status_code == 404, r.text                                               # no such slice
+        unsigned = httpx.post(miners[0].url + P.PROVE_SLICE_PATH, content=P.dumps(job), timeout=10)
+        assert unsigned.status_code == 401
+        r = _slice_job(p, miners[0], job)
+        assert r.status_code == 200 and P.SliceResponse.model_validate_json(r.content).public_signals == \
+            [str(plan.commitments[1]), str(plan.commitments[0])]
         # The fetching miner holds exactly the slices it was asked for (fetched one by one).
         assert fetcher_proved and _capacity(p, miners[2]).slices == {sm.manifest.circuit_id: sorted(fetcher_proved)}
         # One slice proven = one unit of work, scored under the slice's own circuit id.
@@ -191,3 +214,36 @@ def test_sliced_model_fulfilled_on_anvil_and_audited(chain: Chain, deployment: D
     assert {n: s for n, s in st.items() if s != "PASS"} == {"setup": "FAIL"}, (st, err)
     assert [st[f"slice_{j}"] for j in range(3)] == ["PASS"] * 3 and st["chaining"] == "PASS"
     assert rc != 0                 # dev keys: the audit fails on setup alone
+
+
+def test_catalog_checks_sliced_folders(k3: Path, tmp_path: Path) -> None:
+    """A sliced folder is served only when its model id is the hash over its slices' ids and
+    every slice present has the key its id names; a miner's copy holding some slices is valid
+    (it advertises those); a tampered slice key or model id is refused."""
+    import json
+    import shutil
+
+    def copy(name: str) -> Path:
+        d = tmp_path / name / "m"
+        shutil.copytree(k3, d, symlinks=False, ignore=shutil.ignore_patterns("*.r1cs", "*.sol", "verifier.json"))
+        return d
+
+    m = Manifest.load(k3)
+    ok = CircuitCatalog.scan(copy("ok").parent).get(m.circuit_id)
+    assert ok is not None and ok.manifest.held_slices(ok.dir) == [0, 1, 2]
+    partial = copy("partial")
+    shutil.rmtree(partial / "slices" / "0")
+    shutil.rmtree(partial / "slices" / "2")
+    got = CircuitCatalog.scan(partial.parent).get(m.circuit_id)
+    assert got is not None and got.manifest.held_slices(got.dir) == [1]
+    tampered = copy("tampered")
+    vk = tampered / "slices" / "1" / "verification_key.json"
+    doc = json.loads(vk.read_text())
+    doc["nPublic"] = int(doc["nPublic"]) + 1
+    vk.write_text(json.dumps(doc))
+    assert CircuitCatalog.scan(tampered.parent).get(m.circuit_id) is None
+    other_id = copy("other-id")
+    raw = json.loads((other_id / "manifest.json").read_text())
+    raw["slices"][0], raw["slices"][1] = raw["slices"][1], raw["slices"][0]     # slices out of order
+    (other_id / "manifest.json").write_text(json.dumps(raw))
+    assert len(CircuitCatalog.scan(other_id.parent)) == 0
