@@ -1,7 +1,8 @@
 """Wire format between validator and miners (pydantic bodies, JSON over HTTP).
 
 Every request is signed with ``bittensor.http_auth`` (btauth/1: method, path, sha256 of the
-raw body, nanosecond nonce, sender and receiver hotkeys). Answers to ``/prove`` are signed by
+raw body, nanosecond nonce, sender and receiver hotkeys). Answers to ``/prove`` (and to
+``/prove_slice``, one slice of a sliced model) are signed by
 the miner the same way, with the pseudo-method ``RESPONSE`` so that a signed answer can never
 be replayed as a request, and they echo the request's nonce and id so an answer cannot be
 replayed against another request.
