@@ -247,3 +247,20 @@ def test_catalog_checks_sliced_folders(k3: Path, tmp_path: Path) -> None:
     raw["slices"][0], raw["slices"][1] = raw["slices"][1], raw["slices"][0]     # slices out of order
     (other_id / "manifest.json").write_text(json.dumps(raw))
     assert len(CircuitCatalog.scan(other_id.parent)) == 0
+
+
+def test_local_prover_proves_every_slice_here(k3: Path, tmp_path: Path) -> None:
+    """Without a subnet the dispatcher's LocalProver proves all slices on this machine; the result
+    is the same on-chain encoding, verified by the same off-chain check (another payee refused)."""
+    from oracle.dispatch.provers import LocalProver
+
+    catalog = CircuitCatalog.scan(models_dir_with(tmp_path, k3))
+    sm = sliced.load(k3)
+    circuit = catalog.get(sm.manifest.circuit_id)
+    assert circuit is not None
+    x = _inputs(sm.qm, 4, 13)[3]
+    res = LocalProver().prove(circuit, x, timeout=120.0, payee=PAYEE)
+    assert res.prover == "local" and res.proof.output_fixed == quantized_forward(sm.qm, x)
+    assert verify_offchain(circuit, res.proof, x, PAYEE) is None
+    assert verify_offchain(circuit, res.proof, x, "0x" + "22" * 20) is not None
+    assert len(bytes.fromhex(res.proof.calldata[2:])) == sliced.proof_bytes(sm.k)
