@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_sliced.py                      # costs only (seconds, no ceremony)
     .venv/bin/python bench/bench_sliced.py --prove FOLDER [--runs 3]   # + warm per-slice prove times
     .venv/bin/python bench/bench_sliced.py --compare models/lenet --whole FOLDER --ks 2 4 8 \
-        [--compile] [--gas]                                     # whole vs sliced (issue #12)
+        [--compile] [--gas] [--miners 1 2 4]                    # whole vs sliced (issue #12)
 
 Costs (rows = R1CS constraints of the direct generator):
 * one 16-input Poseidon call (t = 17) in our gadget vs circomlib's Poseidon(16) under circom --O2
@@ -141,8 +141,47 @@ def _gas(folder: Path, x: list[int], proof_calldata: str, output: list[int], pay
         return int(rc["gasUsed"])
 
 
+def subnet_latency(folder: Path, x: list[int], payee: str, miners: int, runs: int = 2) -> list[float]:
+    """Seconds for one request of the sliced model through the real validator (SubnetProver) and
+    ``miners`` local miner processes with one proving worker each (all on this box: they share
+    its 2 cores); one warm-up request first (each miner's prover daemon reads its zkeys)."""
+    import tempfile
+
+    from oracle.circuits.catalog import CircuitCatalog
+    from oracle.subnet.auth import hotkey_of, load_or_create_wallet
+    from oracle.subnet.config import SubnetConfig
+    from oracle.subnet.local import start_local_miners, stop_local_miners
+    from oracle.subnet.metagraph import LocalMetagraph
+    from oracle.subnet.validator import SubnetProver
+
+    with tempfile.TemporaryDirectory(prefix="bench-sliced-") as tmp:
+        t = Path(tmp)
+        (t / "models").mkdir()
+        (t / "models" / folder.name).symlink_to(folder.resolve(), target_is_directory=True)
+        wallet = load_or_create_wallet("validator", t / "wallets")
+        ms = start_local_miners(miners, t / "models", hotkey_of(wallet), base_dir=t / "miners", workers=1)
+        cfg = SubnetConfig(metagraph=t / "miners" / "miners.json", wallet_name="validator", wallet_path=t / "wallets",
+                           k=1, miner_timeout=300.0, hedge_delay=300.0, exploration=0.0)
+        catalog = CircuitCatalog.scan(t / "models")
+        circuit = catalog.get(sliced.load(folder).manifest.circuit_id)
+        assert circuit is not None
+        p = SubnetProver(wallet, LocalMetagraph(t / "miners" / "miners.json"), cfg, catalog=catalog)
+        out = []
+        try:
+            for r in range(runs + 1):
+                t0 = time.monotonic()
+                res = p.prove(circuit, x, timeout=600.0, payee=payee)
+                if r:
+                    out.append(round(time.monotonic() - t0, 2))
+                assert res.proof.output_fixed == quantized_forward(sliced.load(folder).qm, x)
+        finally:
+            p.close()
+            stop_local_miners(ms)
+        return out
+
+
 def compare(model_dir: Path, name: str, ks: Sequence[int], whole: Path | None, do_compile: bool,
-            gas: bool) -> dict[str, Any]:
+            gas: bool, miners: Sequence[int] = ()) -> dict[str, Any]:
     from oracle.circuits.quantize import load_calibration
     from oracle.proving.base import CompileOptions
     from oracle.proving.groth16 import direct, ptau, slice_jobs
@@ -173,13 +212,15 @@ def compare(model_dir: Path, name: str, ks: Sequence[int], whole: Path | None, d
 
         mw = Manifest.load(whole)
         c = Groth16Backend().load(whole)
+        plan = c.plan
+        assert plan is not None, f"{whole}: not a direct-generator circuit"
         pv = int(payee, 16)
-        w = _measured(lambda pool: direct.prove(pool, c.plan, c.zkey, c.vk, x, pv))
+        w = _measured(lambda pool: direct.prove(pool, plan, c.zkey, c.vk, x, pv))
         out["whole"].update({"compile_s": mw.stats.get("compile_seconds"), "setup_s": mw.stats.get("setup_seconds"),
                              "measured_rows": mw.stats.get("constraints"), **w})
         if gas:
             with ProverPool(1) as pool:
-                resp = direct.prove(pool, c.plan, c.zkey, c.vk, x, pv)
+                resp = direct.prove(pool, plan, c.zkey, c.vk, x, pv)
             out["whole"]["verify_gas"] = _gas(whole, x, encode_proof(resp["proof"]), quantized_forward(qm, x), payee)
         print(f"  whole  compiled {out['whole']['compile_s']} s; prove {w}")
     for k in ks:
@@ -206,8 +247,10 @@ def compare(model_dir: Path, name: str, ks: Sequence[int], whole: Path | None, d
             sm = sliced.load(folder)
             entry["compile_s"] = sm.manifest.stats.get("compile_seconds")
             wp = slice_jobs.work_plan(sm, x)
-            per = [_measured(lambda pool, j=j, f=folder, w=wp: slice_jobs.prove_slice(f, j, w.inputs[j], payee, pool))
-                   for j in range(k)]
+            def one_slice(j: int, f: Path = folder, w: slice_jobs.WorkPlan = wp) -> Callable[[ProverPool], object]:
+                return lambda pool: slice_jobs.prove_slice(f, j, w.inputs[j], payee, pool)
+
+            per = [_measured(one_slice(j)) for j in range(k)]
             walls = [p["wall_s"] for p in per]
             with ProverPool(2) as pool:
                 sliced.prove_sliced(folder, x, payee, pool)                 # warm
@@ -219,6 +262,10 @@ def compare(model_dir: Path, name: str, ks: Sequence[int], whole: Path | None, d
                 "critical_path_s": max(walls), "measured_all_at_once_2_daemons_s": round(sp.prove_seconds, 2)})
             if gas:
                 entry["verify_gas"] = _gas(folder, x, sp.calldata, sp.output_fixed, payee)
+            if miners:
+                entry["subnet_latency_s"] = {str(mm): subnet_latency(folder, x, payee, mm) for mm in miners}
+                print(f"  k={k}: one request through the validator and m one-worker miners on this box, "
+                      f"seconds per run: {entry['subnet_latency_s']}")
             print(f"  k={k}: compile {entry['compile_s']} s; per-slice prove wall {walls} s; prover CPU "
                   f"{entry['prover_cpu_s']} s; peak RSS per prover {entry['peak_rss_mb']} MB; latency 1/2/4 miners "
                   f"{entry['latency_s']} s (critical path {entry['critical_path_s']} s); all slices at once on "
@@ -239,9 +286,11 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="compile the sliced folders that are missing")
     ap.add_argument("--gas", action="store_true", help="verify gas of each on anvil (registered adapters)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--miners", type=int, nargs="*", default=[],
+                    help="also measure one request through the real validator with this many local miners (e.g. 1 2 4)")
     a = ap.parse_args()
     if a.compare:
-        res = compare(a.compare, a.name or a.compare.name, a.ks, a.whole, a.compile, a.gas)
+        res = compare(a.compare, a.name or a.compare.name, a.ks, a.whole, a.compile, a.gas, a.miners)
         if a.json:
             a.json.parent.mkdir(parents=True, exist_ok=True)
             a.json.write_text(json.dumps(res, indent=1) + "\n")
