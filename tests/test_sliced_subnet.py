@@ -124,6 +124,8 @@ def test_slices_proven_in_parallel_on_different_miners(k3: Path, tmp_path: Path,
         assert r.status_code == 404, r.text                                               # no such slice
         unsigned = httpx.post(miners[0].url + P.PROVE_SLICE_PATH, content=P.dumps(job), timeout=10)
         assert unsigned.status_code == 401
+        huge = _slice_job(p, miners[0], job.model_copy(update={"input_fixed": [100_000] * 40_000}))
+        assert huge.status_code == 413, huge.text                                        # > 256 KiB body
         r = _slice_job(p, miners[0], job)
         assert r.status_code == 200 and P.SliceResponse.model_validate_json(r.content).public_signals == \
             [str(plan.commitments[1]), str(plan.commitments[0])]
