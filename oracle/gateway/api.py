@@ -78,9 +78,22 @@ def get_model(ctx: Ctx, request: Request, model_id: str,
 
 @router.get("/models/{model_id}/vk", summary="The verification key (sha256 of these bytes = circuit id)",
             response_class=FileResponse)
-def get_vk(ctx: Ctx, model_id: str) -> FileResponse:
+def get_vk(ctx: Ctx, model_id: str,
+           slice: Annotated[int | None, Query(ge=0, le=255, description="sliced models: which slice's key")] = None,
+           ) -> FileResponse:
     circuit = inferences.resolve(ctx, _model_id(model_id))
-    return FileResponse(circuit.manifest.path(circuit.dir, "vk"), media_type="application/json")
+    m = circuit.manifest
+    if not m.slices:
+        if slice is not None:
+            raise ApiError(400, f"model {model_id} is one circuit, not sliced: ask for its key without ?slice")
+        return FileResponse(m.path(circuit.dir, "vk"), media_type="application/json")
+    # A sliced model has one key per slice; its id is the hash over the slices' circuit ids.
+    if slice is None:
+        raise ApiError(400, f"model {model_id} is sliced into {len(m.slices)} circuits: fetch each slice's key "
+                            f"with ?slice=0..{len(m.slices) - 1} (sha256 of each = that slice's circuit id)")
+    if slice >= len(m.slices) or slice not in m.held_slices(circuit.dir):
+        raise ApiError(404, f"model {model_id} has no slice {slice} here (slices 0..{len(m.slices) - 1})")
+    return FileResponse(m.slice_vk(circuit.dir, slice), media_type="application/json")
 
 
 @router.post("/inferences", status_code=202, response_model=S.InferenceAccepted, responses=SUBMIT_ERRORS,
