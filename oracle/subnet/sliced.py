@@ -32,8 +32,6 @@ import time
 import uuid
 from typing import Any
 
-import httpx
-from bittensor import http_auth
 from pydantic import ValidationError
 
 from oracle.circuits.catalog import Circuit
@@ -47,13 +45,9 @@ from oracle.subnet import protocol as P
 from oracle.subnet.metagraph import MinerInfo
 from oracle.subnet.scoring import Outcome
 from oracle.subnet.validator import (
-    ERROR_BODY_CAP,
-    NO_ENCODING,
-    AnswerTooLarge,
     Attempt,
     SubnetError,
     SubnetProver,
-    read_capped,
 )
 
 log = logging.getLogger(__name__)
@@ -120,35 +114,10 @@ class SlicedDispatch:
         req = P.SliceRequest(request_id=uuid.uuid4().hex, model_id=self.circuit.circuit_id, slice_index=j,
                              slice_circuit_id=sid, input_fixed=self.plan.inputs[j], timeout=timeout,
                              payee=self.payee if j == self.sm.k - 1 else None)
-        body = P.dumps(req)
-        v = self.v
-        headers = http_auth.sign(v.wallet, method="POST", path=P.PROVE_SLICE_PATH, body=body, receiver_ss58=m.hotkey)
-        nonce = int(headers[http_auth.HEADER_NONCE])
-        t0 = time.monotonic()
-        try:
-            async with asyncio.timeout(timeout), v._client.stream(
-                "POST", m.url + P.PROVE_SLICE_PATH, content=body,
-                headers={**headers, **NO_ENCODING, "Content-Type": "application/json"},
-                timeout=httpx.Timeout(timeout, connect=min(3.0, timeout)),
-            ) as resp:
-                status, resp_headers = resp.status_code, resp.headers
-                if status == 200:
-                    content = await read_capped(resp, v.cfg.max_answer_bytes)
-                else:
-                    content = await read_capped(resp, ERROR_BODY_CAP, truncate=True)
-        except (httpx.TimeoutException, TimeoutError):
-            return Attempt(m, Outcome.TIMEOUT, time.monotonic() - t0, f"slice {j}: no answer in {timeout:.1f} s")
-        except AnswerTooLarge as e:
-            return Attempt(m, Outcome.INVALID, time.monotonic() - t0, str(e))
-        except httpx.HTTPError as e:
-            return Attempt(m, Outcome.ERROR, time.monotonic() - t0, f"{type(e).__name__}: {e}")
-        latency = time.monotonic() - t0
-        if status != 200:
-            outcome = Outcome.BUSY if status == 503 else Outcome.ERROR
-            return Attempt(m, outcome, latency, f"slice {j}: HTTP {status}: {content[:200].decode(errors='replace')}")
-        why = v._answers.verify(resp_headers, content, path=P.PROVE_SLICE_PATH, miner_hotkey=m.hotkey)
-        if why is not None:
-            return Attempt(m, Outcome.INVALID, latency, why)
+        ex = await self.v.exchange(m, P.PROVE_SLICE_PATH, P.dumps(req), timeout, what=f"slice {j}: ")
+        if isinstance(ex, Attempt):
+            return ex
+        content, nonce, latency = ex
         try:
             ans = P.SliceResponse.model_validate_json(content)
         except ValidationError as e:

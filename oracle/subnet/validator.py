@@ -418,19 +418,19 @@ class SubnetProver(Prover):
             log.debug("capacity of %s unknown: %s", m.hotkey, e)
             self._capacity_asked.discard(m.hotkey)          # ask again next time
 
-    async def _ask_unscored(self, m: MinerInfo, circuit: Circuit, input_fixed: list[int], timeout: float,
-                            payee: str | None) -> Attempt:
-        req = P.ProveRequest(request_id=uuid.uuid4().hex, circuit_id=circuit.circuit_id,
-                             input_fixed=input_fixed, timeout=timeout, payee=payee)
-        body = P.dumps(req)
-        headers = http_auth.sign(self.wallet, method="POST", path=P.PROVE_PATH, body=body, receiver_ss58=m.hotkey)
+    async def exchange(self, m: MinerInfo, path: str, body: bytes, timeout: float,
+                       what: str = "") -> tuple[bytes, int, float] | Attempt:
+        """One signed POST to miner ``m`` under one deadline: (answer body, our nonce, latency)
+        once a 200 answer signed by that miner is read, else the failed Attempt (timeout,
+        transport error, oversized, non-200, unsigned or forged). ``what`` prefixes messages."""
+        headers = http_auth.sign(self.wallet, method="POST", path=path, body=body, receiver_ss58=m.hotkey)
         nonce = int(headers[http_auth.HEADER_NONCE])
         t0 = time.monotonic()
         try:
             # One deadline for the whole exchange: httpx's timeouts are per read, so a miner
             # trickling its answer could otherwise stretch it indefinitely.
             async with asyncio.timeout(timeout), self._client.stream(
-                "POST", m.url + P.PROVE_PATH, content=body,
+                "POST", m.url + path, content=body,
                 headers={**headers, **NO_ENCODING, "Content-Type": "application/json"},
                 timeout=httpx.Timeout(timeout, connect=min(3.0, timeout)),
             ) as resp:
@@ -440,19 +440,29 @@ class SubnetProver(Prover):
                 else:
                     content = await read_capped(resp, ERROR_BODY_CAP, truncate=True)
         except (httpx.TimeoutException, TimeoutError):
-            return Attempt(m, Outcome.TIMEOUT, time.monotonic() - t0, f"no answer in {timeout:.1f} s")
+            return Attempt(m, Outcome.TIMEOUT, time.monotonic() - t0, f"{what}no answer in {timeout:.1f} s")
         except AnswerTooLarge as e:
             # An honest answer is a few kB: gigabytes are an attack on the validator.
-            return Attempt(m, Outcome.INVALID, time.monotonic() - t0, str(e))
+            return Attempt(m, Outcome.INVALID, time.monotonic() - t0, f"{what}{e}")
         except httpx.HTTPError as e:
-            return Attempt(m, Outcome.ERROR, time.monotonic() - t0, f"{type(e).__name__}: {e}")
+            return Attempt(m, Outcome.ERROR, time.monotonic() - t0, f"{what}{type(e).__name__}: {e}")
         latency = time.monotonic() - t0
         if status != 200:
             outcome = Outcome.BUSY if status == 503 else Outcome.ERROR
-            return Attempt(m, outcome, latency, f"HTTP {status}: {content[:200].decode(errors='replace')}")
-        why = self._answers.verify(resp_headers, content, path=P.PROVE_PATH, miner_hotkey=m.hotkey)
+            return Attempt(m, outcome, latency, f"{what}HTTP {status}: {content[:200].decode(errors='replace')}")
+        why = self._answers.verify(resp_headers, content, path=path, miner_hotkey=m.hotkey)
         if why is not None:
-            return Attempt(m, Outcome.INVALID, latency, why)
+            return Attempt(m, Outcome.INVALID, latency, f"{what}{why}")
+        return content, nonce, latency
+
+    async def _ask_unscored(self, m: MinerInfo, circuit: Circuit, input_fixed: list[int], timeout: float,
+                            payee: str | None) -> Attempt:
+        req = P.ProveRequest(request_id=uuid.uuid4().hex, circuit_id=circuit.circuit_id,
+                             input_fixed=input_fixed, timeout=timeout, payee=payee)
+        ex = await self.exchange(m, P.PROVE_PATH, P.dumps(req), timeout)
+        if isinstance(ex, Attempt):
+            return ex
+        content, nonce, latency = ex
         try:
             ans = P.ProveResponse.model_validate_json(content)
         except ValidationError as e:
