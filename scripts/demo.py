@@ -516,7 +516,8 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     rc = Demo(a.workdir, a.requests, a.digits if a.with_lenet else 0, a.api or listen_address(), a.serve).run()
     if (a.with_sliced or a.with_lenet) and not a.serve:
-        banner("6. a model too large for one circuit, sliced and proven across miners (scripts/demo_sliced.py)")
+        step = 7 if a.with_lenet else 6          # after the gateway step (6 with the CNN, else 5)
+        banner(f"{step}. a model too large for one circuit, sliced and proven across miners (scripts/demo_sliced.py)")
         sliced = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo_sliced.py"), "--digits", str(a.digits),
                                  "--workdir", str(a.workdir / "sliced")], cwd=ROOT)
         rc = rc or sliced.returncode
