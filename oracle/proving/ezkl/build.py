@@ -4,12 +4,13 @@ manifest that describes what was built (and how long each step took)."""
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import onnx
 
 from oracle.circuits.manifest import Manifest, circuit_id_of, sha256_file
 from oracle.errors import BackendError
@@ -117,8 +118,38 @@ def _fresh_folder(onnx_path: Path, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     for f in [*FILES.values(), "manifest.json", "verifier.abi"]:
         (out_dir / f).unlink(missing_ok=True)
-    shutil.copyfile(onnx_path, out_dir / FILES["onnx"])
+    write_explicit_defaults(onnx_path, out_dir / FILES["onnx"])
     return {role: out_dir / f for role, f in FILES.items()}
+
+
+# ONNX defaults that EZKL's reader (tract) requires spelled out: a Conv without ``strides``
+# fails with "a node is missing required params: stride" although ONNX defines them.
+_SPATIAL_DEFAULTS = {"Conv": ("strides", "pads", "dilations"), "MaxPool": ("strides", "pads"),
+                     "AveragePool": ("strides", "pads")}
+
+
+def write_explicit_defaults(src: Path, dst: Path) -> None:
+    """Copies the model to ``dst`` with Conv/pool nodes' default strides, pads and dilations
+    written out (the same function; onnxruntime agrees), so EZKL reads exported CNNs."""
+    model = onnx.load(str(src))
+    for n in model.graph.node:
+        if n.op_type not in _SPATIAL_DEFAULTS:
+            continue
+        attrs = {a.name: a for a in n.attribute}
+        if "auto_pad" in attrs and onnx.helper.get_attribute_value(attrs["auto_pad"]) not in (b"NOTSET", "NOTSET"):
+            continue            # pads are implied by auto_pad; adding them would be invalid
+        kernel = attrs.get("kernel_shape")
+        if kernel is not None:
+            rank = len(onnx.helper.get_attribute_value(kernel))
+        else:                   # a Conv may omit kernel_shape: the weight's spatial rank
+            weight = next((t for t in model.graph.initializer if len(n.input) > 1 and t.name == n.input[1]), None)
+            if weight is None:
+                continue
+            rank = len(weight.dims) - 2
+        for name in _SPATIAL_DEFAULTS[n.op_type]:
+            if name not in attrs:
+                n.attribute.append(onnx.helper.make_attribute(name, [0] * (2 * rank) if name == "pads" else [1] * rank))
+    onnx.save(model, str(dst))
 
 
 def _settings_record(paths: dict[str, Path], samples: F64, samples_source: str, options: CalibrateOptions,
