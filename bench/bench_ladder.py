@@ -65,6 +65,7 @@ from oracle.circuits.onnx_graph import load_graph  # noqa: E402
 from oracle.circuits.quantize import QuantizedModel, QuantSettings, load_calibration, quantize  # noqa: E402
 from oracle.errors import OracleError  # noqa: E402
 from oracle.proving.base import CompileOptions, Proof  # noqa: E402
+from oracle.proving.ezkl.build import write_explicit_defaults  # noqa: E402
 from oracle.proving.groth16 import (  # noqa: E402
     Groth16Backend,
     estimate,
@@ -371,24 +372,12 @@ def bench_groth16(name: str, generator: str, onnx_path: Path, calib: Path, qm: Q
 
 
 # -- EZKL in a child with a time budget -------------------------------------------------------
-_SPATIAL_DEFAULTS = {"Conv": ("strides", "pads", "dilations"), "MaxPool": ("pads",), "AveragePool": ("pads",)}
-
-
 def with_explicit_defaults(onnx_path: Path) -> Path:
-    """A copy whose Conv/pool nodes spell out ONNX's default strides, pads and dilations.
-
-    EZKL's ONNX reader (tract) refuses a Conv without them ("a node is missing required params:
-    stride") although ONNX defines the defaults; the copy computes the same function."""
-    model = onnx.load(str(onnx_path))
-    for n in model.graph.node:
-        have = {a.name for a in n.attribute}
-        for name in _SPATIAL_DEFAULTS.get(n.op_type, ()):
-            if name not in have:
-                value = [0, 0, 0, 0] if name == "pads" else [1, 1]
-                n.attribute.append(helper.make_attribute(name, value))
+    """The copy EZKL is given (the backend writes the same into its circuit folder): Conv/pool
+    default strides, pads and dilations spelled out, which EZKL's reader requires."""
     out = OUT / "src" / f"{onnx_path.stem}.{onnx_path.parent.name}.ezkl.onnx"
     out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(out))
+    write_explicit_defaults(onnx_path, out)
     return out
 
 
