@@ -27,7 +27,6 @@ Dev keys, as in every local ceremony.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
 import multiprocessing
@@ -54,6 +53,7 @@ from oracle.proving.base import CompileOptions  # noqa: E402
 from oracle.proving.groth16 import Groth16Backend, ptau  # noqa: E402
 from oracle.proving.groth16.lowering import Plan  # noqa: E402
 from oracle.proving.groth16.r1cs_writer import read_r1cs, write_r1cs  # noqa: E402
+from tests.onnx_models import dense_mlp  # noqa: E402
 
 log = logging.getLogger("bench_r1cs")
 PAYEE = "0x00000000000000000000000000000000000a11ce"
@@ -61,25 +61,6 @@ OUT = ROOT / "build" / "bench-r1cs"
 CIRCOM_MAX_TERMS = 420          # docs/toolchain.md: circom2 crashes past ~420 terms in one expression
 CIRCOM_MAX_MACS = 170_000       # its witness calculator breaks V8's function size limit
 DEFAULT_MODELS = ["risk", "digits", "mlp-64-128-10", "mlp-64-256-256-10", "mlp-256-512-512-10"]
-
-
-def _mlp(sizes: list[int], path: Path, seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    nodes, inits, cur = [], [], "x"
-    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-        inits += [numpy_helper.from_array(rng.normal(0, 1 / np.sqrt(a), (a, b)).astype(np.float32), f"W{i}"),
-                  numpy_helper.from_array(rng.normal(0, 0.1, b).astype(np.float32), f"B{i}")]
-        last = i == len(sizes) - 2
-        nodes.append(helper.make_node("Gemm", [cur, f"W{i}", f"B{i}"], ["y" if last else f"g{i}"], name=f"fc{i}"))
-        if not last:
-            nodes.append(helper.make_node("Relu", [f"g{i}"], [f"r{i}"], name=f"relu{i}"))
-            cur = f"r{i}"
-    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, sizes[0]])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, sizes[-1]])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-
 
 def _cnn(hw: int, c1: int, c2: int, path: Path, seed: int = 0) -> int:
     """cnn-HW-C1-C2: 1xHWxHW -> Conv C1@5x5 -> Relu -> Conv C2@5x5 stride 2 -> Relu -> Flatten ->
@@ -162,7 +143,7 @@ def source(name: str) -> tuple[Path, Path]:
     d.mkdir(parents=True, exist_ok=True)
     onnx_path, calib = d / f"{name}.onnx", d / f"{name}.calibration.json"
     if name.startswith("mlp-"):
-        _mlp(sizes, onnx_path)
+        dense_mlp(onnx_path, sizes)
         n_in = sizes[0]
     elif name == "lenet-max":
         n_in = _lenet(onnx_path)

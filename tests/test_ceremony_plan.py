@@ -9,7 +9,6 @@ take-over builds a real 2^10 ceremony (~22 s idle), proofs are snarkjs proofs.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import logging
 import os
@@ -20,10 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from oracle.circuits.manifest import Manifest, sha256_file
 from oracle.errors import BackendError
@@ -31,6 +27,7 @@ from oracle.proving.base import CompileOptions
 from oracle.proving.groth16 import Groth16Backend, progress, ptau, tools
 from oracle.proving.groth16.estimate import CompileRefused, check
 from oracle.proving.groth16.r1cs import r1cs_info
+from tests.onnx_models import dense_mlp
 
 ROOT = Path(__file__).resolve().parent.parent
 RISK = ROOT / "models" / "risk" / "model.onnx"
@@ -39,26 +36,6 @@ DIGITS = ROOT / "models" / "digits" / "model.onnx"
 DIGITS_CAL = ROOT / "models" / "digits" / "calibration.json"
 PAYEE = "0x00000000000000000000000000000000000a11ce"
 REFUSE_WITHIN = 5.0           # seconds: a refusal comes before any long work
-
-
-def _mlp(path: Path, sizes: list[int]) -> Path:
-    """Gemm+Relu layers with dense N(0, 1/fan_in) weights (every neuron reads every input)."""
-    rng = np.random.default_rng(0)
-    nodes, inits, cur = [], [], "x"
-    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-        inits += [numpy_helper.from_array(rng.normal(0, 1 / np.sqrt(a), (a, b)).astype(np.float32), f"W{i}"),
-                  numpy_helper.from_array(rng.normal(0, 0.1, b).astype(np.float32), f"B{i}")]
-        last = i == len(sizes) - 2
-        nodes.append(helper.make_node("Gemm", [cur, f"W{i}", f"B{i}"], ["y" if last else f"g{i}"], name=f"fc{i}"))
-        if not last:
-            nodes.append(helper.make_node("Relu", [f"g{i}"], [f"r{i}"], name=f"relu{i}"))
-            cur = f"r{i}"
-    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, sizes[0]])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, sizes[-1]])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
 
 
 def _cache_with(tmp: Path, *powers: int) -> Path:
@@ -215,7 +192,7 @@ def test_the_plan_counts_what_the_compile_builds(risk_on_pot11: tuple[Path, Path
     ([400, 400, 400, 400, 10], r"[\d,]+ multiply-adds: circom2 runs out of its 4 GB .* use --generator direct"),
 ])
 def test_circom_limits_are_refused_up_front(tmp_path: Path, sizes: list[int], message: str) -> None:
-    onnx_path = _mlp(tmp_path / "m.onnx", sizes)
+    onnx_path = dense_mlp(tmp_path / "m.onnx", sizes)
     out = tmp_path / "out"
     t0 = time.monotonic()
     with pytest.raises(CompileRefused, match=message):
@@ -263,7 +240,7 @@ def test_cli_plan_prints_json_and_compile_refuses_in_one_line(tmp_path: Path) ->
     plan = json.loads(r.stdout)
     assert plan["refused"] is None and plan["generator"] == "direct" and plan["constraints"] > 0
     assert "constraints" in r.stderr and "warm proof" in r.stderr        # the human summary: stderr
-    wide = _mlp(tmp_path / "wide.onnx", [600, 8, 2])
+    wide = dense_mlp(tmp_path / "wide.onnx", [600, 8, 2])
     r = _oracle("models", "plan", str(wide), "--generator", "circom")
     assert r.returncode == 2 and json.loads(r.stdout)["refused"].startswith("a neuron sums")
     t0 = time.monotonic()
