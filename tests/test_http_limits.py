@@ -23,10 +23,10 @@ import pytest
 from bittensor import http_auth
 
 from oracle.circuits.catalog import CircuitCatalog
+from oracle.http_limits import HttpLimits
 from oracle.subnet import protocol as P
 from oracle.subnet.auth import hotkey_of, load_or_create_wallet
 from oracle.subnet.circuits import CircuitServer
-from oracle.subnet.http_limits import HttpLimits
 from oracle.subnet.local import MinerProcess, start_local_miners, stop_local_miners
 from tests.http_probe import MIB, huge_upload, read_status, trickle_head
 

@@ -5,6 +5,7 @@ Layers, lowest first (read from the code; a unit is ``oracle.<name>`` or a top-l
     0  oracle.errors, oracle.paths      the error root and kinds; where files live
     1  oracle.circuits                  ONNX graph, quantization, manifest, packing, payee
        oracle.store                     SQL models, migrations, repository functions
+       oracle.http_limits               what a peer can make our HTTP servers hold (uvicorn)
     2  oracle.proving                   one backend per proof system (over circuits)
        oracle.chain                     web3 client, contracts, keys, registration, decoding
     3  oracle.dispatch                  requests -> proofs (store + backends)
@@ -32,7 +33,7 @@ CHECKED = ("oracle", "listeners", "relayer")
 
 LAYERS: dict[str, int] = {
     "oracle.errors": 0, "oracle.paths": 0,
-    "oracle.circuits": 1, "oracle.store": 1,
+    "oracle.circuits": 1, "oracle.store": 1, "oracle.http_limits": 1,
     "oracle.proving": 2, "oracle.chain": 2,
     "oracle.dispatch": 3, "oracle.audit": 3, "listeners": 3, "relayer": 3,
     "oracle.subnet": 4, "oracle.gateway": 4,

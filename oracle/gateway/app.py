@@ -7,11 +7,13 @@ Routes: the JSON API (``oracle.gateway.api``), ``/metrics``, ``/healthz``, ``/re
 
 Every error is ``{"error": {"code", "message"}}`` with its status; a body over the limit is
 refused (413) from its Content-Length before it is read, or when the streamed body passes the
-limit; pydantic's validation errors are 400s naming the field.
+limit, and a body that does not arrive in time gets 408; pydantic's validation errors are 400s
+naming the field. Request-head deadline and connection cap: ``oracle.gateway.server``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import logging
@@ -32,6 +34,7 @@ from oracle.gateway.api import router
 from oracle.gateway.context import GatewayContext
 from oracle.gateway.errors import CODES, ApiError, error_body
 from oracle.gateway.health import readiness
+from oracle.http_limits import BodyRefused, HttpLimits, declared_length
 from oracle.paths import NODE_MODULES
 
 log = logging.getLogger(__name__)
@@ -55,7 +58,7 @@ def create_app(ctx: GatewayContext) -> FastAPI:
     _docs(app)
     _portal(app, ctx)
     app.add_middleware(_Timing, ctx=ctx)
-    app.add_middleware(_BodyLimit, max_body=ctx.settings.max_body, ctx=ctx)
+    app.add_middleware(_BodyLimit, limits=ctx.settings.http_limits(), ctx=ctx)
     return app
 
 
@@ -168,40 +171,50 @@ def _portal(app: FastAPI, ctx: GatewayContext) -> None:
 
 
 class _BodyLimit:
-    """413 for a body over ``max_body``: from Content-Length before the app runs, or when the
-    streamed body passes the limit (the app sees a truncated body never)."""
+    """A body is refused when it is over ``limits.max_body`` (413: from Content-Length before
+    the app runs, or when the streamed body passes the limit) or not received within
+    ``limits.body_timeout`` (408); the app never sees a truncated body."""
 
-    def __init__(self, app: ASGIApp, max_body: int, ctx: GatewayContext) -> None:
+    def __init__(self, app: ASGIApp, limits: HttpLimits, ctx: GatewayContext) -> None:
         self.app = app
-        self.max_body = max_body
+        self.limits = limits
         self.ctx = ctx
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-        if length is not None:
-            try:
-                n = int(length)
-            except ValueError:
-                await self._refuse(send, 400, "bad_request", "Content-Length is not a number")
-                return
-            if n > self.max_body:
-                await self._refuse(send, 413, "too_large",
-                                   f"body of {n} bytes exceeds the gateway's {self.max_body}-byte limit")
-                return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            declared_length(headers, self.limits.max_body)
+        except BodyRefused as e:
+            await self._refuse(send, e)
+            return
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
         seen = 0
-        too_large = False
+        body_done = False
+        cut: BodyRefused | None = None
 
         async def limited() -> Message:
-            nonlocal seen, too_large
-            message = await receive()
+            nonlocal seen, deadline, body_done, cut
+            if body_done:            # later receives only wait for a disconnect: no deadline
+                return await receive()
+            if deadline is None:
+                deadline = loop.time() + self.limits.body_timeout
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                cut = BodyRefused(408, "timeout", f"body not received within {self.limits.body_timeout:g} s")
+                raise cut from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    too_large = True
-                    raise _TooLarge()
+                if seen > self.limits.max_body:
+                    cut = BodyRefused(413, "too_large",
+                                      f"body exceeds the gateway's {self.limits.max_body}-byte limit")
+                    raise cut
+                body_done = not message.get("more_body", False)
             return message
 
         started = False
@@ -209,14 +222,14 @@ class _BodyLimit:
 
         async def tracking_send(message: Message) -> None:
             # The framework may catch the read error and answer something else (FastAPI: 400
-            # "error parsing the body"): whatever the app answers to a cut-off body, it is a 413.
+            # "error parsing the body"): whatever the app answers to a cut-off body, the answer
+            # is the cut's (413 or 408).
             nonlocal started, replaced
             if message["type"] == "http.response.start":
                 started = True
-                if too_large:
+                if cut is not None:
                     replaced = True
-                    await self._refuse(send, 413, "too_large",
-                                       f"body exceeds the gateway's {self.max_body}-byte limit")
+                    await self._refuse(send, cut)
                     return
             if replaced:
                 return
@@ -224,21 +237,18 @@ class _BodyLimit:
 
         try:
             await self.app(scope, limited, tracking_send)
-        except _TooLarge:
+        except BodyRefused as e:
             if not started:
-                await self._refuse(send, 413, "too_large", f"body exceeds the gateway's {self.max_body}-byte limit")
+                await self._refuse(send, e)
 
-    async def _refuse(self, send: Send, status: int, code: str, message: str) -> None:
+    async def _refuse(self, send: Send, e: BodyRefused) -> None:
+        code = CODES.get(e.status, "bad_request")
         _refused(self.ctx, code)
-        body = json.dumps(error_body(code, message)).encode()
-        await send({"type": "http.response.start", "status": status,
+        body = json.dumps(error_body(code, e.reason)).encode()
+        await send({"type": "http.response.start", "status": e.status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class _Timing:

@@ -47,6 +47,12 @@ def add_limit_flags(p: argparse.ArgumentParser, prefix: str = "") -> None:
     p.add_argument(f"--{prefix}burst", type=float, default=10.0, help="per API key: burst size")
     p.add_argument(f"--{prefix}max-pending", type=int, default=1000,
                    help="off-chain requests not final; beyond: 503")
+    p.add_argument(f"--{prefix}max-body", type=int, default=64 * 1024, help="request body bytes; beyond: 413")
+    p.add_argument(f"--{prefix}header-timeout", type=float, default=10.0,
+                   help="seconds for a whole request head; then the connection is closed")
+    p.add_argument(f"--{prefix}body-timeout", type=float, default=10.0, help="seconds for a whole request body (408)")
+    p.add_argument(f"--{prefix}max-connections", type=int, default=512,
+                   help="open sockets; beyond: closed at once")
 
 
 def settings_from(a: argparse.Namespace, db: str, models: Path, chains: list[Any], prefix: str = "") -> Any:
@@ -60,7 +66,9 @@ def settings_from(a: argparse.Namespace, db: str, models: Path, chains: list[Any
             database_url=db, models_dir=models,
             chains=[c if isinstance(c, ChainEndpoint) else ChainEndpoint(**c) for c in chains],
             rate_per_second=getattr(a, f"{p}rate"), burst=getattr(a, f"{p}burst"),
-            max_pending=getattr(a, f"{p}max_pending"),
+            max_pending=getattr(a, f"{p}max_pending"), max_body=getattr(a, f"{p}max_body"),
+            header_timeout=getattr(a, f"{p}header_timeout"), body_timeout=getattr(a, f"{p}body_timeout"),
+            max_connections=getattr(a, f"{p}max_connections"),
         )
     except ValidationError as e:
         raise GatewayConfigError(f"invalid gateway flags: {e}") from e

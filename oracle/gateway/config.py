@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator
 
 from oracle.errors import UserError
+from oracle.http_limits import HttpLimits
 
 KIB = 1024
 
@@ -45,3 +46,16 @@ class GatewaySettings(BaseModel):
     callback_gas_default: int = Field(default=200_000, ge=0, le=2**32 - 1)  # fee quotes without ?callback_gas
     eth_call_gas: int = Field(default=5_000_000, ge=100_000)  # explicit gas of on-chain verify calls
     chain_timeout: float = Field(default=5.0, gt=0)         # seconds per RPC call
+    # What one peer can make the server hold (oracle.http_limits): a request head must arrive
+    # within header_timeout, a body within body_timeout (408); sockets beyond max_connections
+    # are closed at once, and uvicorn answers 503 beyond limit_concurrency.
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=10.0, gt=0)
+    keep_alive: int = Field(default=5, ge=1)
+    max_connections: int = Field(default=512, ge=1)
+    limit_concurrency: int = Field(default=256, ge=1)
+
+    def http_limits(self) -> HttpLimits:
+        return HttpLimits(max_body=self.max_body, header_timeout=self.header_timeout,
+                          body_timeout=self.body_timeout, keep_alive=self.keep_alive,
+                          max_connections=self.max_connections, limit_concurrency=self.limit_concurrency)

@@ -15,8 +15,10 @@ import time
 import uvicorn
 from fastapi import FastAPI
 
+from oracle import http_limits
 from oracle.errors import UserError
 from oracle.gateway.portal import stopping
+from oracle.http_limits import HttpLimits
 
 log = logging.getLogger(__name__)
 
@@ -47,22 +49,25 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def uvicorn_config(app: FastAPI, sock_host: str, *, limit_concurrency: int = 256) -> uvicorn.Config:
-    return uvicorn.Config(app, host=sock_host, log_level="warning", access_log=False, lifespan="off",
-                          timeout_keep_alive=5, limit_concurrency=limit_concurrency,
-                          h11_max_incomplete_event_size=16 * 1024, timeout_graceful_shutdown=3)
+def uvicorn_config(app: FastAPI, sock_host: str, limits: HttpLimits) -> uvicorn.Config:
+    """uvicorn with the project's HTTP limits: head deadline, connection cap, no draining of
+    unread bodies (``oracle.http_limits``); body size and deadline are the app's middleware."""
+    return http_limits.uvicorn_config(app, limits, host=sock_host, log_level="warning", access_log=False,
+                                      lifespan="off", timeout_graceful_shutdown=3)
 
 
 class GatewayServer:
     """uvicorn in a daemon thread on a socket bound here (port 0: the OS picks; ``url`` tells)."""
 
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0, limits: HttpLimits | None = None) -> None:
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.host, self.port = host, int(self._sock.getsockname()[1])
         self._app = app
-        self._server = uvicorn.Server(uvicorn_config(app, host))
+        if limits is None:      # the app's own settings (create_app keeps its context)
+            limits = app.state.ctx.settings.http_limits()
+        self._server = uvicorn.Server(uvicorn_config(app, host, limits))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
                                         name="gateway", daemon=True)
 

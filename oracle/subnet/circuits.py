@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from oracle.circuits.catalog import Circuit, CircuitCatalog
 from oracle.circuits.manifest import MANIFEST_FILE, Manifest, ManifestError
-from oracle.subnet.http_limits import HttpLimits
+from oracle.http_limits import HttpLimits
 from oracle.subnet.protocol import CIRCUITS_PATH
 from oracle.subnet.server import ThreadedServer
 

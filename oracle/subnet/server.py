@@ -13,7 +13,7 @@ import time
 import uvicorn
 from starlette.types import ASGIApp
 
-from oracle.subnet.http_limits import BodyLimit, HttpLimits, uvicorn_config
+from oracle.http_limits import BodyLimit, HttpLimits, uvicorn_config
 
 log = logging.getLogger(__name__)
 

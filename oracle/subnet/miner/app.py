@@ -9,7 +9,7 @@ body hash, freshness, nonce replay cache, receiver = this miner's hotkey) and au
 (allow-list, or a stake threshold from the chain metagraph) BEFORE the body is parsed; a
 rejected request never reaches a prover. What needs no body (headers, receiver, freshness,
 the sender's allow-list/stake) is checked before a single body byte is read, and the body is
-read with a size cap and a deadline (``oracle.subnet.http_limits``), so an unauthenticated
+read with a size cap and a deadline (``oracle.http_limits``), so an unauthenticated
 peer cannot make the miner buffer more than ``max_body`` bytes. Proving runs on a bounded
 worker pool; beyond it the miner answers 503 at once rather than queueing work the validator
 will have given up on.
@@ -42,13 +42,13 @@ from starlette.routing import Route
 
 from oracle.circuits.catalog import Circuit, CircuitCatalog
 from oracle.circuits.manifest import ManifestError
+from oracle.http_limits import BodyRefused, HttpLimits, read_body, uvicorn_config
 from oracle.proving.base import BackendError, Proof
 from oracle.proving.groth16 import slice_jobs
 from oracle.proving.groth16.slice_jobs import groth16_pool
 from oracle.proving.registry import get_backend
 from oracle.subnet import protocol as P
 from oracle.subnet.auth import AuthFailure, Policy, RequestVerifier, hotkey_of
-from oracle.subnet.http_limits import BodyRefused, HttpLimits, read_body, uvicorn_config
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from oracle.errors import UserError
-from oracle.subnet.http_limits import HttpLimits
+from oracle.http_limits import HttpLimits
 
 if TYPE_CHECKING:
     from oracle.subnet.miner.app import ProofHook

@@ -1,7 +1,8 @@
-"""Resource limits for the HTTP servers the subnet runs (miners, the validator's circuit server).
+"""Resource limits for every HTTP server the project runs (miners, the validator's circuit
+server, the gateway).
 
-Anyone can open a TCP connection to a miner, so what an UNAUTHENTICATED peer can make the
-server hold must be bounded before authentication can even be checked:
+Anyone can open a TCP connection to a miner or a public gateway, so what an UNAUTHENTICATED
+peer can make the server hold must be bounded before authentication can even be checked:
 
 * request head: at most ``max_header_bytes`` (h11's own limit, answered 400), and complete
   within ``header_timeout`` seconds of the connection opening (or of the previous answer on a
