@@ -24,12 +24,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import h11
 import uvicorn
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -109,14 +109,21 @@ async def read_body(request: Request, limits: HttpLimits) -> bytes:
     return bytes(buf)
 
 
-class BodyLimit:
-    """ASGI middleware for Starlette apps that do not read bodies through ``read_body``:
-    Content-Length over the limit is answered 413 before the app runs; a streamed body is
-    counted as the app reads it and cut off at the limit (413) or the deadline (408)."""
+Refuse = Callable[[Send, BodyRefused], Awaitable[None]]
 
-    def __init__(self, app: ASGIApp, limits: HttpLimits) -> None:
+
+class BodyLimit:
+    """ASGI middleware for apps that do not read bodies through ``read_body``: Content-Length
+    over the limit is answered 413 before the app runs; a streamed body is counted as the app
+    reads it and cut off at the limit (413) or the deadline (408). The app never sees a
+    truncated body, and whatever it answers to a cut-off body (FastAPI turns the read error into
+    its own 400) is replaced by the cut's answer. ``refuse`` writes that answer (default: this
+    module's JSON error)."""
+
+    def __init__(self, app: ASGIApp, limits: HttpLimits, refuse: Refuse | None = None) -> None:
         self.app = app
         self.limits = limits
+        self.refuse = refuse or _refuse
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -126,15 +133,16 @@ class BodyLimit:
         try:
             declared_length(headers, self.limits.max_body)
         except BodyRefused as e:
-            await _refuse(send, e)
+            await self.refuse(send, e)
             return
         loop = asyncio.get_running_loop()
         seen = 0
         deadline: float | None = None
         body_done = False
+        cut: BodyRefused | None = None
 
         async def limited_receive() -> Message:
-            nonlocal seen, deadline, body_done
+            nonlocal seen, deadline, body_done, cut
             if body_done:            # later receives only wait for a disconnect: no deadline
                 return await receive()
             if deadline is None:
@@ -143,21 +151,45 @@ class BodyLimit:
                 async with asyncio.timeout_at(deadline):
                     message = await receive()
             except TimeoutError:
-                # An HTTPException: Starlette's exception middleware turns it into the answer.
-                raise HTTPException(408, f"body not received within {self.limits.body_timeout:g} s") from None
+                cut = BodyRefused(408, "body_timeout", f"body not received within {self.limits.body_timeout:g} s")
+                raise cut from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limits.max_body:
-                    raise HTTPException(413, f"body exceeds this server's {self.limits.max_body}-byte limit")
+                    cut = BodyRefused(413, "too_large", f"body exceeds this server's {self.limits.max_body}-byte limit")
+                    raise cut
                 body_done = not message.get("more_body", False)
             return message
 
-        await self.app(scope, limited_receive, send)
+        started = False
+        replaced = False
+
+        async def cut_aware_send(message: Message) -> None:
+            nonlocal started, replaced
+            if message["type"] == "http.response.start":
+                started = True
+                if cut is not None:
+                    replaced = True
+                    await self.refuse(send, cut)
+                    return
+            if not replaced:
+                await send(message)
+
+        try:
+            await self.app(scope, limited_receive, cut_aware_send)
+        except BodyRefused as e:
+            if not started:
+                await self.refuse(send, e)
 
 
 async def _refuse(send: Send, e: BodyRefused) -> None:
     body = json.dumps({"error": "bad_request", "code": e.code, "reason": e.reason}).encode()
-    await send({"type": "http.response.start", "status": e.status,
+    await send_json_refusal(send, e.status, body)
+
+
+async def send_json_refusal(send: Send, status: int, body: bytes) -> None:
+    """A complete JSON answer that closes the connection (its body may be left unread)."""
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})

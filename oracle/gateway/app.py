@@ -13,7 +13,6 @@ naming the field. Request-head deadline and connection cap: ``oracle.gateway.ser
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 import logging
@@ -34,7 +33,7 @@ from oracle.gateway.api import router
 from oracle.gateway.context import GatewayContext
 from oracle.gateway.errors import CODES, ApiError, error_body
 from oracle.gateway.health import readiness
-from oracle.http_limits import BodyRefused, HttpLimits, declared_length
+from oracle.http_limits import BodyLimit, BodyRefused, Refuse, send_json_refusal
 from oracle.paths import NODE_MODULES
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ def create_app(ctx: GatewayContext) -> FastAPI:
     _docs(app)
     _portal(app, ctx)
     app.add_middleware(_Timing, ctx=ctx)
-    app.add_middleware(_BodyLimit, limits=ctx.settings.http_limits(), ctx=ctx)
+    app.add_middleware(BodyLimit, limits=ctx.settings.http_limits(), refuse=_body_refusal(ctx))
     return app
 
 
@@ -170,85 +169,13 @@ def _portal(app: FastAPI, ctx: GatewayContext) -> None:
 # --------------------------------------------------------------------------- middleware
 
 
-class _BodyLimit:
-    """A body is refused when it is over ``limits.max_body`` (413: from Content-Length before
-    the app runs, or when the streamed body passes the limit) or not received within
-    ``limits.body_timeout`` (408); the app never sees a truncated body."""
-
-    def __init__(self, app: ASGIApp, limits: HttpLimits, ctx: GatewayContext) -> None:
-        self.app = app
-        self.limits = limits
-        self.ctx = ctx
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        try:
-            declared_length(headers, self.limits.max_body)
-        except BodyRefused as e:
-            await self._refuse(send, e)
-            return
-        loop = asyncio.get_running_loop()
-        deadline: float | None = None
-        seen = 0
-        body_done = False
-        cut: BodyRefused | None = None
-
-        async def limited() -> Message:
-            nonlocal seen, deadline, body_done, cut
-            if body_done:            # later receives only wait for a disconnect: no deadline
-                return await receive()
-            if deadline is None:
-                deadline = loop.time() + self.limits.body_timeout
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                cut = BodyRefused(408, "timeout", f"body not received within {self.limits.body_timeout:g} s")
-                raise cut from None
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limits.max_body:
-                    cut = BodyRefused(413, "too_large",
-                                      f"body exceeds the gateway's {self.limits.max_body}-byte limit")
-                    raise cut
-                body_done = not message.get("more_body", False)
-            return message
-
-        started = False
-        replaced = False
-
-        async def tracking_send(message: Message) -> None:
-            # The framework may catch the read error and answer something else (FastAPI: 400
-            # "error parsing the body"): whatever the app answers to a cut-off body, the answer
-            # is the cut's (413 or 408).
-            nonlocal started, replaced
-            if message["type"] == "http.response.start":
-                started = True
-                if cut is not None:
-                    replaced = True
-                    await self._refuse(send, cut)
-                    return
-            if replaced:
-                return
-            await send(message)
-
-        try:
-            await self.app(scope, limited, tracking_send)
-        except BodyRefused as e:
-            if not started:
-                await self._refuse(send, e)
-
-    async def _refuse(self, send: Send, e: BodyRefused) -> None:
+def _body_refusal(ctx: GatewayContext) -> Refuse:
+    """The gateway's answer to a body the limits refuse: its own error body, counted."""
+    async def refuse(send: Send, e: BodyRefused) -> None:
         code = CODES.get(e.status, "bad_request")
-        _refused(self.ctx, code)
-        body = json.dumps(error_body(code, e.reason)).encode()
-        await send({"type": "http.response.start", "status": e.status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+        _refused(ctx, code)
+        await send_json_refusal(send, e.status, json.dumps(error_body(code, e.reason)).encode())
+    return refuse
 
 
 class _Timing:
