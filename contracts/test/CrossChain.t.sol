@@ -819,23 +819,7 @@ contract CrossChainGroth16Test is Test {
     }
 
     function _model(address v) internal pure returns (ModelRegistry.Model memory) {
-        return ModelRegistry.Model({
-            verifier: v,
-            proofSystem: ModelRegistry.ProofSystem.Groth16,
-            inputSize: 8,
-            outputSize: 3,
-            inputScale: 10,
-            outputScale: 10,
-            inputBits: 12,
-            outputBits: 12,
-            frozen: false,
-            batchVerify: false,
-            bindsPayee: false,
-            verifierVersion: 0,
-            circuitId: bytes32(uint256(1)),
-            fee: 0,
-            verifyGas: 320_000
-        });
+        return TestSetup.riskModel(v, false, bytes32(uint256(1)), 0, 320_000);
     }
 
     function _msg(uint64 src, address srcOracle, uint256 id, address c, uint32 gasLimit, address payee_)

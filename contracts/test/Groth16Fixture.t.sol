@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {Test} from "./utils/Test.sol";
+import {Decimal} from "../utils/Decimal.sol";
 import {TestSetup} from "./utils/TestSetup.sol";
 import {Groth16Verifier} from "./fixtures/RiskGroth16Verifier.sol";
 import {ModelRegistry} from "../ModelRegistry.sol";
@@ -45,23 +46,7 @@ contract Groth16FixtureTest is Test {
     }
 
     function _model(address v, bool batch) internal pure returns (ModelRegistry.Model memory) {
-        return ModelRegistry.Model({
-            verifier: v,
-            proofSystem: ModelRegistry.ProofSystem.Groth16,
-            inputSize: 8,
-            outputSize: 3,
-            inputScale: 10,
-            outputScale: 10,
-            inputBits: 12,
-            outputBits: 12,
-            frozen: false,
-            batchVerify: batch,
-            bindsPayee: false, // set by the registry
-            verifierVersion: 0, // set by the registry
-            circuitId: bytes32(uint256(1)),
-            fee: 0,
-            verifyGas: 320_000
-        });
+        return TestSetup.riskModel(v, batch, bytes32(uint256(1)), 0, 320_000);
     }
 
     function _request(bytes32 model, int256[] memory x) internal returns (uint256) {
@@ -159,7 +144,7 @@ contract Groth16FixtureTest is Test {
         outs = new int256[][](n);
         prs = new bytes[](n);
         for (uint256 i; i < n; ++i) {
-            string memory k = string.concat(".batch[", _str(i), "]");
+            string memory k = string.concat(".batch[", Decimal.toString(i), "]");
             ins[i] = vm.parseJsonIntArray(json, string.concat(k, ".input"));
             outs[i] = vm.parseJsonIntArray(json, string.concat(k, ".output"));
             prs[i] = vm.parseJsonBytes(json, string.concat(k, ".proof"));
@@ -212,18 +197,5 @@ contract Groth16FixtureTest is Test {
         uint256 n = oracle.fulfillBatch(ids, outs, payee, prs);
         assertEq(n, 4, "the four valid entries go through");
         assertTrue(oracle.requestStatus(ids[2]) == InferenceOracle.Status.Pending, "bad entry still pending");
-    }
-
-    function _str(uint256 v) internal pure returns (string memory) {
-        if (v == 0) return "0";
-        uint256 len;
-        for (uint256 t = v; t != 0; t /= 10) {
-            ++len;
-        }
-        bytes memory s = new bytes(len);
-        for (; v != 0; v /= 10) {
-            s[--len] = bytes1(uint8(48 + v % 10));
-        }
-        return string(s);
     }
 }

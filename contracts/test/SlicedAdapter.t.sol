@@ -111,23 +111,7 @@ contract SlicedAdapterTest is Test {
     }
 
     function _model(address v, bool batch) internal pure returns (ModelRegistry.Model memory) {
-        return ModelRegistry.Model({
-            verifier: v,
-            proofSystem: ModelRegistry.ProofSystem.Groth16,
-            inputSize: 8,
-            outputSize: 3,
-            inputScale: 10,
-            outputScale: 10,
-            inputBits: 12,
-            outputBits: 12,
-            frozen: false,
-            batchVerify: batch,
-            bindsPayee: false, // set by the registry
-            verifierVersion: 0, // set by the registry
-            circuitId: bytes32(uint256(4)),
-            fee: 1e15,
-            verifyGas: 600_000
-        });
+        return TestSetup.riskModel(v, batch, bytes32(uint256(4)), 1e15, 600_000);
     }
 
     function _request(bytes32 model, int256[] memory x) internal returns (uint256) {
