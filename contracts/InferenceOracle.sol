@@ -8,6 +8,7 @@ import {Owned} from "./utils/Owned.sol";
 import {ReentrancyGuardTransient} from "./utils/ReentrancyGuardTransient.sol";
 import {ExactGasCall} from "./utils/ExactGasCall.sol";
 import {SignedRange} from "./utils/SignedRange.sol";
+import {InferenceErrors} from "./utils/InferenceErrors.sol";
 
 /// @title InferenceOracle
 /// @notice Requests for AI inferences, paid in advance and fulfilled by anyone who brings a
@@ -26,7 +27,7 @@ import {SignedRange} from "./utils/SignedRange.sol";
 ///      Cross-chain: `requestInferenceTo` asks for a result to be delivered to a consumer on
 ///      another chain (docs/cross-chain.md). The request is fulfilled here exactly like a plain
 ///      one (no callback); the destination chain verifies the same proof on its own.
-contract InferenceOracle is Owned, ReentrancyGuardTransient {
+contract InferenceOracle is Owned, ReentrancyGuardTransient, InferenceErrors {
     enum Status {
         None,
         Pending,
@@ -114,18 +115,6 @@ contract InferenceOracle is Owned, ReentrancyGuardTransient {
     ///         whose verifier does not bind the payee); see `fulfillmentCommitment`.
     mapping(bytes32 commitment => uint256 blockNumber) public commitments;
 
-    /// @notice No model under this id.
-    error UnknownModel(bytes32 modelId);
-    /// @notice The model is frozen: no new requests.
-    error ModelFrozen(bytes32 modelId);
-    /// @notice The input length is not the model's.
-    error InputSizeMismatch(uint256 expected, uint256 got);
-    /// @notice input[index] is outside the model's signed input range.
-    error InputOutOfRange(uint256 index, int256 value);
-    /// @notice The output length is not the model's.
-    error OutputSizeMismatch(uint256 expected, uint256 got);
-    /// @notice output[index] is outside the model's signed output range.
-    error OutputOutOfRange(uint256 index, int256 value);
     /// @notice The callback gas asked for is above MAX_CALLBACK_GAS.
     error CallbackGasTooHigh(uint32 requested, uint32 max);
     /// @notice A callback needs a non-zero gas limit.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {InferenceErrors} from "../utils/InferenceErrors.sol";
 import {OracleFixture} from "./utils/OracleFixture.sol";
 import {Test} from "./utils/Test.sol";
 import {TestHashVerifier} from "./utils/TestHashVerifier.sol";
@@ -136,14 +137,14 @@ contract CrossChainRequestTest is OracleFixture {
 
     function test_requestTo_unknownModel_reverts() public {
         bytes32 nope = keccak256("nope");
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.UnknownModel.selector, nope));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.UnknownModel.selector, nope));
         vm.prank(alice);
         oracle.requestInferenceTo{value: 1 ether}(DST, dstConsumer, nope, defaultInput(), DST_GAS, soon());
     }
 
     function test_requestTo_plainValidationStillApplies() public {
         uint256 fee = oracle.quoteFeeTo(MODEL, DST_GAS);
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InputSizeMismatch.selector, 3, 2));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.InputSizeMismatch.selector, 3, 2));
         vm.prank(alice);
         oracle.requestInferenceTo{value: fee}(DST, dstConsumer, MODEL, ints(1, 2), DST_GAS, soon());
         uint64 tooSoon = uint64(block.timestamp + 1);
@@ -442,33 +443,33 @@ contract CrossChainInboxTest is Test {
 
     function test_deliver_unknownModel_reverts() public {
         bytes32 nope = keccak256("nope");
-        vm.expectRevert(abi.encodeWithSelector(InferenceCheck.UnknownModel.selector, nope));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.UnknownModel.selector, nope));
         inbox.deliver(_m(SRC, SRC_ORACLE, 7, nope, address(consumer), GAS), _in(), _out(), _proof(_in(), _out()));
     }
 
     function test_deliver_frozenModel_reverts() public {
         registryB.freeze(MODEL);
-        vm.expectRevert(abi.encodeWithSelector(InferenceCheck.ModelFrozen.selector, MODEL));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.ModelFrozen.selector, MODEL));
         _deliver(7, address(consumer), GAS);
     }
 
     function test_deliver_sizeMismatch_reverts() public {
         int256[] memory two = new int256[](2);
-        vm.expectRevert(abi.encodeWithSelector(InferenceCheck.InputSizeMismatch.selector, 3, 2));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.InputSizeMismatch.selector, 3, 2));
         inbox.deliver(_m(SRC, SRC_ORACLE, 7, MODEL, address(consumer), GAS), two, _out(), _proof(two, _out()));
         int256[] memory three = new int256[](3);
-        vm.expectRevert(abi.encodeWithSelector(InferenceCheck.OutputSizeMismatch.selector, 2, 3));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.OutputSizeMismatch.selector, 2, 3));
         inbox.deliver(_m(SRC, SRC_ORACLE, 7, MODEL, address(consumer), GAS), _in(), three, _proof(_in(), three));
     }
 
     function test_deliver_outOfRange_reverts() public {
         int256[] memory x = _in();
         x[1] = 32768;
-        vm.expectRevert(abi.encodeWithSelector(InferenceCheck.InputOutOfRange.selector, 1, int256(32768)));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.InputOutOfRange.selector, 1, int256(32768)));
         inbox.deliver(_m(SRC, SRC_ORACLE, 7, MODEL, address(consumer), GAS), x, _out(), _proof(x, _out()));
         int256[] memory y = _out();
         y[0] = -(int256(1) << 31) - 1;
-        vm.expectRevert(abi.encodeWithSelector(InferenceCheck.OutputOutOfRange.selector, 0, y[0]));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.OutputOutOfRange.selector, 0, y[0]));
         inbox.deliver(_m(SRC, SRC_ORACLE, 7, MODEL, address(consumer), GAS), _in(), y, _proof(_in(), y));
     }
 
@@ -730,7 +731,7 @@ contract ProvenResultsTest is Test {
 
     function test_submit_unknownModel_reverts() public {
         bytes32 nope = keccak256("nope");
-        vm.expectRevert(abi.encodeWithSelector(InferenceCheck.UnknownModel.selector, nope));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.UnknownModel.selector, nope));
         results.submit(nope, _in(), _out(), PAYEE, _proof(_in(), _out()));
         (, bool proven) = results.provenOutput(nope, _in());
         assertFalse(proven, "unknown model: never proven");
@@ -738,17 +739,17 @@ contract ProvenResultsTest is Test {
 
     function test_submit_sizeAndRange_revert() public {
         int256[] memory two = new int256[](2);
-        vm.expectRevert(abi.encodeWithSelector(InferenceCheck.InputSizeMismatch.selector, 3, 2));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.InputSizeMismatch.selector, 3, 2));
         results.submit(MODEL, two, _out(), PAYEE, _proof(two, _out()));
-        vm.expectRevert(abi.encodeWithSelector(InferenceCheck.OutputSizeMismatch.selector, 2, 3));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.OutputSizeMismatch.selector, 2, 3));
         results.submit(MODEL, _in(), _in(), PAYEE, _proof(_in(), _in()));
         int256[] memory x = _in();
         x[2] = -32769;
-        vm.expectRevert(abi.encodeWithSelector(InferenceCheck.InputOutOfRange.selector, 2, int256(-32769)));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.InputOutOfRange.selector, 2, int256(-32769)));
         results.submit(MODEL, x, _out(), PAYEE, _proof(x, _out()));
         int256[] memory y = _out();
         y[1] = int256(1) << 31;
-        vm.expectRevert(abi.encodeWithSelector(InferenceCheck.OutputOutOfRange.selector, 1, y[1]));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.OutputOutOfRange.selector, 1, y[1]));
         results.submit(MODEL, _in(), y, PAYEE, _proof(_in(), y));
     }
 
@@ -759,7 +760,7 @@ contract ProvenResultsTest is Test {
         assertTrue(proven, "results before the freeze stay proven");
         int256[] memory x = _in();
         x[0] = 0;
-        vm.expectRevert(abi.encodeWithSelector(InferenceCheck.ModelFrozen.selector, MODEL));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.ModelFrozen.selector, MODEL));
         results.submit(MODEL, x, _out(), PAYEE, _proof(x, _out()));
     }
 

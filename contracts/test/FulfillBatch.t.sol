@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {InferenceErrors} from "../utils/InferenceErrors.sol";
 import {OracleFixture} from "./utils/OracleFixture.sol";
 import {Vm} from "./utils/Test.sol";
 import {PathSpyVerifier, RevertingVerifier, RevertingConsumer, RecordingConsumer} from "./utils/Mocks.sol";
@@ -183,7 +184,7 @@ contract FulfillBatchTest is OracleFixture {
         (uint256[] memory ids, int256[][] memory outs, bytes[] memory proofs) = _batch(SPY, 2);
         outs[1] = ints(1, 2, 3); // size mismatch: only one valid entry left
         vm.expectCall(address(spy), abi.encodePacked(IBatchInferenceVerifier.verifyBatch.selector), 0);
-        _expectSkip(ids[1], InferenceOracle.OutputSizeMismatch.selector);
+        _expectSkip(ids[1], InferenceErrors.OutputSizeMismatch.selector);
         assertEq(_fulfilBatch(ids, outs, proofs), 1, "one");
     }
 
@@ -223,8 +224,8 @@ contract FulfillBatchTest is OracleFixture {
         _expectSkip(expired, InferenceOracle.RequestExpired.selector);
         _expectSkip(refunded, InferenceOracle.AlreadyRefunded.selector);
         _expectSkip(999, InferenceOracle.UnknownRequest.selector);
-        _expectSkip(badSize, InferenceOracle.OutputSizeMismatch.selector);
-        _expectSkip(badRange, InferenceOracle.OutputOutOfRange.selector);
+        _expectSkip(badSize, InferenceErrors.OutputSizeMismatch.selector);
+        _expectSkip(badRange, InferenceErrors.OutputOutOfRange.selector);
         vm.expectEmit(true, true, true, true, address(oracle));
         emit InferenceOracle.InferenceFulfilled(good, MODEL, outs[6], relayer, true);
         assertEq(_fulfilBatch(ids, outs, proofs), 1, "only the good one");

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {InferenceErrors} from "../utils/InferenceErrors.sol";
 import {OracleFixture} from "./utils/OracleFixture.sol";
 import {Vm} from "./utils/Test.sol";
 import {
@@ -49,7 +50,7 @@ contract InferenceOracleTest is OracleFixture {
     }
 
     function test_quoteFee_unknownModel_reverts() public {
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.UnknownModel.selector, bytes32("nope")));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.UnknownModel.selector, bytes32("nope")));
         oracle.quoteFee(bytes32("nope"), 0);
     }
 
@@ -111,48 +112,48 @@ contract InferenceOracleTest is OracleFixture {
     }
 
     function test_request_unknownModel_reverts() public {
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.UnknownModel.selector, bytes32("nope")));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.UnknownModel.selector, bytes32("nope")));
         vm.prank(alice);
         oracle.requestInference{value: 1 ether}(bytes32("nope"), defaultInput(), address(0), 0, soon());
     }
 
     function test_request_frozenModel_reverts() public {
         registry.freeze(MODEL);
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.ModelFrozen.selector, MODEL));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.ModelFrozen.selector, MODEL));
         vm.prank(alice);
         oracle.requestInference{value: QUOTE0}(MODEL, defaultInput(), address(0), 0, soon());
     }
 
     function test_request_inputTooShort_reverts() public {
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InputSizeMismatch.selector, 3, 2));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.InputSizeMismatch.selector, 3, 2));
         vm.prank(alice);
         oracle.requestInference{value: QUOTE0}(MODEL, ints(1, 2), address(0), 0, soon());
     }
 
     function test_request_inputTooLong_reverts() public {
         int256[] memory input = new int256[](4);
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InputSizeMismatch.selector, 3, 4));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.InputSizeMismatch.selector, 3, 4));
         vm.prank(alice);
         oracle.requestInference{value: QUOTE0}(MODEL, input, address(0), 0, soon());
     }
 
     function test_request_inputAboveRange_reverts() public {
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InputOutOfRange.selector, 1, int256(32768)));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.InputOutOfRange.selector, 1, int256(32768)));
         vm.prank(alice);
         oracle.requestInference{value: QUOTE0}(MODEL, ints(0, 32768, 0), address(0), 0, soon());
     }
 
     function test_request_inputBelowRange_reverts() public {
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InputOutOfRange.selector, 2, int256(-32769)));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.InputOutOfRange.selector, 2, int256(-32769)));
         vm.prank(alice);
         oracle.requestInference{value: QUOTE0}(MODEL, ints(0, 0, -32769), address(0), 0, soon());
     }
 
     function test_request_inputExtremes_reverts() public {
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InputOutOfRange.selector, 0, type(int256).min));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.InputOutOfRange.selector, 0, type(int256).min));
         vm.prank(alice);
         oracle.requestInference{value: QUOTE0}(MODEL, ints(type(int256).min, 0, 0), address(0), 0, soon());
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InputOutOfRange.selector, 0, type(int256).max));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.InputOutOfRange.selector, 0, type(int256).max));
         vm.prank(alice);
         oracle.requestInference{value: QUOTE0}(MODEL, ints(type(int256).max, 0, 0), address(0), 0, soon());
     }
@@ -361,10 +362,10 @@ contract InferenceOracleTest is OracleFixture {
         uint256 id = request();
         int256[] memory out = ints(1, 2, 3);
         bytes memory proof = proofOf(defaultInput(), out, relayer);
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.OutputSizeMismatch.selector, 2, 3));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.OutputSizeMismatch.selector, 2, 3));
         oracle.fulfill(id, out, relayer, proof);
         out = new int256[](0);
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.OutputSizeMismatch.selector, 2, 0));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.OutputSizeMismatch.selector, 2, 0));
         oracle.fulfill(id, out, relayer, proof);
     }
 
@@ -373,10 +374,10 @@ contract InferenceOracleTest is OracleFixture {
         int256 hi = int256(type(int32).max);
         int256 lo = int256(type(int32).min);
         int256[] memory out = ints(0, hi + 1);
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.OutputOutOfRange.selector, 1, hi + 1));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.OutputOutOfRange.selector, 1, hi + 1));
         oracle.fulfill(id, out, relayer, proofOf(defaultInput(), out, relayer));
         out = ints(lo - 1, 0);
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.OutputOutOfRange.selector, 0, lo - 1));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.OutputOutOfRange.selector, 0, lo - 1));
         oracle.fulfill(id, out, relayer, proofOf(defaultInput(), out, relayer));
         // Boundaries are valid outputs.
         out = ints(lo, hi);

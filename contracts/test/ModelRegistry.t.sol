@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {InferenceErrors} from "../utils/InferenceErrors.sol";
 import {OracleFixture} from "./utils/OracleFixture.sol";
 import {TestHashVerifier, UnboundHashVerifier} from "./utils/TestHashVerifier.sol";
 import {PathSpyVerifier} from "./utils/Mocks.sol";
@@ -219,7 +220,7 @@ contract ModelRegistryTest is OracleFixture {
         uint256 b = request();
         registry.freeze(MODEL);
         uint256 fee = oracle.quoteFee(MODEL, 0); // the quote still answers
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.ModelFrozen.selector, MODEL));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.ModelFrozen.selector, MODEL));
         vm.prank(alice);
         oracle.requestInference{value: fee}(MODEL, defaultInput(), address(0), 0, soon());
         // Pending request a can no longer be fulfilled, even with a valid proof.

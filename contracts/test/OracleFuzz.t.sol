@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {InferenceErrors} from "../utils/InferenceErrors.sol";
 import {OracleFixture} from "./utils/OracleFixture.sol";
 import {RecordingConsumer} from "./utils/Mocks.sol";
 import {InferenceOracle} from "../InferenceOracle.sol";
@@ -78,7 +79,7 @@ contract OracleFuzzTest is OracleFixture {
         uint256 idx = bound(idxSeed, 0, size - 1);
         input[idx] = high ? boundInt(bad, hi + 1, type(int256).max) : boundInt(bad, type(int256).min, lo - 1);
         uint256 fee = oracle.quoteFee(m, 0);
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.InputOutOfRange.selector, idx, input[idx]));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.InputOutOfRange.selector, idx, input[idx]));
         vm.prank(alice);
         oracle.requestInference{value: fee}(m, input, address(0), 0, soon());
     }

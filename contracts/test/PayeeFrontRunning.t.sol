@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {InferenceErrors} from "../utils/InferenceErrors.sol";
 import {Test} from "./utils/Test.sol";
 import {TestSetup} from "./utils/TestSetup.sol";
 import {Decimal} from "../utils/Decimal.sol";
@@ -162,7 +163,7 @@ contract PayeeFrontRunningTest is Test {
         assertFalse(ok, "never fulfils");
         bytes4 sel = bytes4(ret);
         assertTrue(
-            sel == InferenceOracle.InvalidProof.selector || sel == InferenceOracle.OutputOutOfRange.selector,
+            sel == InferenceOracle.InvalidProof.selector || sel == InferenceErrors.OutputOutOfRange.selector,
             "InvalidProof or OutputOutOfRange"
         );
         if (inRange) assertEq(ret, abi.encodeWithSelector(InferenceOracle.InvalidProof.selector, id), "in range");

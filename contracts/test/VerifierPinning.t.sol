@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {InferenceErrors} from "../utils/InferenceErrors.sol";
 import {OracleFixture} from "./utils/OracleFixture.sol";
 import {SaltedHashVerifier} from "./utils/Mocks.sol";
 import {InferenceOracle} from "../InferenceOracle.sol";
@@ -170,7 +171,7 @@ contract VerifierPinningTest is OracleFixture {
         oracle.refund(id);
         assertEq(alice.balance, before + fee, "refunded at once");
         // No new request can be made on a frozen model.
-        vm.expectRevert(abi.encodeWithSelector(InferenceOracle.ModelFrozen.selector, MODEL));
+        vm.expectRevert(abi.encodeWithSelector(InferenceErrors.ModelFrozen.selector, MODEL));
         vm.prank(alice);
         oracle.requestInference{value: fee}(MODEL, defaultInput(), address(0), 0, soon());
     }

@@ -4,29 +4,18 @@ pragma solidity ^0.8.24;
 import {ModelRegistry} from "../ModelRegistry.sol";
 import {IInferenceVerifier} from "../Verifier.sol";
 import {SignedRange} from "./SignedRange.sol";
+import {InferenceErrors} from "./InferenceErrors.sol";
 
 /// @title InferenceCheck
 /// @notice What the contracts that verify a proof outside a request share (CrossChainInbox,
 ///         ProvenResults): the model's registry entry on THIS chain, the same size and range
 ///         rules as InferenceOracle, and the model's verifier.
-abstract contract InferenceCheck {
+abstract contract InferenceCheck is InferenceErrors {
     /// @notice The registry whose verifiers this contract trusts.
     ModelRegistry public immutable registry;
 
     /// @notice The registry cannot be address(0).
     error ZeroRegistry();
-    /// @notice No model under this id in this chain's registry.
-    error UnknownModel(bytes32 modelId);
-    /// @notice The model is frozen: its verifier is retired, no new results.
-    error ModelFrozen(bytes32 modelId);
-    /// @notice The input length is not the model's.
-    error InputSizeMismatch(uint256 expected, uint256 got);
-    /// @notice The output length is not the model's.
-    error OutputSizeMismatch(uint256 expected, uint256 got);
-    /// @notice input[index] is outside the model's signed input range.
-    error InputOutOfRange(uint256 index, int256 value);
-    /// @notice output[index] is outside the model's signed output range.
-    error OutputOutOfRange(uint256 index, int256 value);
     /// @notice The proof does not verify for this input, this output and this payee.
     error InvalidProof(bytes32 modelId);
 
