@@ -27,6 +27,7 @@ Bit widths inside the circuit come from worst-case interval arithmetic over the 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -40,6 +41,8 @@ from oracle.circuits.affine import ActKind, FloatProgram, trace
 from oracle.circuits.onnx_graph import load_graph
 from oracle.circuits.pending import Sparse
 from oracle.errors import BackendError
+
+log = logging.getLogger(__name__)
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
@@ -112,6 +115,11 @@ class QuantizedModel:
     # -- the integer reference ------------------------------------------------------------
     def forward_batch(self, x: I64) -> I64:
         """Integer forward pass for a batch (batch, n_in) of in-range fixed-point inputs."""
+        return self.activations_batch(x)[-1]
+
+    def activations_batch(self, x: I64) -> list[I64]:
+        """Every base's values for a batch (base 0 = x, base i + 1 = layer i's output), each
+        (batch, size): the integer reference, layer by layer (the slices cut between them)."""
         vals = [np.asarray(x, dtype=np.int64).reshape(len(x), -1)]
         for ly in self.layers:
             acc = np.tile(ly.bias, (len(x), 1))
@@ -125,8 +133,8 @@ class QuantizedModel:
                     q = np.maximum(q, ly.lo)
                 if ly.hi is not None:
                     q = np.minimum(q, ly.hi)
-            vals.append(q)
-        return vals[-1]
+            vals.append(np.asarray(q, dtype=np.int64))
+        return vals
 
     def to_json(self) -> dict[str, Any]:
         """Terms as CSR ({"shape", "indptr", "indices", "data"}): size follows the MACs."""
@@ -240,6 +248,20 @@ def _input_scale(calib: F64, st: QuantSettings) -> int:
         if np.array_equal(scaled, np.round(scaled)):
             return s
     return s_fit
+
+
+def quantize_for_compile(onnx_path: Path, calibration: Path | None, st: QuantSettings
+                         ) -> tuple[QuantizedModel, F64, str]:
+    """Trace ``onnx_path`` (UnsupportedOperator before any work) and quantize it on the
+    calibration file, or on ``default_calibration`` (said in the log): the model, the
+    calibration data and where it came from."""
+    program = trace(load_graph(onnx_path))
+    if calibration is not None:
+        calib, src = load_calibration(calibration, program.input_size), str(calibration)
+    else:
+        calib, src = default_calibration(program.input_size), "default: 256 uniform samples in [-1, 1], seed 0"
+        log.warning("no calibration data for %s: using %s", onnx_path, src)
+    return quantize(program, calib, st), calib, src
 
 
 def quantize(program: FloatProgram, calib: F64, st: QuantSettings) -> QuantizedModel:

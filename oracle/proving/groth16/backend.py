@@ -38,12 +38,7 @@ from oracle.circuits.fixedpoint import BN254_R, from_field, to_field
 from oracle.circuits.manifest import PACKED_LAYOUT, Manifest, SignalLayout, circuit_id_of
 from oracle.circuits.packing import Packing, PackingError, n_words, unpack
 from oracle.circuits.payee import PayeeError, normalize, payee_int, strip_payee
-from oracle.circuits.quantize import (
-    QuantizedModel,
-    QuantSettings,
-    default_calibration,
-    quantize,
-)
+from oracle.circuits.quantize import QuantizedModel, QuantSettings, quantize_for_compile
 from oracle.proving.base import BackendError, CompileOptions, Proof, ProofBackend, shape_mismatch
 from oracle.proving.groth16 import circuit, direct, estimate, progress, ptau, tools
 from oracle.proving.groth16.calldata import encode_proof
@@ -172,19 +167,7 @@ class Groth16Backend(ProofBackend):
     def _quantized(self, onnx_path: Path, options: CompileOptions
                    ) -> tuple[QuantizedModel, np.ndarray[Any, Any], str, Packing | None]:
         """Trace + quantize (seconds): the model, its calibration data and source, its packing."""
-        from oracle.circuits.affine import trace
-        from oracle.circuits.onnx_graph import load_graph
-        from oracle.circuits.quantize import load_calibration
-
-        program = trace(load_graph(onnx_path))      # UnsupportedOperator before any work
-        if options.calibration is not None:
-            calib = load_calibration(options.calibration, program.input_size)
-            calib_src = str(options.calibration)
-        else:
-            calib = default_calibration(program.input_size)
-            calib_src = "default: 256 uniform samples in [-1, 1], seed 0"
-            log.warning("no calibration data for %s: using %s", onnx_path, calib_src)
-        qm = quantize(program, calib, self.settings)
+        qm, calib, calib_src = quantize_for_compile(onnx_path, options.calibration, self.settings)
         packing: Packing | None = None
         if options.packed_signals:
             try:

@@ -45,7 +45,7 @@ from oracle.circuits.fixedpoint import BN254_R
 from oracle.circuits.manifest import PACKED_LAYOUT, Manifest, ManifestError, circuit_id_of
 from oracle.circuits.packing import Packing, PackingError, check_range, pack
 from oracle.circuits.payee import PayeeError, normalize, payee_int, place_payee
-from oracle.circuits.quantize import QuantizedModel, QuantSettings, default_calibration, quantize
+from oracle.circuits.quantize import QuantizedModel, QuantSettings, quantize_for_compile
 from oracle.circuits.slicing import (
     Boundary,
     SlicingError,
@@ -169,20 +169,9 @@ def compile_sliced(onnx_path: Path, out_dir: Path, options: CompileOptions, *,
                    cuts: Sequence[int] | None = None, settings: QuantSettings | None = None,
                    setup_workers: int = 2) -> Manifest:
     """Quantize ``onnx_path``, cut it, and write one sliced model folder (see module doc)."""
-    from oracle.circuits.affine import trace
-    from oracle.circuits.onnx_graph import load_graph
-    from oracle.circuits.quantize import load_calibration
-
     t_start = time.monotonic()
     settings = settings or QuantSettings()
-    program = trace(load_graph(onnx_path))
-    if options.calibration is not None:
-        calib = load_calibration(options.calibration, program.input_size)
-        calib_src = str(options.calibration)
-    else:
-        calib = default_calibration(program.input_size)
-        calib_src = "default: 256 uniform samples in [-1, 1], seed 0"
-    qm = quantize(program, calib, settings)
+    qm, calib, calib_src = quantize_for_compile(onnx_path, options.calibration, settings)
     c = choose_cuts(qm, slices, slice_constraints, cuts)
     k = len(c) - 1
     try:

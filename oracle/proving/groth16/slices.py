@@ -39,22 +39,8 @@ from oracle.proving.groth16.r1cs_writer import U64, R1cs, field_limbs, int_limbs
 
 def activations(qm: QuantizedModel, x: Sequence[int]) -> list[I64]:
     """Every base's values for one input (base 0 = x, base i + 1 = layer i's output): the
-    integer reference, as ``QuantizedModel.forward_batch`` computes it, keeping each layer."""
-    vals = [np.asarray(x, dtype=np.int64)]
-    for ly in qm.layers:
-        acc = ly.bias.astype(np.int64).copy()
-        for b, w in ly.terms.items():
-            acc = acc + _matvec(w, vals[b])
-        q = acc >> ly.shift
-        if ly.act == "relu":
-            q = np.maximum(q, 0)
-        elif ly.act == "clip":
-            if ly.lo is not None:
-                q = np.maximum(q, ly.lo)
-            if ly.hi is not None:
-                q = np.minimum(q, ly.hi)
-        vals.append(np.asarray(q, dtype=np.int64))
-    return vals
+    integer reference, ``QuantizedModel.activations_batch`` on a batch of one."""
+    return [v[0] for v in qm.activations_batch(np.asarray([list(x)], dtype=np.int64))]
 
 
 def boundary_values(bd: Boundary, vals: Sequence[I64 | None]) -> list[int]:
