@@ -18,6 +18,7 @@ from oracle.chain.client import Chain
 from oracle.chain.deploy import Deployment, deploy_all
 from oracle.proving.groth16 import Groth16Backend
 from oracle.proving.groth16.cache import compile_cached
+from tests.fake_node import not_anvil  # noqa: F401  (fixture: a loopback node that is not a dev client)
 from tests.pg_server import PostgresServer, postgres_for_tests
 
 

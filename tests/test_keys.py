@@ -12,11 +12,7 @@ import re
 import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 from eth_account import Account
@@ -102,45 +98,6 @@ def test_dev_key_refused_for_anvil_reached_over_the_network() -> None:
         assert w3.eth.chain_id == 31337 and w3.client_version.startswith("anvil/")   # really anvil, really 31337
         with pytest.raises(KeySourceError, match="is not a loopback address"):
             load_account(chain_id=31337, rpc_url=url, env={})
-
-
-class _NotAnvil(BaseHTTPRequestHandler):
-    """A JSON-RPC node on loopback that claims chain id 31337 but is another client."""
-
-    calls: ClassVar[list[str]] = []
-
-    def do_POST(self) -> None:
-        req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.calls.append(req["method"])
-        results = {"eth_chainId": "0x7a69", "net_version": "31337",
-                   "web3_clientVersion": "Geth/v1.14.11-stable/linux-amd64/go1.22.1"}
-        if req["method"] in results:
-            body = {"jsonrpc": "2.0", "id": req["id"], "result": results[req["method"]]}
-        else:
-            body = {"jsonrpc": "2.0", "id": req["id"], "error": {"code": -32601, "message": "not here"}}
-        raw = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return None
-
-
-@pytest.fixture
-def not_anvil() -> Iterator[tuple[str, list[str]]]:
-    calls: list[str] = []
-    handler = type("Handler", (_NotAnvil,), {"calls": calls})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", calls
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_dev_key_refused_for_a_loopback_node_that_is_not_anvil(not_anvil: tuple[str, list[str]]) -> None:

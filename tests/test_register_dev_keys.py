@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 
+from oracle.chain.anvil import DEV_KEYS, Anvil
 from oracle.chain.client import Chain
-from oracle.chain.deploy import Deployment
+from oracle.chain.deploy import Deployment, deploy_all
 from oracle.chain.registration import DevKeysRefused, is_local_dev_chain, register_circuit, setup_of
 from oracle.chain.structs import read_model
 from oracle.circuits.manifest import Manifest
@@ -44,3 +46,20 @@ def test_local_dev_chain_registers(chain: Chain, deployment: Deployment, risk_ci
     # Registered with its adapter; bindsPayee is read from the adapter (a Groth16 adapter binds it).
     assert (model.verifier, model.circuit_id, model.binds_payee) == (r.adapter, r.circuit_id, True)
     assert model.verifier_version == 1
+
+
+def test_loopback_alone_is_not_a_dev_chain(not_anvil: tuple[str, list[str]], chain: Chain, deployment: Deployment,
+                                           risk_circuit: Path) -> None:
+    """Loopback is not enough: a local mainnet fork or an SSH tunnel to a real node is on
+    127.0.0.1 too. The client must be a dev node AND the chain id a dev id."""
+    url, _ = not_anvil                          # says chain id 31337, client Geth
+    assert not is_local_dev_chain(Chain.connect(url), url)
+    with Anvil(chain_id=4242) as node:          # really anvil, on loopback, with another chain id
+        other = Chain.connect(node.url, Account.from_key(DEV_KEYS[0]))
+        assert other.w3.client_version.startswith("anvil/")
+        assert not is_local_dev_chain(other, node.url)
+        d = deploy_all(other)
+        with pytest.raises(DevKeysRefused):
+            register_circuit(other, d.registry, risk_circuit, model_id="0x" + "15" * 32, rpc_url=node.url)
+        assert not other.contract("ModelRegistry", d.registry).functions.isRegistered(
+            bytes.fromhex("15" * 32)).call()
