@@ -163,6 +163,13 @@ def test_dashboard_live_and_onchain_request_page(page: Page, stack: Stack) -> No
     expect(page.locator("#miners tbody tr").first).to_contain_text(re.compile(r"\d\.\d{3}"))
     time.sleep(1.5)                     # let uPlot draw the last points before the picture
     screenshot(page, "dashboard")
+    # One full column per miner, whether one or several are scored (with one, a range taken
+    # from uPlot's (min, max) put the bars at the edge as slivers): the page's own plot, fed
+    # its current data and then a single miner's.
+    for data in ("p.data", "[[0], [0.5], [0.3]]"):
+        n, lo, hi = page.evaluate(f"(() => {{ const p = window.dashboard.plots['plot-miners']; p.setData({data});"
+                                  " return [p.data[0].length, p.scales.x.min, p.scales.x.max]; })()")
+        assert (lo, hi) == (-0.5, n - 0.5), (data, n, lo, hi)
 
     # an on-chain request's page: fulfilment transaction and gas, and the proof verifies here
     rid = rids[0]

@@ -84,7 +84,9 @@ function minersChart(miners) {
   const bars = uPlot.paths.bars;
   minersPlot = new uPlot({
     width: plotWidth(id), height: 220,
-    scales: { x: { time: false, range: (u, lo, hi) => [lo - 0.5, hi + 0.5] }, score: { range: [0, 1] } },
+    // One column per miner, from the data's length: with a single miner uPlot widens a range
+    // computed from (min, max) = (0, 0) far to the right, and the bars shrank to a sliver.
+    scales: { x: { time: false, range: (u) => [-0.5, Math.max(1, u.data[0].length) - 0.5] }, score: { range: [0, 1] } },
     axes: [
       { values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? (minersPlot?._labels ?? labels)[t] ?? "" : "")) },
       { scale: "score", label: "score", size: 50 },
