@@ -23,7 +23,7 @@ from oracle.circuits.fixedpoint import FixedPointError, from_fixed, to_fixed
 from oracle.circuits.manifest import Manifest, ManifestError
 from oracle.errors import UserError
 from oracle.proving.base import BackendError, CompileOptions, Proof
-from oracle.proving.registry import get_backend
+from oracle.proving.registry import get_backend, prove_folder, why_not_valid
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def prove_file(circuit_dir: Path, input_json: Path, out_json: Path, payee: str |
         raise BackendError(f"{circuit_dir}: this circuit binds the fee recipient into its proofs: "
                            "pass --payee <address the oracle will credit>")
     x = read_input(m, input_json)
-    p = get_backend(m.backend).prove(circuit_dir, x, payee)
+    p = prove_folder(circuit_dir, m, x, payee)
     doc = proof_document(m, p)
     try:
         out_json.write_text(json.dumps(doc, indent=2) + "\n")
@@ -186,12 +186,8 @@ def verify_file(circuit_dir: Path, proof_json: Path) -> tuple[bool, str]:
         public_signals=[str(s) for s in doc["public_signals"]], proof=doc["proof"],
         calldata=str(doc["calldata"]), payee=payee,
     )
-    backend = get_backend(m.backend)
     try:
-        ok = backend.verify(circuit_dir, proof)
+        why = why_not_valid(circuit_dir, m, proof)
     except BackendError as e:
         return False, str(e)
-    if not ok:
-        return False, ("proof does not verify for these public signals (input_fixed, "
-                       "output_fixed, payee, public_signals, proof or calldata altered)")
-    return True, "valid"
+    return (False, why) if why is not None else (True, "valid")

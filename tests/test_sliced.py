@@ -293,3 +293,34 @@ def test_cli_refuses_bad_slicing_flags(tmp_path: Path) -> None:
                "--out", str(tmp_path))
     assert r.returncode == 2 and "costliest single layer" in r.stderr, r.stderr
     assert not (tmp_path / "manifest.json").exists()
+
+
+def test_cli_proves_and_verifies_a_sliced_folder(k3: Path, tmp_path: Path) -> None:
+    """``oracle prove`` / ``oracle verify`` take a sliced folder like any circuit folder (they
+    said "no file with role 'wasm'" before): the proof equals the integer reference, verifies,
+    and a changed output or payee is refused naming the slice that fails."""
+    from tests.test_cli import oracle
+
+    sm = sliced.load(k3)
+    m = sm.manifest
+    x = _inputs(sm.qm, 1, 23)[0]
+    (tmp_path / "in.json").write_text(json.dumps({"input_fixed": x}))
+    r = oracle("prove", str(k3), "--input", str(tmp_path / "in.json"), "--out", str(tmp_path / "p.json"),
+               "--payee", PAYEE)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "p.json").read_text())
+    assert doc["output_fixed"] == [int(v) for v in sm.qm.forward_batch(np.array([x]))[0]]
+    assert doc["circuit_id"] == m.circuit_id and doc["payee"] == PAYEE
+    r = oracle("verify", str(k3), str(tmp_path / "p.json"))
+    assert r.returncode == 0 and "valid" in r.stdout, (r.stdout, r.stderr)
+
+    def refused(**change: object) -> str:
+        bad = dict(doc, **change)
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        r = oracle("verify", str(k3), str(tmp_path / "bad.json"))
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        return str(r.stdout + r.stderr)
+
+    y = [doc["output_fixed"][0] + 1, *doc["output_fixed"][1:]]
+    assert "slice 2" in refused(output_fixed=y, output=[v / 2 ** m.output_scale for v in y])
+    assert "slice 2" in refused(payee=OTHER)

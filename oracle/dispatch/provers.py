@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 from oracle.circuits.catalog import Circuit
 from oracle.proving.base import Proof
-from oracle.proving.groth16.slice_jobs import groth16_pool
-from oracle.proving.registry import get_backend
+from oracle.proving.registry import prove_folder, why_not_valid
 
 
 @dataclass(frozen=True)
@@ -37,12 +36,7 @@ class LocalProver(Prover):
 
     def prove(self, circuit: Circuit, input_fixed: list[int], *, timeout: float,
               payee: str | None = None) -> ProveResult:
-        if circuit.manifest.slices:
-            from oracle.proving.groth16.slice_jobs import prove_whole
-
-            return ProveResult(proof=prove_whole(circuit.dir, input_fixed, payee, groth16_pool()), prover="local")
-        backend = get_backend(circuit.manifest.backend)
-        return ProveResult(proof=backend.prove(circuit.dir, input_fixed, payee), prover="local")
+        return ProveResult(proof=prove_folder(circuit.dir, circuit.manifest, input_fixed, payee), prover="local")
 
 
 def verify_offchain(circuit: Circuit, proof: Proof, input_fixed: list[int], payee: str | None = None) -> str | None:
@@ -56,12 +50,6 @@ def verify_offchain(circuit: Circuit, proof: Proof, input_fixed: list[int], paye
         return "proof is for another input"
     if len(proof.output_fixed) != circuit.manifest.output_size:
         return f"proof has {len(proof.output_fixed)} outputs, expected {circuit.manifest.output_size}"
-    if circuit.manifest.slices:
-        # k slice proofs chained by their commitments (docs/sliced-models.md), decoded from the
-        # calldata itself: what is verified is what goes on-chain.
-        from oracle.proving.groth16.slice_jobs import why_not_proof
-
-        return why_not_proof(circuit.dir, proof, groth16_pool())
-    if not get_backend(circuit.manifest.backend).verify(circuit.dir, proof):
-        return "proof does not verify"
-    return None
+    # A sliced proof is k slice proofs chained by their commitments (docs/sliced-models.md),
+    # checked from the calldata itself: what is verified is what goes on-chain.
+    return why_not_valid(circuit.dir, circuit.manifest, proof)
