@@ -131,6 +131,45 @@ def trickle_head(url: str, *, every: float, give_up: float) -> float | None:
     return None
 
 
+def check_head_deadlines(host: str, port: int, path: str, head_timeout: float) -> None:
+    """A request head trickled byte by byte, a connection that says nothing, and the next head
+    on a kept-alive connection are all closed within ``head_timeout`` (+2 s of slack)."""
+    closed_after = trickle_head(f"http://{host}:{port}{path}", every=0.1, give_up=10)
+    assert closed_after is not None and closed_after < head_timeout + 2, closed_after
+    with socket.create_connection((host, port)) as s:          # says nothing at all
+        t0 = time.monotonic()
+        s.settimeout(10)
+        assert s.recv(1) == b""
+        assert time.monotonic() - t0 < head_timeout + 2
+    with socket.create_connection((host, port)) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert read_status(s, 5) == 200
+        t0 = time.monotonic()
+        s.sendall(f"GET {path} HTTP/1.1\r\n".encode())
+        while time.monotonic() - t0 < 10:
+            try:
+                s.sendall(b"X")
+            except OSError:
+                break
+            time.sleep(0.1)
+        assert time.monotonic() - t0 < head_timeout + 2
+
+
+def check_connection_cap(host: str, port: int, max_connections: int, head_timeout: float) -> None:
+    """With ``max_connections`` sockets open, one more is closed at once (before any head
+    deadline could have closed it)."""
+    held = [socket.create_connection((host, port)) for _ in range(max_connections)]
+    try:
+        time.sleep(0.2)                            # the server has accepted them all
+        with socket.create_connection((host, port)) as extra:
+            extra.settimeout(head_timeout / 2)
+            assert extra.recv(1) == b""
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="RSS of a server under one large unsigned POST")
     ap.add_argument("--url", required=True)

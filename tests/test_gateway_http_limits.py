@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.http_probe import MIB, huge_upload, read_status, trickle_head
+from tests.http_probe import MIB, check_connection_cap, check_head_deadlines, huge_upload, read_status
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAD_TIMEOUT = 1.0
@@ -76,26 +76,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 
 def test_trickled_or_missing_request_head_is_closed(gateway: Gateway) -> None:
-    closed_after = trickle_head(gateway.url + "/healthz", every=0.1, give_up=10)
-    assert closed_after is not None and closed_after < HEAD_TIMEOUT + 2, closed_after
-    with socket.create_connection((gateway.host, gateway.port)) as s:     # says nothing at all
-        t0 = time.monotonic()
-        s.settimeout(10)
-        assert s.recv(1) == b""
-        assert time.monotonic() - t0 < HEAD_TIMEOUT + 2
-    # A kept-alive connection gets the same deadline for its next head.
-    with socket.create_connection((gateway.host, gateway.port)) as s:
-        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert read_status(s, 5) == 200
-        t0 = time.monotonic()
-        s.sendall(b"GET /healthz HTTP/1.1\r\n")
-        while time.monotonic() - t0 < 10:
-            try:
-                s.sendall(b"X")
-            except OSError:
-                break
-            time.sleep(0.1)
-        assert time.monotonic() - t0 < HEAD_TIMEOUT + 2
+    check_head_deadlines(gateway.host, gateway.port, "/healthz", HEAD_TIMEOUT)
 
 
 def test_trickled_body_gets_408(gateway: Gateway) -> None:
@@ -124,14 +105,5 @@ def test_oversized_bodies_are_refused_without_being_buffered(gateway: Gateway) -
 
 
 def test_connections_beyond_the_cap_are_closed_at_once(gateway: Gateway) -> None:
-    held = [socket.create_connection((gateway.host, gateway.port)) for _ in range(MAX_CONNECTIONS)]
-    try:
-        time.sleep(0.2)                            # the gateway has accepted them all
-        with socket.create_connection((gateway.host, gateway.port)) as extra:
-            extra.settimeout(HEAD_TIMEOUT / 2)     # well before any head deadline
-            assert extra.recv(1) == b""
-    finally:
-        for s in held:
-            s.close()
-    time.sleep(0.2)
+    check_connection_cap(gateway.host, gateway.port, MAX_CONNECTIONS, HEAD_TIMEOUT)
     assert gateway.healthy()                       # and serving again once they are gone

@@ -28,7 +28,7 @@ from oracle.subnet import protocol as P
 from oracle.subnet.auth import hotkey_of, load_or_create_wallet
 from oracle.subnet.circuits import CircuitServer
 from oracle.subnet.local import MinerProcess, start_local_miners, stop_local_miners
-from tests.http_probe import MIB, huge_upload, read_status, trickle_head
+from tests.http_probe import MIB, check_connection_cap, check_head_deadlines, huge_upload, read_status, trickle_head
 
 HEAD_TIMEOUT = 1.0
 BODY_TIMEOUT = 1.0
@@ -111,40 +111,12 @@ def test_trickled_body_gets_408(env: dict[str, Any]) -> None:
 
 def test_trickled_or_missing_request_head_is_closed(env: dict[str, Any]) -> None:
     miner: MinerProcess = env["miner"]
-    closed_after = trickle_head(miner.url + P.HEALTH_PATH, every=0.1, give_up=10)
-    assert closed_after is not None and closed_after < HEAD_TIMEOUT + 2, closed_after
-    with socket.create_connection(("127.0.0.1", miner.port)) as s:     # says nothing at all
-        t0 = time.monotonic()
-        s.settimeout(10)
-        assert s.recv(1) == b""
-        assert time.monotonic() - t0 < HEAD_TIMEOUT + 2
-    # A kept-alive connection gets the same deadline for its next head.
-    with socket.create_connection(("127.0.0.1", miner.port)) as s:
-        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert read_status(s, 5) == 200
-        t0 = time.monotonic()
-        s.sendall(b"GET /health HTTP/1.1\r\n")
-        while time.monotonic() - t0 < 10:
-            try:
-                s.sendall(b"X")
-            except OSError:
-                break
-            time.sleep(0.1)
-        assert time.monotonic() - t0 < HEAD_TIMEOUT + 2
+    check_head_deadlines("127.0.0.1", miner.port, P.HEALTH_PATH, HEAD_TIMEOUT)
 
 
 def test_connections_beyond_the_cap_are_closed_at_once(env: dict[str, Any]) -> None:
     miner: MinerProcess = env["miner"]
-    held = [socket.create_connection(("127.0.0.1", miner.port)) for _ in range(MAX_CONNECTIONS)]
-    try:
-        time.sleep(0.2)                            # the miner has accepted them all
-        with socket.create_connection(("127.0.0.1", miner.port)) as extra:
-            extra.settimeout(HEAD_TIMEOUT / 2)     # well before any head deadline
-            assert extra.recv(1) == b""
-    finally:
-        for s in held:
-            s.close()
-    time.sleep(0.2)
+    check_connection_cap("127.0.0.1", miner.port, MAX_CONNECTIONS, HEAD_TIMEOUT)
     assert miner.health()["status"] == "ok"        # and serving again once they are gone
 
 
