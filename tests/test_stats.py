@@ -91,3 +91,52 @@ def test_series(db: Database) -> None:
 
         [acct] = stats.relayer_accounts(s)
         assert (acct.chain_id, acct.account, acct.next_nonce, acct.open_txs) == (31337, ACCOUNT, 2, 1)
+
+
+def test_metric_histograms_are_bucketed_by_the_database(db: Database) -> None:
+    """``/metrics`` histograms come from one aggregate query each (not every row read into
+    Python): they equal the same histograms computed from the rows themselves."""
+    import random
+    from datetime import timedelta
+
+    from oracle.gateway.metrics import GAS_BUCKETS, LATENCY_BUCKETS, PROVE_BUCKETS
+
+    rng = random.Random(7)
+    with db.session() as s:
+        reqs = [_seen(s, 100 + i) for i in range(40)]
+        for i, req in enumerate(reqs):
+            req.created_at = req.created_at - timedelta(seconds=rng.choice([0.1, 0.7, 3.0, 45.0, 65.0, 400.0]))
+            _walk(s, req, State.CONFIRMED, State.DISPATCHED, State.PROVEN)
+            repo.save_proof(s, req, Proof(circuit_id="0x" + "cd" * 32, backend="groth16", output=["5"], calldata="0x",
+                                          public_signals=["1"], prover="m", prove_seconds=rng.uniform(0.001, 40)))
+            if i % 4 == 3:       # a batch of the last 1-4 requests, or a single fulfil
+                pks = [r.id for r in reqs[i - rng.randint(0, 3): i + 1]]
+                tx = _tx(i, "fulfillBatch" if len(pks) > 1 else "fulfill", pks, "confirmed",
+                         rng.randint(90_000, 2_500_000))
+                repo.add_tx(s, tx)
+                for r in reqs:
+                    if r.id in pks and r.state == State.PROVEN.value:
+                        _walk(s, r, State.VERIFIED, State.SUBMITTED)
+                        repo.record_fulfilment(s, r, "mined", tx_hash=tx.tx_hash, block_number=i)
+        _walk(s, _seen(s, 999), State.CONFIRMED, State.REJECTED)
+        _walk(s, _seen(s, 998), State.CONFIRMED, State.REJECTED)
+
+    def expected(values: list[float], buckets: tuple[float, ...]) -> tuple[list[int], int, float]:
+        return [sum(1 for v in values if v <= b) for b in buckets], len(values), sum(values)
+
+    def same(h: repo.Histogram | None, values: list[float], buckets: tuple[float, ...]) -> None:
+        assert h is not None
+        cum, n, total = expected(values, buckets)
+        assert (h.cumulative, h.count) == (cum, n)
+        assert h.total == pytest.approx(total, rel=1e-6)
+
+    with db.session() as s:
+        timings = [t for t in stats.request_timings(s, 0) if t.proven_at is not None]
+        lat = [max(0.0, t.proven_at - t.created_at) for t in timings if t.proven_at is not None]
+        assert len(lat) == 40 and len({b for b in LATENCY_BUCKETS if any(v <= b for v in lat)}) > 5
+        same(repo.submit_to_proven_histograms(s, LATENCY_BUCKETS)["chain"], lat, LATENCY_BUCKETS)
+        same(repo.prove_seconds_histogram(s, PROVE_BUCKETS), repo.prove_seconds(s), PROVE_BUCKETS)
+        gas = [float(g) for g in repo.fulfil_gas(s)]
+        assert len(gas) >= 10
+        same(repo.fulfil_gas_histogram(s, GAS_BUCKETS), gas, GAS_BUCKETS)
+        assert sorted(repo.given_up_counts(s)) == [("chain", "rejected", "to rejected", 2)]

@@ -45,12 +45,13 @@ def reason_class(reason: str) -> str:
 
 
 def _histogram(name: str, doc: str, labels: Sequence[str], buckets: Sequence[float],
-               series: dict[tuple[str, ...], list[float]]) -> HistogramMetricFamily:
+               series: dict[tuple[str, ...], repo.Histogram]) -> HistogramMetricFamily:
+    """One family from histograms the database bucketed (``repo.*_histogram``)."""
     fam = HistogramMetricFamily(name, doc, labels=list(labels))
-    for key, values in sorted(series.items()):
-        counts = [(_le(b), sum(1 for v in values if v <= b)) for b in buckets]
-        counts.append(("+Inf", len(values)))
-        fam.add_metric(list(key), buckets=[(le, float(n)) for le, n in counts], sum_value=float(sum(values)))
+    for key, h in sorted(series.items()):
+        counts = [(_le(b), float(n)) for b, n in zip(buckets, h.cumulative, strict=True)]
+        counts.append(("+Inf", float(h.count)))
+        fam.add_metric(list(key), buckets=counts, sum_value=h.total)
     return fam
 
 
@@ -69,10 +70,10 @@ class StoreCollector(Collector):
         try:
             with self.db.session() as s:
                 by_state = repo.count_by_state(s)
-                timings = repo.submit_to_proven(s)
-                proving = repo.prove_seconds(s)
-                gas = repo.fulfil_gas(s)
-                given_up = repo.given_up(s)
+                latency = repo.submit_to_proven_histograms(s, LATENCY_BUCKETS)
+                proving = repo.prove_seconds_histogram(s, PROVE_BUCKETS)
+                gas = repo.fulfil_gas_histogram(s, GAS_BUCKETS)
+                given_up = repo.given_up_counts(s)
         except Exception as e:     # a scrape must answer (and say so) even when the DB does not
             log.warning("metrics: the store cannot be read: %s", e)
             up = GaugeMetricFamily("oracle_store_up", "1 when the store answered this scrape")
@@ -87,19 +88,16 @@ class StoreCollector(Collector):
         for origin, state, n in by_state:
             g.add_metric([origin, state], float(n))
         yield g
-        lat: dict[tuple[str, ...], list[float]] = defaultdict(list)
-        for t in timings:
-            lat[(t.origin,)].append(max(0.0, t.proven_at - t.created_at))
         yield _histogram("oracle_request_submit_to_proven_seconds",
                          "from the request's arrival in the store (log read, or off-chain submission) to its "
-                         "first proof", ["origin"], LATENCY_BUCKETS, lat)
+                         "first proof", ["origin"], LATENCY_BUCKETS, {(o,): h for o, h in latency.items()})
         yield _histogram("oracle_proof_prove_seconds", "proving time of stored proofs (as the prover reported it)",
-                         [], PROVE_BUCKETS, {(): proving})
+                         [], PROVE_BUCKETS, {(): proving} if proving else {})
         yield _histogram("oracle_fulfilment_gas", "gas per fulfilled request of this oracle's relayer "
-                         "(a batch's gas shared by its requests)", [], GAS_BUCKETS, {(): [float(v) for v in gas]})
+                         "(a batch's gas shared by its requests)", [], GAS_BUCKETS, {(): gas} if gas else {})
         gu: dict[tuple[str, str, str], int] = defaultdict(int)
-        for origin, state, reason in given_up:
-            gu[(origin, state, reason_class(reason))] += 1
+        for origin, state, reason, n in given_up:
+            gu[(origin, state, reason_class(reason))] += n
         r = GaugeMetricFamily("oracle_requests_given_up", "rejected, failed and expired requests by reason",
                               labels=["origin", "state", "reason"])
         for (origin, state, reason), n in sorted(gu.items()):

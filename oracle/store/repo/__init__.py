@@ -31,17 +31,19 @@ from oracle.store.repo.deliveries import (
 )
 from oracle.store.repo.offchain import find_offchain, pending_offchain, record_offchain
 from oracle.store.repo.reports import (
-    Timing,
+    Histogram,
     count_by_state,
     fulfil_gas,
-    given_up,
+    fulfil_gas_histogram,
+    given_up_counts,
     history,
     ping,
     proofs_by_prover,
     prove_seconds,
+    prove_seconds_histogram,
     requests_on_chain,
     schema_revision,
-    submit_to_proven,
+    submit_to_proven_histograms,
     tx_by_hash,
 )
 from oracle.store.repo.requests import (
@@ -76,9 +78,9 @@ from oracle.store.repo.transactions import (
 )
 
 __all__ = [
+    "Histogram",
     "InvalidTransition",
     "SeenRequest",
-    "Timing",
     "add_api_key",
     "add_tx",
     "all_requests",
@@ -93,11 +95,12 @@ __all__ = [
     "find_offchain",
     "find_request",
     "fulfil_gas",
+    "fulfil_gas_histogram",
     "get_checkpoint",
     "get_delivery",
     "get_request",
     "get_tx",
-    "given_up",
+    "given_up_counts",
     "has_open_call",
     "history",
     "lock_listener",
@@ -110,6 +113,7 @@ __all__ = [
     "ping",
     "proofs_by_prover",
     "prove_seconds",
+    "prove_seconds_histogram",
     "record_cross_chain",
     "record_fulfilment",
     "record_offchain",
@@ -126,7 +130,7 @@ __all__ = [
     "send_back_to_prove",
     "set_checkpoint",
     "settled_since",
-    "submit_to_proven",
+    "submit_to_proven_histograms",
     "submitted_deliveries",
     "transition",
     "tx_by_hash",

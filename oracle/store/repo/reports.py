@@ -3,10 +3,12 @@ Prometheus metrics, readiness). Nothing here changes a row."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Float, Select, case, cast, func, select, text
 from sqlalchemy.orm import Session
 
 from oracle.store.models import OFFCHAIN, Proof, RelayerTx, Request, State, StateChange
@@ -66,33 +68,81 @@ def count_by_state(s: Session) -> list[tuple[str, str, int]]:
     return [(str(o), str(st), int(n)) for o, st, n in rows]
 
 
-def given_up(s: Session) -> list[tuple[str, str, str]]:
-    """(origin, state, reason) of every rejected, failed or expired request."""
-    rows = s.execute(
-        select(Request.origin, Request.state, Request.reason).where(
-            Request.state.in_([State.REJECTED.value, State.FAILED.value, State.EXPIRED.value]))
-    ).all()
-    return [(str(o), str(st), str(r or "")) for o, st, r in rows]
-
-
+# -- histograms computed by the database (Prometheus scrapes: one row per series, whatever the
+# -- number of requests; reading every row cost ~13 ms per 1,000 requests on SQLite) ----------
 @dataclass(frozen=True)
-class Timing:
-    origin: str
-    created_at: float      # unix seconds
-    proven_at: float
+class Histogram:
+    """Cumulative counts of values <= each bound (in the order given), the count and the sum."""
+
+    cumulative: list[int]
+    count: int
+    total: float
 
 
-def submit_to_proven(s: Session) -> list[Timing]:
-    """For every request that was proven: when it was stored and when it first became
-    ``proven`` (unix seconds)."""
+def _histograms(s: Session, value: Any, buckets: Sequence[float], base: Select[Any],
+                group: Sequence[Any] = ()) -> dict[tuple[str, ...], Histogram]:
+    """One row per group: SUM(value <= b) per bound, COUNT and SUM, over ``base``'s FROM/WHERE."""
+    # The value once per row, in a subquery the planner may not flatten (OFFSET 0 is a fence
+    # in SQLite and PostgreSQL): flattened, SQLite evaluated it once per bucket (5x slower).
+    inner = base.with_only_columns(*(g.label(f"g{i}") for i, g in enumerate(group)),
+                                   cast(value, Float).label("v")).offset(0).subquery()
+    v, keys = inner.c.v, [inner.c[f"g{i}"] for i in range(len(group))]
+    cols = [*(func.coalesce(func.sum(case((v <= b, 1), else_=0)), 0) for b in buckets), func.count(), func.sum(v)]
+    q = select(*keys, *cols)
+    if keys:
+        q = q.group_by(*keys)
+    out: dict[tuple[str, ...], Histogram] = {}
+    for row in s.execute(q).all():
+        key = tuple(str(k) for k in row[:len(group)])
+        nums = row[len(group):]
+        if int(nums[-2]) == 0:
+            continue
+        out[key] = Histogram([int(n) for n in nums[:len(buckets)]], int(nums[-2]), float(nums[-1] or 0.0))
+    return out
+
+
+def prove_seconds_histogram(s: Session, buckets: Sequence[float]) -> Histogram | None:
+    """``prove_seconds`` of every stored proof, bucketed in the database."""
+    return _histograms(s, Proof.prove_seconds, buckets, select(Proof.prove_seconds)).get(())
+
+
+def fulfil_gas_histogram(s: Session, buckets: Sequence[float]) -> Histogram | None:
+    """``fulfil_gas`` (a batch's gas shared equally by its requests), bucketed in the database."""
+    n = func.json_array_length(RelayerTx.request_pks)
+    per_request = RelayerTx.gas_used / case((n < 1, 1), else_=n)
+    base = (
+        select(RelayerTx.id)
+        .join(Request, (Request.fulfil_tx == RelayerTx.tx_hash) & (Request.chain_id == RelayerTx.chain_id))
+        .where(RelayerTx.kind.in_(FULFIL_KINDS), RelayerTx.gas_used.is_not(None))
+    )
+    return _histograms(s, per_request, buckets, base).get(())
+
+
+def submit_to_proven_histograms(s: Session, buckets: Sequence[float]) -> dict[str, Histogram]:
+    """``submit_to_proven`` (seconds from stored to first proven, never negative) by origin,
+    bucketed in the database."""
     first = (
         select(StateChange.request_pk, func.min(StateChange.at).label("at"))
         .where(StateChange.to_state == State.PROVEN.value).group_by(StateChange.request_pk).subquery()
     )
+    bind = s.get_bind()
+    if bind.dialect.name == "sqlite":
+        secs = (func.julianday(first.c.at) - func.julianday(Request.created_at)) * 86400.0
+    else:
+        secs = func.extract("epoch", first.c.at - Request.created_at)
+    secs = case((secs < 0, 0.0), else_=secs)
+    base = select(Request.id).join(first, first.c.request_pk == Request.id)
+    return {k[0]: h for k, h in _histograms(s, secs, buckets, base, group=[Request.origin]).items()}
+
+
+def given_up_counts(s: Session) -> list[tuple[str, str, str, int]]:
+    """(origin, state, reason, number of requests) of rejected, failed and expired requests."""
     rows = s.execute(
-        select(Request.origin, Request.created_at, first.c.at).join(first, first.c.request_pk == Request.id)
+        select(Request.origin, Request.state, Request.reason, func.count()).where(
+            Request.state.in_([State.REJECTED.value, State.FAILED.value, State.EXPIRED.value]))
+        .group_by(Request.origin, Request.state, Request.reason)
     ).all()
-    return [Timing(str(o), _ts(c), _ts(p)) for o, c, p in rows]
+    return [(str(o), str(st), str(r or ""), int(n)) for o, st, r, n in rows]
 
 
 def proofs_by_prover(s: Session) -> dict[str, int]:
