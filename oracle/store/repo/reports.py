@@ -50,11 +50,7 @@ def prove_seconds(s: Session, circuit_id: str | None = None) -> list[float]:
 def fulfil_gas(s: Session, model_id: str | None = None) -> list[int]:
     """Gas per fulfilled request of this oracle's relayer (a batch transaction's gas shared
     equally by its requests), for one model or all."""
-    q = (
-        select(RelayerTx.gas_used, RelayerTx.request_pks)
-        .join(Request, (Request.fulfil_tx == RelayerTx.tx_hash) & (Request.chain_id == RelayerTx.chain_id))
-        .where(RelayerTx.kind.in_(FULFIL_KINDS), RelayerTx.gas_used.is_not(None))
-    )
+    q = _fulfilments().with_only_columns(RelayerTx.gas_used, RelayerTx.request_pks)
     if model_id is not None:
         q = q.where(func.lower(Request.model_id) == model_id.lower())
     return [int(gas or 0) // max(1, len(pks or [])) for gas, pks in s.execute(q).all()]
@@ -110,12 +106,16 @@ def fulfil_gas_histogram(s: Session, buckets: Sequence[float]) -> Histogram | No
     """``fulfil_gas`` (a batch's gas shared equally by its requests), bucketed in the database."""
     n = func.json_array_length(RelayerTx.request_pks)
     per_request = RelayerTx.gas_used / case((n < 1, 1), else_=n)
-    base = (
+    return _histograms(s, per_request, buckets, _fulfilments()).get(())
+
+
+def _fulfilments() -> Select[Any]:
+    """One row per request fulfilled by one of this oracle's mined fulfil transactions."""
+    return (
         select(RelayerTx.id)
         .join(Request, (Request.fulfil_tx == RelayerTx.tx_hash) & (Request.chain_id == RelayerTx.chain_id))
         .where(RelayerTx.kind.in_(FULFIL_KINDS), RelayerTx.gas_used.is_not(None))
     )
-    return _histograms(s, per_request, buckets, base).get(())
 
 
 def submit_to_proven_histograms(s: Session, buckets: Sequence[float]) -> dict[str, Histogram]:
