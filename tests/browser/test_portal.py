@@ -166,8 +166,10 @@ def test_dashboard_live_and_onchain_request_page(page: Page, stack: Stack) -> No
     # One full column per miner, whether one or several are scored (with one, a range taken
     # from uPlot's (min, max) put the bars at the edge as slivers): the page's own plot, fed
     # its current data and then a single miner's.
-    for data in ("p.data", "[[0], [0.5], [0.3]]"):
-        n, lo, hi = page.evaluate(f"(() => {{ const p = window.dashboard.plots['plot-miners']; p.setData({data});"
+    for data in ("p.data", "[[0, 1], [0.5, 0.6], [0.3, 0.2]]", "[[0], [0.5], [0.3]]"):
+        # uPlot commits new scales in a microtask after setData: read them a macrotask later
+        n, lo, hi = page.evaluate(f"(async () => {{ const p = window.dashboard.plots['plot-miners']; p.setData({data});"
+                                  " await new Promise((r) => setTimeout(r, 0));"
                                   " return [p.data[0].length, p.scales.x.min, p.scales.x.max]; })()")
         assert (lo, hi) == (-0.5, n - 0.5), (data, n, lo, hi)
 
