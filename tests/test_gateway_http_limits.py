@@ -107,3 +107,25 @@ def test_oversized_bodies_are_refused_without_being_buffered(gateway: Gateway) -
 def test_connections_beyond_the_cap_are_closed_at_once(gateway: Gateway) -> None:
     check_connection_cap(gateway.host, gateway.port, MAX_CONNECTIONS, HEAD_TIMEOUT)
     assert gateway.healthy()                       # and serving again once they are gone
+
+
+def test_sigterm_stops_the_gateway_cleanly(tmp_path: Path) -> None:
+    """SIGTERM ends ``oracle gateway serve`` through its ``finally`` (server stopped, database
+    closed) with exit status 0, not by the default handler's death (-15)."""
+    (tmp_path / "models").mkdir()
+    log = tmp_path / "gateway.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "oracle.cli", "gateway", "serve", "--db", f"sqlite:///{tmp_path / 'db.sqlite'}",
+             "--models", str(tmp_path / "models"), "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=err, cwd=ROOT)
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().startswith(b'{"gateway"'), log.read_text()
+            proc.terminate()
+            assert proc.wait(timeout=20) == 0, log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert "shutting down" in log.read_text()

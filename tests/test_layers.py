@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHECKED = ("oracle", "listeners", "relayer")
 
 LAYERS: dict[str, int] = {
-    "oracle.errors": 0, "oracle.paths": 0,
+    "oracle.errors": 0, "oracle.paths": 0, "oracle.signals": 0,
     "oracle.circuits": 1, "oracle.store": 1, "oracle.http_limits": 1,
     "oracle.proving": 2, "oracle.chain": 2,
     "oracle.dispatch": 3, "oracle.audit": 3, "listeners": 3, "relayer": 3,

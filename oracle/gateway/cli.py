@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
-import threading
 from pathlib import Path
 from typing import Any
+
+from oracle.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
     chains = [{"name": f"chain-{i}", "rpc_url": r, "oracle": o} for i, (r, o) in enumerate(zip(a.rpc, a.oracle,
                                                                                                strict=True))]
     ctx = GatewayContext.open(settings_from(a, a.db, a.models, chains))
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: Any) -> None:
-        log.info("signal %d: shutting down", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    stop = stop_on_signals()
     server = GatewayServer(create_app(ctx), host, port).start()
     print(json.dumps({"gateway": server.url}), flush=True)
     try:

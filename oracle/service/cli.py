@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 from pathlib import Path
 from typing import Any
+
+from oracle.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
         listen = parse_listen(a.api, public=a.api_public)     # refused before anything starts
     service = OracleService(cfg)
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: Any) -> None:
-        log.info("signal %d: shutting down", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    stop = stop_on_signals()
     if listen is None:
         service.run_forever(stop)
         return 0
