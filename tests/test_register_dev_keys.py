@@ -3,6 +3,8 @@ and the registry records every circuit's setup provenance (hardening issue, find
 
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from oracle.chain.anvil import DEV_KEYS, Anvil
 from oracle.chain.client import Chain
 from oracle.chain.deploy import Deployment, deploy_all
 from oracle.chain.registration import DevKeysRefused, is_local_dev_chain, register_circuit, setup_of
-from oracle.chain.structs import read_model
+from oracle.chain.structs import model_arg, new_model, read_model
 from oracle.circuits.manifest import Manifest
 
 
@@ -41,11 +43,29 @@ def test_dev_keys_refused_unless_local_or_overridden(chain: Chain, deployment: D
 
 def test_local_dev_chain_registers(chain: Chain, deployment: Deployment, risk_circuit: Path,
                                    anvil) -> None:  # type: ignore[no-untyped-def]
-    r = register_circuit(chain, deployment.registry, risk_circuit, model_id="0x" + "14" * 32, rpc_url=anvil.url)
-    model = read_model(chain.contract("ModelRegistry", deployment.registry), bytes.fromhex(r.model_id[2:]))
+    r = register_circuit(chain, deployment.registry, risk_circuit, model_id="0x" + "14" * 32, fee_wei=7,
+                         rpc_url=anvil.url)
+    reg = chain.contract("ModelRegistry", deployment.registry)
+    model = read_model(reg, bytes.fromhex(r.model_id[2:]))
     # Registered with its adapter; bindsPayee is read from the adapter (a Groth16 adapter binds it).
     assert (model.verifier, model.circuit_id, model.binds_payee) == (r.adapter, r.circuit_id, True)
     assert model.verifier_version == 1
+    # Every field the client sent by name comes back in its place (the registry sets the last two).
+    sent = new_model(Manifest.load(risk_circuit), verifier=r.adapter, batch=True, fee=7, verify_gas=r.verify_gas)
+    assert model == replace(sent, binds_payee=True, verifier_version=1)
+
+
+def test_model_tuple_follows_the_abi_by_name(chain: Chain, deployment: Deployment, risk_circuit: Path) -> None:
+    reg = chain.contract("ModelRegistry", deployment.registry)
+    m = new_model(Manifest.load(risk_circuit), verifier=deployment.registry, batch=False, fee=3, verify_gas=9)
+    names = [c["name"] for item in reg.abi if item.get("name") == "getModel" for c in item["outputs"][0]["components"]]
+    assert dict(zip(names, model_arg(reg, m), strict=True))["fee"] == 3
+    # A contract whose struct gained (or renamed) a field is refused by name, not sent shifted.
+    abi = copy.deepcopy(reg.abi)
+    getter = next(item for item in abi if item.get("name") == "getModel")
+    getter["outputs"][0]["components"].append({"name": "maxInputs", "type": "uint32", "internalType": "uint32"})
+    with pytest.raises(ValueError, match="maxInputs"):
+        model_arg(chain.w3.eth.contract(address=reg.address, abi=abi), m)
 
 
 def test_loopback_alone_is_not_a_dev_chain(not_anvil: tuple[str, list[str]], chain: Chain, deployment: Deployment,

@@ -12,8 +12,9 @@ from oracle.chain.anvil import is_loopback_url
 from oracle.chain.client import Chain
 from oracle.chain.compiler import Artifact
 from oracle.chain.sliced import is_sliced, load_sliced, register_sliced
+from oracle.chain.structs import model_arg, new_model
 from oracle.chain.vk import groth16_vk_words
-from oracle.circuits.manifest import PROOF_SYSTEM_IDS, Manifest, ManifestError
+from oracle.circuits.manifest import Manifest, ManifestError
 from oracle.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -134,25 +135,10 @@ def register_circuit(
     else:
         adapter = chain.deploy("Halo2VerifierAdapter", verifier, manifest.input_size, manifest.output_size, gas)
     mid = model_id or manifest.circuit_id
-    model = (
-        adapter,
-        PROOF_SYSTEM_IDS[manifest.backend],
-        manifest.input_size,
-        manifest.output_size,
-        manifest.input_scale,
-        manifest.output_scale,
-        manifest.input_bits,
-        manifest.output_bits,
-        False,  # frozen
-        batch,  # batchVerify: the adapter implements IBatchInferenceVerifier
-        False,  # bindsPayee: set by the registry from the adapter
-        0,  # verifierVersion: set by the registry
-        bytes.fromhex(manifest.circuit_id.removeprefix("0x")),
-        fee_wei,
-        gas,
-    )
+    model = new_model(manifest, verifier=adapter, batch=batch, fee=fee_wei, verify_gas=gas)
     reg = chain.contract("ModelRegistry", registry)
-    chain.transact(reg.functions.register(bytes.fromhex(mid.removeprefix("0x")), model, setup_of(manifest)))
+    chain.transact(reg.functions.register(bytes.fromhex(mid.removeprefix("0x")), model_arg(reg, model),
+                                          setup_of(manifest)))
     log.info(
         "registered model %s (%s, circuit %s) with adapter %s", mid, manifest.backend, manifest.circuit_id, adapter
     )

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from oracle.chain.client import Chain
+from oracle.chain.structs import model_arg, new_model
 from oracle.chain.vk import groth16_vk_words
-from oracle.circuits.manifest import MANIFEST_FILE, PROOF_SYSTEM_IDS, Manifest, ManifestError, circuit_id_of
+from oracle.circuits.manifest import MANIFEST_FILE, Manifest, ManifestError, circuit_id_of
 from oracle.circuits.slicing import model_id
 
 log = logging.getLogger(__name__)
@@ -122,25 +123,9 @@ def register_sliced(
     m = model.manifest
     cid = m.circuit_id
     mid = model_id or cid
-    entry = (
-        adapter,
-        PROOF_SYSTEM_IDS["groth16"],
-        m.input_size,
-        m.output_size,
-        m.input_scale,
-        m.output_scale,
-        m.input_bits,
-        m.output_bits,
-        False,  # frozen
-        batch,  # batchVerify: the adapter implements IBatchInferenceVerifier
-        False,  # bindsPayee: set by the registry from the adapter
-        0,  # verifierVersion: set by the registry
-        bytes.fromhex(cid.removeprefix("0x")),
-        fee_wei,
-        gas,
-    )
+    entry = new_model(m, verifier=adapter, batch=batch, fee=fee_wei, verify_gas=gas)
     reg = chain.contract("ModelRegistry", registry)
-    chain.transact(reg.functions.register(bytes.fromhex(mid.removeprefix("0x")), entry,
+    chain.transact(reg.functions.register(bytes.fromhex(mid.removeprefix("0x")), model_arg(reg, entry),
                                           (model.setup_hash(), m.dev_keys)))
     log.info("registered sliced model %s (%d slices, circuit %s) with adapter %s", mid, len(model.vk_files), cid,
              adapter)

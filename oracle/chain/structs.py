@@ -14,6 +14,8 @@ from typing import Any, cast
 
 from web3.contract import Contract
 
+from oracle.circuits.manifest import PROOF_SYSTEM_IDS, Manifest
+
 
 class RequestStatus(enum.IntEnum):
     """InferenceOracle.Status."""
@@ -70,6 +72,34 @@ def read_model(contract: Contract, model_id: bytes, block: Any = "latest") -> Re
         verifier_version=int(f["verifierVersion"]), circuit_id="0x" + bytes(f["circuitId"]).hex(),
         fee=int(f["fee"]), verify_gas=int(f["verifyGas"]),
     )
+
+
+def new_model(m: Manifest, *, verifier: str, batch: bool, fee: int, verify_gas: int) -> RegistryModel:
+    """The entry ``ModelRegistry.register`` takes for a compiled model: shapes, scales and bit
+    widths from its manifest. ``frozen``, ``bindsPayee`` and ``verifierVersion`` are the
+    registry's to set (it reads ``bindsPayee`` from the adapter), so they go in as zero."""
+    return RegistryModel(
+        verifier=verifier, proof_system=PROOF_SYSTEM_IDS[m.backend], input_size=m.input_size,
+        output_size=m.output_size, input_scale=m.input_scale, output_scale=m.output_scale, input_bits=m.input_bits,
+        output_bits=m.output_bits, frozen=False, batch_verify=batch, binds_payee=False, verifier_version=0,
+        circuit_id=m.circuit_id, fee=fee, verify_gas=verify_gas,
+    )
+
+
+def model_arg(contract: Contract, m: RegistryModel) -> tuple[Any, ...]:
+    """``m`` as the ``Model`` tuple a ModelRegistry call takes, ordered by the ABI's component
+    names (the inverse of ``read_model``), so a reordered or added field fails here, by name."""
+    values = {
+        "verifier": m.verifier, "proofSystem": m.proof_system, "inputSize": m.input_size,
+        "outputSize": m.output_size, "inputScale": m.input_scale, "outputScale": m.output_scale,
+        "inputBits": m.input_bits, "outputBits": m.output_bits, "frozen": m.frozen, "batchVerify": m.batch_verify,
+        "bindsPayee": m.binds_payee, "verifierVersion": m.verifier_version,
+        "circuitId": bytes.fromhex(m.circuit_id.removeprefix("0x")), "fee": m.fee, "verifyGas": m.verify_gas,
+    }
+    names = _components(contract, "getModel")
+    if set(names) != set(values):
+        raise ValueError(f"ModelRegistry.Model has fields {sorted(names)}; this client knows {sorted(values)}")
+    return tuple(values[n] for n in names)
 
 
 @dataclass(frozen=True)
