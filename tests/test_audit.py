@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from oracle.chain.client import Chain
 from oracle.chain.compiler import Artifact
 from oracle.chain.deploy import Deployment
 from oracle.chain.registration import setup_of, verify_gas_for
-from oracle.circuits.manifest import PROOF_SYSTEM_IDS, Manifest
+from oracle.chain.structs import model_arg, new_model
+from oracle.circuits.manifest import Manifest
 from oracle.paths import ROOT, foundry_bin
 from oracle.proving.base import CompileOptions
 from oracle.proving.groth16 import Groth16Backend
@@ -304,10 +306,9 @@ def test_audit_misregistered_model(chain: Chain, deployment: Deployment, risk_ci
     adapter = chain.deploy("PackedGroth16Adapter", verifier, m.input_size, m.output_size, m.input_bits, m.output_bits)
     model_id = bytes(31) + b"\x01"
     registry = chain.contract("ModelRegistry", deployment.registry)
-    chain.transact(registry.functions.register(model_id, (
-        adapter, PROOF_SYSTEM_IDS["groth16"], m.input_size, m.output_size, m.input_scale + 1, m.output_scale,
-        m.input_bits, m.output_bits, False, False, False, 0, bytes.fromhex(m.circuit_id[2:]), 0, verify_gas_for(m)),
-        setup_of(m)))
+    wrong = replace(new_model(m, verifier=adapter, batch=False, fee=0, verify_gas=verify_gas_for(m)),
+                    input_scale=m.input_scale + 1)
+    chain.transact(registry.functions.register(model_id, model_arg(registry, wrong), setup_of(m)))
     oracle = chain.contract("InferenceOracle", deployment.oracle)
     fee = int(oracle.functions.quoteFee(model_id, 0).call())
     deadline = int(chain.w3.eth.get_block("latest")["timestamp"]) + 600
