@@ -140,3 +140,44 @@ def test_metric_histograms_are_bucketed_by_the_database(db: Database) -> None:
         assert len(gas) >= 10
         same(repo.fulfil_gas_histogram(s, GAS_BUCKETS), gas, GAS_BUCKETS)
         assert sorted(repo.given_up_counts(s)) == [("chain", "rejected", "to rejected", 2)]
+
+
+def test_catalog_spreads_are_computed_by_the_database(db: Database) -> None:
+    """The catalog's measured figures (count, nearest-rank p50/p95, max) of one model come
+    from the database, and equal the same figures computed from the rows; another model's
+    proofs and fulfilments are not counted."""
+    import random
+
+    rng = random.Random(11)
+
+    def nearest(values: list[float], p: int) -> float:      # nearest rank, halves rounded up
+        v = sorted(values)
+        return v[int(p / 100 * (len(v) - 1) + 0.5)]
+
+    with db.session() as s:
+        assert repo.prove_seconds_spread(s, "0x" + "cd" * 32) == repo.Spread(0, None, None, None)
+        reqs = [_seen(s, 300 + i) for i in range(23)]
+        for i, req in enumerate(reqs):
+            _walk(s, req, State.CONFIRMED, State.DISPATCHED, State.PROVEN)
+            cid = "0x" + ("cd" if i % 5 else "ef") * 32           # every 5th proof: another circuit
+            repo.save_proof(s, req, Proof(circuit_id=cid, backend="groth16", output=["5"], calldata="0x",
+                                          public_signals=["1"], prover="m", prove_seconds=rng.uniform(0.01, 30)))
+            _walk(s, req, State.VERIFIED, State.SUBMITTED)
+            tx = _tx(i, "fulfill", [req.id], "confirmed", rng.randint(90_000, 900_000))
+            repo.add_tx(s, tx)
+            repo.record_fulfilment(s, req, "mined", tx_hash=tx.tx_hash, block_number=i)
+
+    with db.session() as s:
+        secs = [float(p) for p in repo.prove_seconds(s, "0x" + "CD" * 32)]
+        assert len(secs) == 18
+        got = repo.prove_seconds_spread(s, "0x" + "CD" * 32)
+        assert got.count == 18
+        assert (got.p50, got.p95, got.max) == pytest.approx((nearest(secs, 50), nearest(secs, 95), max(secs)))
+        gas = [float(g) for g in repo.fulfil_gas(s, "0x" + "AB" * 32)]
+        g = repo.fulfil_gas_spread(s, "0x" + "ab" * 32)
+        assert g.count == len(gas) == 23
+        assert (g.p50, g.p95, g.max) == (nearest(gas, 50), nearest(gas, 95), max(gas))
+        assert repo.fulfil_gas_spread(s, "0x" + "99" * 32).count == 0
+        other = [float(p) for p in repo.prove_seconds(s, "0x" + "ef" * 32)]
+        o = repo.prove_seconds_spread(s, "0x" + "ef" * 32)
+        assert (o.count, o.p50, o.max) == (5, nearest(other, 50), max(other))

@@ -226,7 +226,7 @@ def test_instances_starting_together_migrate_once(db_url: str) -> None:
     dbs = _in_threads(3, lambda _i: Database(db_url))
     try:
         with dbs[0].engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_revision() == head_revision() == "0005"
+            assert MigrationContext.configure(conn).get_current_revision() == head_revision() == "0006"
     finally:
         for d in dbs:
             d.dispose()

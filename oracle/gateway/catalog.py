@@ -5,7 +5,6 @@ measured proving time and gas, and Solidity to call it."""
 from __future__ import annotations
 
 import logging
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -71,12 +70,11 @@ def detail(ctx: GatewayContext, model_id: str, c: Circuit, callback_gas: int, ba
     m = c.manifest
     lo, hi = -(1 << (m.input_bits - 1)), (1 << (m.input_bits - 1)) - 1
     with ctx.db.session() as s:
-        prove = sorted(repo.prove_seconds(s, m.circuit_id))
-        gas = sorted(repo.fulfil_gas(s, model_id))
+        prove = repo.prove_seconds_spread(s, m.circuit_id)
+        gas = repo.fulfil_gas_spread(s, model_id)
     measured = S.MeasuredStats(
-        proofs=len(prove), prove_seconds_p50=_pct(prove, 50), prove_seconds_p95=_pct(prove, 95),
-        fulfilments=len(gas), fulfil_gas_p50=int(statistics.median(gas)) if gas else None,
-        fulfil_gas_max=max(gas) if gas else None,
+        proofs=prove.count, prove_seconds_p50=_round(prove.p50), prove_seconds_p95=_round(prove.p95),
+        fulfilments=gas.count, fulfil_gas_p50=_int(gas.p50), fulfil_gas_max=_int(gas.max),
     )
     return S.ModelDetail(
         **summary(ctx, model_id, c, base).model_dump(),
@@ -122,11 +120,12 @@ def deployments(ctx: GatewayContext, model_id: str, callback_gas: int) -> list[S
     return out
 
 
-def _pct(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    k = min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))
-    return round(values[k], 6)
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 6)
+
+
+def _int(v: float | None) -> int | None:
+    return None if v is None else int(v)
 
 
 def solidity(model_id: str, m: Manifest, callback_gas: int) -> str:

@@ -79,8 +79,9 @@ class MeasuredStats(_Out):
     proofs: int = Field(description="proofs stored for this circuit")
     prove_seconds_p50: float | None = None
     prove_seconds_p95: float | None = None
-    fulfilments: int = Field(default=0, description="fulfilment transactions of this oracle's relayer for the model")
-    fulfil_gas_p50: int | None = Field(default=None, description="gas used per fulfilment transaction (median)")
+    fulfilments: int = Field(default=0, description="requests of the model fulfilled by this oracle's relayer")
+    fulfil_gas_p50: int | None = Field(default=None, description="gas per fulfilled request, a batch's gas shared "
+                                       "equally by its requests (median, nearest rank)")
     fulfil_gas_max: int | None = None
 
 

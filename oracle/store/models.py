@@ -161,6 +161,8 @@ class Request(Base):
         UniqueConstraint("chain_id", "oracle", "request_id", name="uq_request"),
         Index("ix_requests_state", "state", "chain_id"),
         Index("ix_requests_origin", "origin", "state"),
+        # Reports join fulfilled requests to the relayer transaction that fulfilled them.
+        Index("ix_requests_fulfil_tx", "fulfil_tx", "chain_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -267,7 +269,10 @@ class Nonce(Base):
 
 class RelayerTx(Base):
     __tablename__ = "relayer_txs"
-    __table_args__ = (Index("ix_relayer_txs_status", "status", "chain_id"),)
+    __table_args__ = (
+        Index("ix_relayer_txs_status", "status", "chain_id"),
+        Index("ix_relayer_txs_hash", "tx_hash", "chain_id"),      # a transaction by its hash
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     chain_id: Mapped[int] = mapped_column(BigInteger)

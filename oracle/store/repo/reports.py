@@ -56,6 +56,49 @@ def fulfil_gas(s: Session, model_id: str | None = None) -> list[int]:
     return [int(gas or 0) // max(1, len(pks or [])) for gas, pks in s.execute(q).all()]
 
 
+@dataclass(frozen=True)
+class Spread:
+    """How many values, and their nearest-rank 50th and 95th percentiles and maximum."""
+
+    count: int
+    p50: float | None
+    p95: float | None
+    max: float | None
+
+
+def _nearest_rank(p: int, n: Any) -> Any:
+    """1-based nearest rank of the p-th percentile of n values, halves rounded up; the same
+    integer arithmetic in Python and in SQL."""
+    return ((n - 1) * p + 50) // 100 + 1
+
+
+def _spread(s: Session, value: Any, base: Select[Any]) -> Spread:
+    """``Spread`` of ``value`` over ``base``'s rows, computed by the database in one sorted pass
+    (a row number and the count as window functions); at most three rows reach Python."""
+    inner = base.with_only_columns(cast(value, Float).label("v")).offset(0).subquery()
+    ranked = select(inner.c.v, func.row_number().over(order_by=inner.c.v).label("rn"),
+                    func.count().over().label("n")).subquery()
+    rn, n = ranked.c.rn, ranked.c.n
+    rows = s.execute(select(rn, n, ranked.c.v).where(
+        (rn == _nearest_rank(50, n)) | (rn == _nearest_rank(95, n)) | (rn == n))).all()
+    if not rows:
+        return Spread(0, None, None, None)
+    at = {int(r): float(v) for r, _, v in rows}
+    count = int(rows[0][1])
+    return Spread(count, at[_nearest_rank(50, count)], at[_nearest_rank(95, count)], at[count])
+
+
+def prove_seconds_spread(s: Session, circuit_id: str) -> Spread:
+    """``prove_seconds`` of one circuit's stored proofs, as a ``Spread``."""
+    return _spread(s, Proof.prove_seconds,
+                   select(Proof.request_pk).where(func.lower(Proof.circuit_id) == circuit_id.lower()))
+
+
+def fulfil_gas_spread(s: Session, model_id: str) -> Spread:
+    """``fulfil_gas`` of one model (a batch's gas shared equally by its requests), as a ``Spread``."""
+    return _spread(s, _gas_per_request(), _fulfilments().where(func.lower(Request.model_id) == model_id.lower()))
+
+
 def count_by_state(s: Session) -> list[tuple[str, str, int]]:
     """(origin, state, number of requests)."""
     rows = s.execute(
@@ -104,9 +147,14 @@ def prove_seconds_histogram(s: Session, buckets: Sequence[float]) -> Histogram |
 
 def fulfil_gas_histogram(s: Session, buckets: Sequence[float]) -> Histogram | None:
     """``fulfil_gas`` (a batch's gas shared equally by its requests), bucketed in the database."""
+    return _histograms(s, _gas_per_request(), buckets, _fulfilments()).get(())
+
+
+def _gas_per_request() -> Any:
+    """A fulfil transaction's gas over the number of requests it fulfilled (integer division,
+    as ``fulfil_gas``)."""
     n = func.json_array_length(RelayerTx.request_pks)
-    per_request = RelayerTx.gas_used / case((n < 1, 1), else_=n)
-    return _histograms(s, per_request, buckets, _fulfilments()).get(())
+    return RelayerTx.gas_used / case((n < 1, 1), else_=n)
 
 
 def _fulfilments() -> Select[Any]:
