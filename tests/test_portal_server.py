@@ -8,6 +8,8 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +133,26 @@ def test_dashboard_relayer_rows_read_the_chains(tmp_path: Path, anvil: Anvil, ch
         assert other["balance_wei"] is None and "chain unreachable (down: " in other["error"]
     finally:
         ctx.close()
+
+
+def test_open_dashboards_share_one_store_read(gateway: tuple[str, GatewayContext]) -> None:
+    """Dashboards opened together are sent the same snapshot (its ``at`` is when the store was
+    read): N open pages cost one store read per half interval, not N."""
+    url, _ = gateway
+    streams = 6
+
+    def first_snapshot_at(_: int) -> float:
+        with httpx.stream("GET", url + "/dashboard/events", timeout=10) as r:
+            name, snap = next(_events(r.iter_lines()))
+            assert name == "snapshot"
+            return float(snap["at"])
+
+    with ThreadPoolExecutor(streams) as pool:
+        ats = list(pool.map(first_snapshot_at, range(streams)))
+    # A store read happens only when the last one is half an interval old, however loaded the
+    # box: distinct snapshots are at least that far apart (6 own reads would be milliseconds apart).
+    taken = sorted(set(ats))
+    assert all(b - a >= portal.EVENT_INTERVAL / 2 - 0.05 for a, b in pairwise(taken)), ats
 
 
 def test_open_dashboard_streams_end_when_the_server_stops(tmp_path: Path) -> None:

@@ -163,6 +163,7 @@ class Request(Base):
         Index("ix_requests_origin", "origin", "state"),
         # Reports join fulfilled requests to the relayer transaction that fulfilled them.
         Index("ix_requests_fulfil_tx", "fulfil_tx", "chain_id"),
+        Index("ix_requests_created_at", "created_at"),         # the dashboard's newest requests
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -222,6 +223,7 @@ class StateChange(Base):
 
 class Proof(Base):
     __tablename__ = "proofs"
+    __table_args__ = (Index("ix_proofs_created_at", "created_at"),)    # the dashboard's newest proofs
 
     request_pk: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), primary_key=True)
     circuit_id: Mapped[str] = mapped_column(String(66))
@@ -272,6 +274,7 @@ class RelayerTx(Base):
     __table_args__ = (
         Index("ix_relayer_txs_status", "status", "chain_id"),
         Index("ix_relayer_txs_hash", "tx_hash", "chain_id"),      # a transaction by its hash
+        Index("ix_relayer_txs_sent_at", "sent_at"),               # the dashboard's newest transactions
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -28,7 +28,7 @@ from oracle.gateway.portal.assets import vendor_files
 from oracle.gateway.portal.data import ApiReader
 from oracle.gateway.portal.pages import STATIC_DIR, STATIC_PREFIX, VENDOR_PREFIX, Pages, router
 
-EVENT_INTERVAL = 1.0          # seconds between store reads of one open dashboard
+EVENT_INTERVAL = 1.0          # seconds between snapshots a dashboard is sent (store reads: one per half interval for all)
 
 
 def stopping(app: FastAPI) -> threading.Event:
@@ -60,8 +60,8 @@ def mount(app: FastAPI, ctx: Any, *, event_interval: float = EVENT_INTERVAL) -> 
     chains = dash.reader_of(ctx)
     stop = stopping(app)
 
-    def take() -> dict[str, Any]:
-        return dash.snapshot(ctx.db, chains)
+    # Half the interval: a stream's next read is never served a snapshot older than that.
+    take = dash.SharedSnapshot(lambda: dash.snapshot(ctx.db, chains), max_age=event_interval / 2)
 
     async def events(request: Request) -> StreamingResponse:
         return StreamingResponse(

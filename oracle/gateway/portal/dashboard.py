@@ -4,7 +4,8 @@ streamed to the page as server-sent events whenever it changes.
 
 Every figure comes from named read-only functions in ``oracle.store.repo`` (``stats``,
 ``reports``, ``scores``); relayer balances and chain nonces are read from the chains (cached a
-few seconds, so many open dashboards cost the nodes nothing more)."""
+few seconds, so many open dashboards cost the nodes nothing more), and the store is read once
+per half interval for all of them (``SharedSnapshot``)."""
 
 from __future__ import annotations
 
@@ -148,6 +149,29 @@ def snapshot(db: Database, chains: ChainReader | None = None,
                     "invalid": m.invalid, "latency": m.latency_ema, "proofs": by_prover.get(m.hotkey, 0)}
                    for m in miners],
     }
+
+
+class SharedSnapshot:
+    """One store read per ``max_age`` seconds however many dashboards are open: every stream
+    takes the latest snapshot; when it is stale, one caller reads the store while the others
+    wait for that read instead of starting their own. A failed read is not kept."""
+
+    def __init__(self, read: Callable[[], dict[str, Any]], max_age: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._read = read
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._value: dict[str, Any] | None = None
+        self._taken_at = 0.0
+
+    def __call__(self) -> dict[str, Any]:
+        with self._lock:
+            if self._value is None or self._clock() - self._taken_at >= self._max_age:
+                self._value = None
+                self._value = self._read()
+                self._taken_at = self._clock()
+            return self._value
 
 
 def _fingerprint(snap: dict[str, Any]) -> str:

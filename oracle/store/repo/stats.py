@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Subquery, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from oracle.store.models import Nonce, Proof, RelayerTx, Request, State, StateChange
@@ -32,18 +33,23 @@ class RequestTiming:
 def request_timings(s: Session, since: float, limit: int = 500) -> list[RequestTiming]:
     """Requests stored at or after ``since`` (unix seconds), oldest first (the newest ``limit``),
     with when each first became ``proven`` and ``fulfilled``."""
-    def first(state: State) -> Subquery:
-        return (
-            select(StateChange.request_pk, func.min(StateChange.at).label("at"))
-            .where(StateChange.to_state == state.value).group_by(StateChange.request_pk).subquery()
-        )
-    proven, fulfilled = first(State.PROVEN), first(State.FULFILLED)
-    q = (
-        select(Request.id, Request.origin, Request.state, Request.created_at, proven.c.at, fulfilled.c.at)
-        .outerjoin(proven, proven.c.request_pk == Request.id)
-        .outerjoin(fulfilled, fulfilled.c.request_pk == Request.id)
+    # The newest requests first (ix_requests_created_at), then only their state changes
+    # (ix on request_pk): grouping the whole state_changes table cost ~0.5 s at 100 k requests.
+    recent = (
+        select(Request.id, Request.origin, Request.state, Request.created_at)
         .where(Request.created_at >= _dt(since))
-        .order_by(Request.created_at.desc(), Request.id.desc()).limit(limit)
+        .order_by(Request.created_at.desc(), Request.id.desc()).limit(limit).subquery()
+    )
+
+    def first(state: State) -> Any:
+        return func.min(case((StateChange.to_state == state.value, StateChange.at)))
+
+    q = (
+        select(recent.c.id, recent.c.origin, recent.c.state, recent.c.created_at, first(State.PROVEN),
+               first(State.FULFILLED))
+        .select_from(recent).outerjoin(StateChange, StateChange.request_pk == recent.c.id)
+        .group_by(recent.c.id, recent.c.origin, recent.c.state, recent.c.created_at)
+        .order_by(recent.c.created_at.desc(), recent.c.id.desc())
     )
     rows = s.execute(q).all()
     return [RequestTiming(int(pk), str(o), str(st), _ts(c), _ts_or_none(p), _ts_or_none(f))
