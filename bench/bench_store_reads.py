@@ -1,6 +1,8 @@
 """What one read of the store's reports costs as the history grows: the ``/metrics`` scrape
-(``StoreCollector``: counts by state, three histograms, give-up reasons) and a model page's
-measured figures (``GET /api/v1/models/{id}``: proving-time p50/p95, gas p50/max).
+(``StoreCollector``: counts by state, three histograms, give-up reasons), a model page's
+measured figures (``GET /api/v1/models/{id}``: proving-time p50/p95, gas p50/max) and one
+dashboard snapshot (``/dashboard/events``: every request of the last hour here, as the store is
+filled just before).
 
     .venv/bin/python bench/bench_store_reads.py [--sizes 1000 10000 100000] [--runs 5]
                                                 [--db sqlite|postgres|postgresql://...]
@@ -34,6 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_gateway import database  # noqa: E402
 
 from oracle.gateway.metrics import StoreCollector  # noqa: E402
+from oracle.gateway.portal.dashboard import snapshot  # noqa: E402
 from oracle.store import repo  # noqa: E402
 from oracle.store.db import Database  # noqa: E402
 from oracle.store.models import Proof, RelayerTx, Request, State  # noqa: E402
@@ -118,7 +121,7 @@ def main() -> int:
         try:
             print(f"store: {db.engine.dialect.name}; median of {a.runs} reads", flush=True)
             print(f"{'requests':>9} | {'/metrics store read':>19} | {'model figures (db)':>18} | "
-                  f"{'model figures (rows in Python)':>30}")
+                  f"{'model figures (rows in Python)':>30} | {'dashboard snapshot':>18}")
             have = 0
             for n in sorted(a.sizes):
                 fill(db, have, n, rng)
@@ -130,7 +133,8 @@ def main() -> int:
                 assert prove.count == py[0][0] and gas.count == py[1][0], (db_spread, py)  # type: ignore[attr-defined]
                 print(f"{n:>9,} | {median_ms(lambda: scrape(db), a.runs):>16.1f} ms | "
                       f"{median_ms(lambda: figures_in_db(db), a.runs):>15.1f} ms | "
-                      f"{median_ms(lambda: figures_in_python(db), a.runs):>27.1f} ms", flush=True)
+                      f"{median_ms(lambda: figures_in_python(db), a.runs):>27.1f} ms | "
+                      f"{median_ms(lambda: snapshot(db), a.runs):>15.1f} ms", flush=True)
         finally:
             db.dispose()
     return 0
