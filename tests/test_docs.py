@@ -45,10 +45,11 @@ def _prose(text: str) -> str:
 
 def slug(heading: str) -> str:
     """GitHub's anchor for a heading: markup dropped, lower case, punctuation removed, spaces -> '-'."""
-    text = re.sub(r"`([^`]*)`", r"\1", heading)
-    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)          # [text](url) -> text
-    text = re.sub(r"[*_]{1,3}([^*_]+)[*_]{1,3}", r"\1", text)       # emphasis
-    text = text.strip().lower()
+    parts = re.split(r"`([^`]*)`", heading)          # odd parts: code spans, taken literally
+    for i in range(0, len(parts), 2):
+        t = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", parts[i])          # [text](url) -> text
+        parts[i] = re.sub(r"(?<!\w)[*_]{1,3}([^*_]+)[*_]{1,3}(?!\w)", r"\1", t)   # emphasis, not intraword
+    text = "".join(parts).strip().lower()
     out = []
     for ch in text:
         if ch in " -_" or unicodedata.category(ch)[0] in "LN":
@@ -174,3 +175,6 @@ def test_the_checker_sees_breakage() -> None:
         "docs/no-such-doc.md", "TOOLCHAIN.md"]
     assert slug("Gas (risk model: 8 inputs, 3 outputs)") == "gas-risk-model-8-inputs-3-outputs"
     assert slug("Cross-chain: one proof, verified on every chain") == "cross-chain-one-proof-verified-on-every-chain"
+    # underscores inside a code span or a word are literal (GitHub); emphasis markers are dropped
+    assert slug("Store reads (`bench/bench_store_reads.py`)") == "store-reads-benchbench_store_readspy"
+    assert slug("A *really* big_table, _quoted_") == "a-really-big_table-quoted"
