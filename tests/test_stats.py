@@ -163,9 +163,14 @@ def test_catalog_spreads_are_computed_by_the_database(db: Database) -> None:
             repo.save_proof(s, req, Proof(circuit_id=cid, backend="groth16", output=["5"], calldata="0x",
                                           public_signals=["1"], prover="m", prove_seconds=rng.uniform(0.01, 30)))
             _walk(s, req, State.VERIFIED, State.SUBMITTED)
-            tx = _tx(i, "fulfill", [req.id], "confirmed", rng.randint(90_000, 900_000))
+            if i % 3 == 0:
+                continue                                     # fulfilled with the next one, in a batch
+            pair = [reqs[i - 1], req] if i % 3 == 1 else [req]
+            tx = _tx(i, "fulfillBatch" if len(pair) > 1 else "fulfill", [r.id for r in pair], "confirmed",
+                     rng.randint(90_000, 900_000) | 1)      # odd: a batch's share has a remainder
             repo.add_tx(s, tx)
-            repo.record_fulfilment(s, req, "mined", tx_hash=tx.tx_hash, block_number=i)
+            for r in pair:
+                repo.record_fulfilment(s, r, "mined", tx_hash=tx.tx_hash, block_number=i)
 
     with db.session() as s:
         secs = [float(p) for p in repo.prove_seconds(s, "0x" + "CD" * 32)]

@@ -28,7 +28,7 @@ from oracle.gateway.portal.assets import vendor_files
 from oracle.gateway.portal.data import ApiReader
 from oracle.gateway.portal.pages import STATIC_DIR, STATIC_PREFIX, VENDOR_PREFIX, Pages, router
 
-EVENT_INTERVAL = 1.0          # seconds between snapshots a dashboard is sent (store reads: one per half interval for all)
+EVENT_INTERVAL = 1.0    # seconds between a dashboard's snapshots (the store: one read per half interval for all)
 
 
 def stopping(app: FastAPI) -> threading.Event:

@@ -154,7 +154,7 @@ def _gas_per_request() -> Any:
     """A fulfil transaction's gas over the number of requests it fulfilled (integer division,
     as ``fulfil_gas``)."""
     n = func.json_array_length(RelayerTx.request_pks)
-    return RelayerTx.gas_used / case((n < 1, 1), else_=n)
+    return RelayerTx.gas_used // case((n < 1, 1), else_=n)
 
 
 def _fulfilments() -> Select[Any]:
