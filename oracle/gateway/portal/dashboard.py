@@ -156,21 +156,19 @@ class SharedSnapshot:
     takes the latest snapshot; when it is stale, one caller reads the store while the others
     wait for that read instead of starting their own. A failed read is not kept."""
 
-    def __init__(self, read: Callable[[], dict[str, Any]], max_age: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, read: Callable[[], dict[str, Any]], max_age: float) -> None:
         self._read = read
         self._max_age = max_age
-        self._clock = clock
         self._lock = threading.Lock()
         self._value: dict[str, Any] | None = None
         self._taken_at = 0.0
 
     def __call__(self) -> dict[str, Any]:
         with self._lock:
-            if self._value is None or self._clock() - self._taken_at >= self._max_age:
-                self._value = None
+            if self._value is None or time.monotonic() - self._taken_at >= self._max_age:
+                self._value = None               # a failed read leaves nothing to serve
                 self._value = self._read()
-                self._taken_at = self._clock()
+                self._taken_at = time.monotonic()
             return self._value
 
 
