@@ -114,6 +114,8 @@ def main() -> int:
     ap.add_argument("--db", default="sqlite", help="sqlite (default), postgres (throwaway embedded server) or a "
                                                     "postgresql:// URL")
     a = ap.parse_args()
+    if min(a.sizes) < 1 or a.runs < 1:
+        ap.error("--sizes and --runs must be at least 1 (a size is a number of fulfilled requests)")
     logging.basicConfig(level=logging.WARNING)
     rng = random.Random(1)
     with tempfile.TemporaryDirectory() as tmp, database(a.db, Path(tmp)) as url:

@@ -14,7 +14,7 @@ from oracle.chain.anvil import DEV_KEYS, Anvil
 from oracle.chain.client import Chain
 from oracle.chain.deploy import Deployment, deploy_all
 from oracle.chain.registration import DevKeysRefused, is_local_dev_chain, register_circuit, setup_of
-from oracle.chain.structs import model_arg, new_model, read_model
+from oracle.chain.structs import StructMismatch, model_arg, new_model, read_model
 from oracle.circuits.manifest import Manifest
 
 
@@ -64,7 +64,7 @@ def test_model_tuple_follows_the_abi_by_name(chain: Chain, deployment: Deploymen
     abi = copy.deepcopy(reg.abi)
     getter = next(item for item in abi if item.get("name") == "getModel")
     getter["outputs"][0]["components"].append({"name": "maxInputs", "type": "uint32", "internalType": "uint32"})
-    with pytest.raises(ValueError, match="maxInputs"):
+    with pytest.raises(StructMismatch, match="maxInputs"):       # a UserError: one line, exit 2
         model_arg(chain.w3.eth.contract(address=reg.address, abi=abi), m)
 
 

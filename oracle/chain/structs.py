@@ -15,6 +15,12 @@ from typing import Any, cast
 from web3.contract import Contract
 
 from oracle.circuits.manifest import PROOF_SYSTEM_IDS, Manifest
+from oracle.errors import UserError
+
+
+class StructMismatch(UserError, ValueError):
+    """The deployed contract's struct is not the one this client knows (another version of the
+    contracts): use a client of the same release, or point it at a matching deployment."""
 
 
 class RequestStatus(enum.IntEnum):
@@ -36,7 +42,7 @@ def _components(contract: Contract, fn_name: str) -> list[str]:
 def _named(contract: Contract, fn_name: str, raw: Sequence[Any]) -> dict[str, Any]:
     names = _components(contract, fn_name)
     if len(names) != len(raw):
-        raise ValueError(f"{fn_name} returned {len(raw)} fields, the ABI names {len(names)}")
+        raise StructMismatch(f"{fn_name} returned {len(raw)} fields, the ABI names {len(names)}")
     return dict(zip(names, raw, strict=True))
 
 
@@ -98,7 +104,8 @@ def model_arg(contract: Contract, m: RegistryModel) -> tuple[Any, ...]:
     }
     names = _components(contract, "getModel")
     if set(names) != set(values):
-        raise ValueError(f"ModelRegistry.Model has fields {sorted(names)}; this client knows {sorted(values)}")
+        raise StructMismatch(f"the registry's Model has fields {sorted(names)}; this client knows "
+                             f"{sorted(values)}: use a client of the same release as the contracts")
     return tuple(values[n] for n in names)
 
 
