@@ -105,8 +105,12 @@ def test_metric_histograms_are_bucketed_by_the_database(db: Database) -> None:
     with db.session() as s:
         reqs = [_seen(s, 100 + i) for i in range(40)]
         for i, req in enumerate(reqs):
-            req.created_at = req.created_at - timedelta(seconds=rng.choice([0.1, 0.7, 3.0, 45.0, 65.0, 400.0]))
             _walk(s, req, State.CONFIRMED, State.DISPATCHED, State.PROVEN)
+            # Latency set exactly (created this long before it was proven), away from every bucket
+            # bound: with the box's own delay added, a value within 1 ms of a bound fell on either
+            # side (SQLite's julianday keeps milliseconds, Python microseconds).
+            proven_at = next(c.at for c in repo.history(s, req.id) if c.to_state == State.PROVEN.value)
+            req.created_at = proven_at - timedelta(seconds=rng.choice([0.1, 0.7, 3.0, 45.0, 65.0, 400.0]))
             repo.save_proof(s, req, Proof(circuit_id="0x" + "cd" * 32, backend="groth16", output=["5"], calldata="0x",
                                           public_signals=["1"], prover="m", prove_seconds=rng.uniform(0.001, 40)))
             if i % 4 == 3:       # a batch of the last 1-4 requests, or a single fulfil
